@@ -1,0 +1,100 @@
+"""A component set as source text, and its loading into fresh, isolated module objects.
+
+The harness never imports a component from the installed package: it executes the text into a
+new module object. Shipped sets, candidates from the database and exported scripts therefore
+all take the same path, and each load starts from clean module state.
+"""
+
+import inspect
+import linecache
+import types
+from pathlib import Path
+
+from pydantic import BaseModel, field_validator
+
+from components import COMPONENT_NAMES, shipped_set_dir
+from components.interface import REQUIRED_NAMES
+
+
+class ComponentError(ValueError):
+    """A component that cannot be loaded or breaks the interface; the message names the fix."""
+
+
+class ComponentSet(BaseModel):
+    """Maps every component name to the source text of its module."""
+
+    sources: dict[str, str]
+    origin: str = ""
+
+    @field_validator("sources")
+    @classmethod
+    def _complete(cls, sources: dict[str, str]) -> dict[str, str]:
+        missing = [n for n in COMPONENT_NAMES if n not in sources]
+        unknown = [n for n in sources if n not in COMPONENT_NAMES]
+        if missing or unknown:
+            raise ValueError(
+                f"a component set needs exactly {', '.join(COMPONENT_NAMES)}; "
+                f"missing: {missing or 'none'}, unknown: {unknown or 'none'}"
+            )
+        return sources
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "ComponentSet":
+        sources = {}
+        for name in COMPONENT_NAMES:
+            path = folder / f"{name}.py"
+            if not path.exists():
+                raise ComponentError(f"{folder} has no {name}.py: a component set folder holds one module per component")
+            sources[name] = path.read_text()
+        return cls(sources=sources, origin=str(folder))
+
+    @classmethod
+    def shipped(cls, name: str = "baseline") -> "ComponentSet":
+        return cls.from_folder(shipped_set_dir(name)).model_copy(update={"origin": name})
+
+    def with_component(self, name: str, source: str) -> "ComponentSet":
+        """This set with one module's text replaced (how a candidate derives from its parent)."""
+        if name not in COMPONENT_NAMES:
+            raise ComponentError(f"unknown component {name!r}: choose one of {', '.join(COMPONENT_NAMES)}")
+        return ComponentSet(sources={**self.sources, name: source}, origin=f"{self.origin}+{name}")
+
+
+def load_module(name: str, source: str) -> types.ModuleType:
+    """Execute one component's text into a fresh module and check its interface."""
+    filename = f"<component {name}>"
+    try:
+        code = compile(source, filename, "exec")
+    except SyntaxError as e:
+        raise ComponentError(f"component {name} does not parse: line {e.lineno}: {e.msg}") from e
+    # Tracebacks and torch.compile read source lines through linecache.
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = types.ModuleType(f"component_{name}")
+    module.__file__ = filename
+    try:
+        exec(code, module.__dict__)
+    except Exception as e:
+        raise ComponentError(f"component {name} failed while loading: {type(e).__name__}: {e}") from e
+    check_interface(name, module)
+    return module
+
+
+def check_interface(name: str, module: types.ModuleType) -> None:
+    for attr, params in REQUIRED_NAMES[name].items():
+        if not hasattr(module, attr):
+            raise ComponentError(f"component {name} must define {attr}: see components/README.md")
+        if params is None:
+            continue
+        obj = getattr(module, attr)
+        if not callable(obj):
+            raise ComponentError(f"component {name}: {attr} must be callable")
+        signature = inspect.signature(obj)
+        have = [p for p in signature.parameters if p != "self"][: len(params)]
+        if tuple(have) != params:
+            raise ComponentError(
+                f"component {name}: {attr} must take ({', '.join(params)}) as its first parameters, "
+                f"it takes ({', '.join(signature.parameters)})"
+            )
+
+
+def load_components(component_set: ComponentSet) -> dict[str, types.ModuleType]:
+    return {name: load_module(name, component_set.sources[name]) for name in COMPONENT_NAMES}

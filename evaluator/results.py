@@ -1,0 +1,33 @@
+"""The values an evaluation produces: one sample per timed run, and their summary."""
+
+from pydantic import BaseModel, Field
+
+
+class RunSample(BaseModel):
+    """One timed speedrun, raw enough to recompute any score later."""
+
+    run: int
+    seed: int
+    accuracy: float = Field(description="fraction of test images classified correctly, computed by the harness")
+    time_seconds: float = Field(description="host clock from first touch of training data to test logits")
+    device_time_seconds: float | None = Field(default=None, description="CUDA-event time of the same region")
+    device_name: str
+    torch_version: str
+    driver_version: str | None = None
+
+
+class Summary(BaseModel):
+    """Statistics of a set of runs; accuracies in fractions, times in seconds."""
+
+    runs: int
+    accuracy_mean: float
+    accuracy_std: float
+    accuracy_ci_low: float = Field(description="two-sided confidence interval of the mean accuracy")
+    accuracy_ci_high: float
+    accuracy_lower_bound: float = Field(description="one-sided lower confidence bound (LCB) of the mean accuracy")
+    time_mean: float
+    time_std: float
+    confidence: float
+    target: float
+    penalty_base: float
+    score: float = Field(description="-time_mean - (a ** max(0, target - LCB in points) - 1)")

@@ -1,0 +1,69 @@
+"""Repeated timed speedruns of one component set: warm-up once, then N runs on fresh seeds."""
+
+import platform
+import secrets
+import subprocess
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from evaluator.component_set import ComponentSet
+from evaluator.data import Dataset
+from evaluator.harness import DeviceData, Speedrun, accuracy
+from evaluator.results import RunSample
+from evaluator.settings import HarnessSettings
+
+
+def device_description(device: torch.device) -> tuple[str, str | None]:
+    """The device's name and, on CUDA, the driver version (None when nvidia-smi is absent)."""
+    if device.type != "cuda":
+        return f"cpu ({platform.processor() or platform.machine()})", None
+    name = torch.cuda.get_device_name(device)
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+        driver = subprocess.run(query, capture_output=True, text=True, timeout=10, check=True).stdout.split("\n")[0].strip()
+    except (OSError, subprocess.SubprocessError):
+        driver = None
+    return name, driver
+
+
+def run_seeds(base_seed: int | None, runs: int) -> list[int]:
+    rng = np.random.default_rng(secrets.randbits(63) if base_seed is None else base_seed)
+    return [int(s) for s in rng.integers(0, 2**31 - 1, size=runs)]
+
+
+def run_speedruns(
+    component_set: ComponentSet,
+    dataset: Dataset,
+    settings: HarnessSettings,
+    runs: int,
+    on_sample: Callable[[RunSample], None] = lambda sample: None,
+) -> list[RunSample]:
+    """Train the set `runs` times; the harness computes each accuracy from the logits."""
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu, or install a CUDA build of torch")
+    device = torch.device(settings.device)
+    speedrun = Speedrun(component_set, settings.device, settings.effective_compile(), settings.effective_overrides())
+    data = DeviceData.from_dataset(dataset, device)
+    seeds = run_seeds(settings.seed, runs + 1)
+    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=seeds[0])
+    device_name, driver = device_description(device)
+    samples = []
+    for run, seed in enumerate(seeds[1:]):
+        order = np.random.default_rng(seed).permutation(len(dataset.train_labels))
+        run_data = data.reordered(order)
+        out = speedrun.run(run_data.train_images, run_data.train_labels, run_data.test_images, seed)
+        sample = RunSample(
+            run=run,
+            seed=seed,
+            accuracy=accuracy(out.logits, dataset.test_labels),
+            time_seconds=out.timing.host_seconds,
+            device_time_seconds=out.timing.device_seconds,
+            device_name=device_name,
+            torch_version=torch.__version__,
+            driver_version=driver,
+        )
+        samples.append(sample)
+        on_sample(sample)
+    return samples

@@ -1,0 +1,51 @@
+"""Settings of the harness and of the score, every field documented."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET
+
+# Hyperparameter overrides of each training scale. 'tiny' shrinks the network and batches so a
+# CPU finishes a run in seconds; its accuracies say nothing about the full recipe's.
+SCALES: dict[str, dict[str, object]] = {
+    "full": {},
+    "tiny": {"width1": 16, "width2": 32, "width3": 32, "batch_size": 200, "whiten_init_images": 1000, "tta_batch_size": 500},
+}
+
+
+class HarnessSettings(BaseModel):
+    device: Literal["cuda", "cpu"] = Field("cuda", description="where to train: cuda (timed speedruns) or cpu (tests)")
+    data: str = Field("cifar10", description="'cifar10' (downloaded once through torchvision), 'synthetic', or a .npz path")
+    scale: Literal["full", "tiny"] | None = Field(
+        None, description="'full' recipe or 'tiny' network for CPU checks; default: full on cuda, tiny on cpu"
+    )
+    compile: bool | None = Field(None, description="torch.compile the network and Newton-Schulz; default: on for cuda")
+    hyperparams: dict[str, float | int | bool] = Field(
+        default_factory=dict, description="overrides of HYPERPARAMS keys, applied after the scale's"
+    )
+    seed: int | None = Field(None, description="base seed of the runs; default: fresh random seeds")
+
+    @field_validator("data")
+    @classmethod
+    def _data_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("data must be 'cifar10', 'synthetic' or a path to a .npz file")
+        return v
+
+    def effective_scale(self) -> str:
+        return self.scale or ("full" if self.device == "cuda" else "tiny")
+
+    def effective_compile(self) -> bool:
+        return self.device == "cuda" if self.compile is None else self.compile
+
+    def effective_overrides(self) -> dict[str, object]:
+        return {**SCALES[self.effective_scale()], **self.hyperparams}
+
+
+class ScoreSettings(BaseModel):
+    target: float = Field(DEFAULT_TARGET, gt=0, le=1, description="accuracy the lower bound must reach (fraction)")
+    confidence: float = Field(DEFAULT_CONFIDENCE, gt=0.5, lt=1, description="one-sided confidence of the lower bound")
+    penalty_base: float = Field(
+        DEFAULT_PENALTY_BASE, gt=1, description="a in the score: a shortfall of s points costs a**s - 1 seconds"
+    )

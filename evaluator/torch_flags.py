@@ -1,0 +1,36 @@
+"""Torch's global switches, set to the harness's values before every run.
+
+A component could flip a global flag (TF32, cuDNN benchmark, default dtype, grad mode) and
+thereby change later runs or other candidates; the harness puts them back each time.
+"""
+
+import torch
+
+
+def reset_torch_flags(device: torch.device) -> None:
+    torch.set_grad_enabled(True)
+    torch.set_default_dtype(torch.float32)
+    torch.use_deterministic_algorithms(False)
+    torch.set_float32_matmul_precision("highest")
+    torch.autograd.set_detect_anomaly(False)
+    torch.backends.cudnn.enabled = True
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cudnn.benchmark = torch.device(device).type == "cuda"
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def current_torch_flags() -> dict[str, object]:
+    """The switches reset_torch_flags sets, for tests and for the record."""
+    return {
+        "grad_enabled": torch.is_grad_enabled(),
+        "default_dtype": str(torch.get_default_dtype()),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "anomaly": torch.is_anomaly_enabled(),
+        "cudnn_enabled": torch.backends.cudnn.enabled,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+    }
