@@ -1,0 +1,106 @@
+"""The `evolve` command. It only parses arguments and calls functions that tests call too."""
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from evaluator.component_set import ComponentError, ComponentSet
+from evaluator.data import DatasetError, load_dataset
+from evaluator.harness import HarnessError
+from evaluator.runs import run_speedruns
+from evaluator.settings import HarnessSettings, ScoreSettings
+from evaluator.statistics import summarize
+from evolve.report import print_sample, print_summary, sample_table
+
+app = typer.Typer(
+    help="LLM-driven evolutionary search over the CIFAR-10 training speedrun.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=False)
+errors = Console(stderr=True)
+
+
+@app.callback()
+def evolve() -> None:
+    """LLM-driven evolutionary search over the CIFAR-10 training speedrun."""
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, float | int | bool]:
+    """KEY=VALUE strings into typed hyperparameter overrides (int, float or bool)."""
+    overrides: dict[str, float | int | bool] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE (example: --set batch_size=1000)", param_hint="--set")
+        lowered = raw.strip().lower()
+        if lowered in ("true", "false"):
+            overrides[key] = lowered == "true"
+            continue
+        try:
+            overrides[key] = int(raw)
+        except ValueError:
+            try:
+                overrides[key] = float(raw)
+            except ValueError:
+                raise typer.BadParameter(f"{pair!r}: the value must be a number, true or false", param_hint="--set")
+    return overrides
+
+
+def fail(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def baseline(
+    runs: Annotated[int, typer.Option(min=1, help="number of timed runs")] = 5,
+    device: Annotated[str, typer.Option(help="cuda or cpu")] = "cuda",
+    data: Annotated[str, typer.Option(help="cifar10 (download), synthetic, or a .npz path")] = "cifar10",
+    components: Annotated[str, typer.Option(help="shipped component set to train")] = "baseline",
+    target: Annotated[float, typer.Option(help="accuracy target of the score (fraction)")] = 0.94,
+    confidence: Annotated[float, typer.Option(help="one-sided confidence of the accuracy lower bound")] = 0.95,
+    scale: Annotated[Optional[str], typer.Option(help="full or tiny; default full on cuda, tiny on cpu")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile; default on for cuda")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE (repeatable)")] = [],
+    seed: Annotated[Optional[int], typer.Option(help="base seed; default fresh random seeds")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print samples and summary as JSON")] = False,
+) -> None:
+    """Train a shipped component set N times and report accuracy, time and their statistics."""
+    try:
+        settings = HarnessSettings(
+            device=device, data=data, scale=scale, compile=compile, hyperparams=parse_overrides(set_), seed=seed
+        )
+        score_settings = ScoreSettings(target=target, confidence=confidence)
+        component_set = ComponentSet.shipped(components)
+        dataset = load_dataset(settings.data)
+    except (ValueError, DatasetError, ComponentError) as e:
+        fail(str(e))
+    if not as_json:
+        console.print(
+            f"[bold]{components}[/] on {dataset.describe()}, device {settings.device}, "
+            f"scale {settings.effective_scale()}, compile {settings.effective_compile()}, {runs} runs"
+        )
+        console.print("warming up on random data (untimed)...")
+    table = sample_table()
+    try:
+        samples = run_speedruns(
+            component_set, dataset, settings, runs, on_sample=lambda s: None if as_json else print_sample(console, table, s)
+        )
+    except (ComponentError, HarnessError, RuntimeError) as e:
+        fail(str(e))
+    summary = summarize(samples, score_settings.confidence, score_settings.target, score_settings.penalty_base)
+    if as_json:
+        json.dump(
+            {"samples": [s.model_dump() for s in samples], "summary": summary.model_dump()}, sys.stdout, indent=2
+        )
+        sys.stdout.write("\n")
+    else:
+        print_summary(console, table, summary)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,39 @@
+"""Rich tables of run samples and their summary, shared by the CLI commands."""
+
+from rich.console import Console
+from rich.table import Table
+
+from evaluator.results import RunSample, Summary
+
+
+def sample_table() -> Table:
+    table = Table(title="runs")
+    for column in ("run", "seed", "accuracy", "time (s)", "device time (s)"):
+        table.add_column(column, justify="right")
+    return table
+
+
+def print_sample(console: Console, table: Table, sample: RunSample) -> None:
+    """Add the run to the table and print one line as it finishes (runs can be slow)."""
+    device_time = "-" if sample.device_time_seconds is None else f"{sample.device_time_seconds:.4f}"
+    row = (str(sample.run), str(sample.seed), f"{100 * sample.accuracy:.2f}%", f"{sample.time_seconds:.4f}", device_time)
+    table.add_row(*row)
+    console.print(f"run {sample.run}: accuracy {row[2]}, time {row[3]} s", highlight=False)
+
+
+def print_summary(console: Console, table: Table, summary: Summary) -> None:
+    console.print(table)
+    pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+    overview = Table(title="summary", show_header=False)
+    overview.add_column(justify="left")
+    overview.add_column(justify="right")
+    overview.add_row("runs", str(summary.runs))
+    overview.add_row("accuracy mean ± std", f"{pct(summary.accuracy_mean)} ± {pct(summary.accuracy_std)}")
+    overview.add_row(
+        f"{100 * summary.confidence:.0f}% interval of mean accuracy",
+        f"[{pct(summary.accuracy_ci_low)}, {pct(summary.accuracy_ci_high)}]",
+    )
+    overview.add_row(f"{100 * summary.confidence:.0f}% lower bound (one-sided)", pct(summary.accuracy_lower_bound))
+    overview.add_row("time mean ± std", f"{summary.time_mean:.4f} ± {summary.time_std:.4f} s")
+    overview.add_row(f"score (target {pct(summary.target)})", f"{summary.score:.4f}")
+    console.print(overview)
