@@ -51,7 +51,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, float | int | bool]:
 
 
 def fail(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -67,13 +67,16 @@ class CifarNet(nn.Module):
             for mod in self.modules():
                 if not isinstance(mod, BatchNorm):
                     mod.half()
+        # Which parameters train; reset() restores it after the optimizer froze the whitening bias.
+        self.trainable = {name: p.requires_grad for name, p in self.named_parameters()}
 
     def reset(self) -> None:
         """A fresh initialization, as if just constructed (also unfreezes the whitening bias)."""
         for m in self.modules():
             if type(m) in (nn.Conv2d, Conv, BatchNorm, nn.Linear):
                 m.reset_parameters()
-        self.whiten.bias.requires_grad_(True)
+        for name, p in self.named_parameters():
+            p.requires_grad_(self.trainable[name])
         w = self.head.weight.data
         w *= 1 / w.std()
 

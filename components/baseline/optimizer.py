@@ -123,6 +123,13 @@ class TrainingOptimizer:
     def zero_grad(self) -> None:
         self.model.zero_grad(set_to_none=True)
 
+    def state_dict(self) -> dict:
+        return {"sgd": self.sgd.state_dict(), "muon": self.muon.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sgd.load_state_dict(state["sgd"])
+        self.muon.load_state_dict(state["muon"])
+
 
 def build_optimizer(
     model: nn.Module,
