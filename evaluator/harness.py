@@ -74,14 +74,38 @@ class Speedrun:
 
     def run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> RunOutput:
         """One timed speedrun on data already on the device; returns the test logits."""
+        self.prepare(seed)
+        return self.timed_run(train_images, train_labels, test_images)
+
+    def prepare(self, seed: int) -> None:
+        """Untimed: global flags back to the harness's values, the run's seed, a fresh network."""
         reset_torch_flags(self.device)
         torch.manual_seed(seed)
         self.model.reset()
+
+    def timed_run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor) -> RunOutput:
         stopwatch = Stopwatch(self.device)
         stopwatch.start()
         logits = self._train_and_predict(train_images, train_labels, test_images)
         timing = stopwatch.stop()
+        self._check_prediction_left_model_unchanged()
         return RunOutput(logits=checked_logits(logits, len(test_images)), timing=timing)
+
+    def _snapshot_model(self) -> list[tuple[str, int, float]]:
+        """Version counter and checksum of every parameter and buffer (cheap: no copies)."""
+        tensors = [*self.model.named_parameters(), *self.model.named_buffers()]
+        sums = torch.stack([t.detach().double().sum() for _, t in tensors]).tolist() if tensors else []
+        return [(name, t._version, s) for (name, t), s in zip(tensors, sums)]
+
+    def _check_prediction_left_model_unchanged(self) -> None:
+        after = self._snapshot_model()
+        for (name, version, checksum), (_, version_after, checksum_after) in zip(self._before_prediction, after):
+            same_values = checksum == checksum_after or (math.isnan(checksum) and math.isnan(checksum_after))
+            if version != version_after or not same_values:
+                raise HarnessError(
+                    f"prediction changed the model ({name}): test-time augmentation may not train or update "
+                    "batch-norm statistics on test images"
+                )
 
     def _train_and_predict(self, train_images, train_labels, test_images) -> torch.Tensor:
         hp, model = self.hp, self.model
@@ -110,6 +134,7 @@ class Speedrun:
                     break
 
         model.eval()
+        self._before_prediction = self._snapshot_model()
         with torch.no_grad():
             test_inputs = augmentation.preprocess(test_images, dict(hp))
             return tta.predict(model, test_inputs, dict(hp))

@@ -31,3 +31,27 @@ class Summary(BaseModel):
     target: float
     penalty_base: float
     score: float = Field(description="-time_mean - (a ** max(0, target - LCB in points) - 1)")
+
+
+class StageVerdict(BaseModel):
+    """The outcome of one cascade stage and what it cost."""
+
+    stage: str = Field(description="static, contracts, smoke or timed")
+    status: str = Field(description="passed, rejected (broke a rule), failed (crashed, hung, bad output) or stopped (early)")
+    message: str = ""
+    seconds: float = 0.0
+
+
+class Evaluation(BaseModel):
+    """Everything the evaluator learned about one candidate component set."""
+
+    changed: list[str] = Field(description="the components this candidate replaced")
+    status: str = Field(description="rejected, failed or evaluated")
+    stages: list[StageVerdict] = Field(default_factory=list)
+    samples: list[RunSample] = Field(default_factory=list)
+    summary: Summary | None = None
+    flags: list[str] = Field(default_factory=list, description="warnings such as clock disagreement")
+
+    @property
+    def seconds(self) -> float:
+        return sum(stage.seconds for stage in self.stages)
