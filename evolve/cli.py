@@ -2,18 +2,21 @@
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from components import COMPONENT_NAMES
+from evaluator.cascade import CascadeSettings, evaluate_candidate
 from evaluator.component_set import ComponentError, ComponentSet
 from evaluator.data import DatasetError, load_dataset
 from evaluator.harness import HarnessError
 from evaluator.runs import run_speedruns
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
-from evolve.report import print_sample, print_summary, sample_table
+from evolve.report import print_evaluation, print_sample, print_summary, sample_table
 
 app = typer.Typer(
     help="LLM-driven evolutionary search over the CIFAR-10 training speedrun.",
@@ -100,6 +103,63 @@ def baseline(
         sys.stdout.write("\n")
     else:
         print_summary(console, table, summary)
+
+
+def candidate_set(path: Path, component: Optional[str], base: str) -> tuple[ComponentSet, list[str]]:
+    """The shipped set with the candidate's module(s) in place: a file for --component, or a folder."""
+    base_set = ComponentSet.shipped(base)
+    if path.is_dir():
+        found = [name for name in COMPONENT_NAMES if (path / f"{name}.py").exists()]
+        if component:
+            found = [component] if component in found else []
+        if not found:
+            raise ComponentError(f"{path} holds no component module named like {', '.join(n + '.py' for n in COMPONENT_NAMES)}")
+        for name in found:
+            base_set = base_set.with_component(name, (path / f"{name}.py").read_text())
+        return base_set, found
+    if not path.exists():
+        raise ComponentError(f"{path} does not exist: pass a component file with --component NAME, or a folder")
+    if not component:
+        stem = path.stem
+        if stem not in COMPONENT_NAMES:
+            raise ComponentError(f"say which component {path.name} replaces: --component one of {', '.join(COMPONENT_NAMES)}")
+        component = stem
+    return base_set.with_component(component, path.read_text()), [component]
+
+
+@app.command("eval")
+def eval_(
+    candidate: Annotated[Path, typer.Argument(help="a component file, or a folder of component modules")],
+    component: Annotated[Optional[str], typer.Option(help="which component the file replaces")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="most timed runs")] = 5,
+    min_runs: Annotated[int, typer.Option(min=2, help="runs before early stopping")] = 3,
+    device: Annotated[str, typer.Option(help="cuda or cpu")] = "cuda",
+    data: Annotated[str, typer.Option(help="cifar10, synthetic, or a .npz path")] = "cifar10",
+    components: Annotated[str, typer.Option(help="shipped set the candidate modifies")] = "baseline",
+    target: Annotated[float, typer.Option(help="accuracy target (fraction)")] = 0.94,
+    confidence: Annotated[float, typer.Option(help="one-sided confidence")] = 0.95,
+    scale: Annotated[Optional[str], typer.Option(help="full or tiny")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE")] = [],
+    as_json: Annotated[bool, typer.Option("--json", help="print the evaluation as JSON")] = False,
+) -> None:
+    """Evaluate a hand-written candidate through the sandboxed cascade and print every verdict."""
+    try:
+        component_set, changed = candidate_set(candidate, component, components)
+        settings = HarnessSettings(device=device, data=data, scale=scale, hyperparams=parse_overrides(set_))
+        score_settings = ScoreSettings(target=target, confidence=confidence)
+        cascade = CascadeSettings(runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2)
+        dataset = load_dataset(settings.data)
+    except (ValueError, DatasetError, ComponentError) as e:
+        fail(str(e))
+    if not as_json:
+        console.print(f"evaluating {', '.join(changed)} from {candidate} on {dataset.describe()}, device {device}")
+    evaluation = evaluate_candidate(component_set, changed, dataset, settings, score_settings, cascade)
+    if as_json:
+        sys.stdout.write(evaluation.model_dump_json(indent=2) + "\n")
+    else:
+        print_evaluation(console, evaluation)
+    if evaluation.status != "evaluated":
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.results import RunSample, Summary
+from evaluator.results import Evaluation, RunSample, Summary
 
 
 def sample_table() -> Table:
@@ -37,3 +37,25 @@ def print_summary(console: Console, table: Table, summary: Summary) -> None:
     overview.add_row("time mean ± std", f"{summary.time_mean:.4f} ± {summary.time_std:.4f} s")
     overview.add_row(f"score (target {pct(summary.target)})", f"{summary.score:.4f}")
     console.print(overview)
+
+
+def print_evaluation(console: Console, evaluation: Evaluation) -> None:
+    """Each cascade stage's verdict and cost, then the samples and the score."""
+    stages = Table(title=f"cascade: {evaluation.status}")
+    for column in ("stage", "verdict", "seconds", "message"):
+        stages.add_column(column)
+    for stage in evaluation.stages:
+        colour = {"passed": "green", "stopped": "yellow"}.get(stage.status, "red")
+        stages.add_row(stage.stage, f"[{colour}]{stage.status}[/]", f"{stage.seconds:.2f}", stage.message or "")
+    console.print(stages)
+    if evaluation.samples:
+        table = sample_table()
+        for sample in evaluation.samples:
+            device_time = "-" if sample.device_time_seconds is None else f"{sample.device_time_seconds:.4f}"
+            table.add_row(str(sample.run), str(sample.seed), f"{100 * sample.accuracy:.2f}%", f"{sample.time_seconds:.4f}", device_time)
+        if evaluation.summary:
+            print_summary(console, table, evaluation.summary)
+        else:
+            console.print(table)
+    for flag in evaluation.flags:
+        console.print(f"[yellow]flag:[/] {flag}", highlight=False)

@@ -45,3 +45,23 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "evolve", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "baseline" in out.stdout
+
+
+def test_eval_prints_each_stage_samples_and_score(tmp_path, baseline_set):
+    candidate = tmp_path / "tta.py"
+    candidate.write_text(baseline_set.sources["tta"].replace('"tta_batch_size"', '"tta_batch_size"'))
+    args = ["eval", str(candidate), "--device", "cpu", "--data", "synthetic", "--runs", "2", "--set", "epochs=1", "--target", "0.2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for expected in ("cascade: evaluated", "static", "contracts", "smoke", "timed", "score"):
+        assert expected in result.output
+
+
+def test_eval_of_a_rejected_candidate_says_why(tmp_path, baseline_set):
+    candidate = tmp_path / "mine.py"
+    candidate.write_text(baseline_set.sources["tta"] + "\nimport os\n")
+    result = runner.invoke(app, ["eval", str(candidate), "--component", "tta", "--device", "cpu", "--data", "synthetic"])
+    assert result.exit_code == 1
+    assert "rejected" in result.output and "import" in result.output
+    result = runner.invoke(app, ["eval", str(candidate), "--device", "cpu", "--data", "synthetic"])
+    assert result.exit_code == 2 and "--component" in result.output

@@ -1,0 +1,70 @@
+"""The red-team suite: every malicious or broken component gets its verdict, and nothing breaks.
+
+All on the CPU with small synthetic data and short time limits. Cases marked runtime_check run a
+second time with the static check switched off, to show the runtime guards stop them too.
+"""
+
+import pytest
+
+import evaluator.cascade as cascade_module
+from evaluator.cascade import CascadeSettings, evaluate_candidate
+from evaluator.data import synthetic_dataset
+from evaluator.sandbox import SandboxedWorker, WorkerLimits, scrubbed_environment
+from evaluator.settings import HarnessSettings, ScoreSettings
+from tests.redteam.cases import CASES
+
+LIMITS = WorkerLimits(setup_seconds=60, warmup_seconds=60, run_seconds=30, memory_bytes=6 << 30, output_bytes=8 << 20)
+CASCADE = CascadeSettings(runs=2, min_runs=2, limits=LIMITS)
+HARNESS = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1})
+SCORE = ScoreSettings(target=0.2)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return synthetic_dataset(400, 100, seed=5)
+
+
+def evaluate(baseline_set, case, dataset):
+    source = baseline_set.sources[case.component] + case.code
+    candidate = baseline_set.with_component(case.component, source)
+    return evaluate_candidate(candidate, [case.component], dataset, HARNESS, SCORE, CASCADE)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_malicious_component_gets_its_verdict(baseline_set, dataset, case):
+    evaluation = evaluate(baseline_set, case, dataset)
+    last = evaluation.stages[-1]
+    assert (last.stage, last.status) == (case.stage, case.status), last.message
+    assert evaluation.status in ("rejected", "failed") and evaluation.summary is None
+    assert last.message  # the verdict says why
+
+
+RUNTIME_CASES = [c for c in CASES if c.runtime_check]
+
+
+@pytest.mark.parametrize("case", RUNTIME_CASES, ids=[c.name for c in RUNTIME_CASES])
+def test_runtime_guards_stop_it_without_the_static_check(baseline_set, dataset, case, monkeypatch):
+    monkeypatch.setattr(cascade_module, "check_source", lambda name, source: [])
+    evaluation = evaluate(baseline_set, case, dataset)
+    assert evaluation.status in ("rejected", "failed"), evaluation.stages
+    assert evaluation.summary is None and not evaluation.samples
+
+
+def test_the_evaluator_still_scores_the_baseline_afterwards(baseline_set, dataset):
+    evaluation = evaluate_candidate(baseline_set, ["tta"], dataset, HARNESS, SCORE, CASCADE)
+    assert evaluation.status == "evaluated", evaluation.stages
+    assert [s.stage for s in evaluation.stages] == ["static", "contracts", "smoke", "timed"]
+    assert len(evaluation.samples) == 2 and evaluation.summary is not None
+    assert all(s.accuracy > 0.1 for s in evaluation.samples)
+
+
+def test_worker_gets_no_credentials_and_no_test_labels(monkeypatch, dataset):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    with SandboxedWorker(LIMITS, "cpu") as worker:
+        env = scrubbed_environment(worker.workdir)
+        assert not any("KEY" in k or "SECRET" in k for k in env)
+        import numpy as np
+
+        with np.load(worker.write_data(dataset)) as npz:
+            assert sorted(npz.files) == ["test_images", "train_images", "train_labels"]
