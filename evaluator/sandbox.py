@@ -101,7 +101,7 @@ class SandboxedWorker:
             try:
                 os.close(fd)
             except OSError:
-                pass
+                pass  # already closed when the worker's pipe broke
         self._stdout.close()
         self._tmp.cleanup()
 
@@ -110,7 +110,7 @@ class SandboxedWorker:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
-                pass
+                pass  # the group exited between poll() and killpg()
             self.process.wait()
 
     def write_data(self, dataset: Dataset) -> Path:
