@@ -50,12 +50,14 @@ def test_runtime_guards_stop_it_without_the_static_check(baseline_set, dataset, 
     assert evaluation.summary is None and not evaluation.samples
 
 
-def test_the_evaluator_still_scores_the_baseline_afterwards(baseline_set, dataset):
-    evaluation = evaluate_candidate(baseline_set, ["tta"], dataset, HARNESS, SCORE, CASCADE)
+def test_the_evaluator_still_scores_the_baseline_afterwards(baseline_set):
+    harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 4})
+    dataset = synthetic_dataset(1000, 300, seed=6)
+    evaluation = evaluate_candidate(baseline_set, ["tta"], dataset, harness, SCORE, CASCADE)
     assert evaluation.status == "evaluated", evaluation.stages
     assert [s.stage for s in evaluation.stages] == ["static", "contracts", "smoke", "timed"]
     assert len(evaluation.samples) == 2 and evaluation.summary is not None
-    assert all(s.accuracy > 0.1 for s in evaluation.samples)
+    assert all(s.accuracy > 0.3 for s in evaluation.samples)  # chance is 0.1
 
 
 def test_worker_gets_no_credentials_and_no_test_labels(monkeypatch, dataset):
