@@ -58,17 +58,26 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+# Options shared by the commands that train.
+DeviceOption = Annotated[str, typer.Option(help="cuda or cpu")]
+DataOption = Annotated[str, typer.Option(help="cifar10 (download), synthetic, or a .npz path")]
+TargetOption = Annotated[float, typer.Option(help="accuracy target of the score (fraction)")]
+ConfidenceOption = Annotated[float, typer.Option(help="one-sided confidence of the accuracy lower bound")]
+ScaleOption = Annotated[Optional[str], typer.Option(help="full or tiny; default full on cuda, tiny on cpu")]
+SetOption = Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE (repeatable)")]
+
+
 @app.command()
 def baseline(
     runs: Annotated[int, typer.Option(min=1, help="number of timed runs")] = 5,
-    device: Annotated[str, typer.Option(help="cuda or cpu")] = "cuda",
-    data: Annotated[str, typer.Option(help="cifar10 (download), synthetic, or a .npz path")] = "cifar10",
+    device: DeviceOption = "cuda",
+    data: DataOption = "cifar10",
     components: Annotated[str, typer.Option(help="shipped component set to train")] = "baseline",
-    target: Annotated[float, typer.Option(help="accuracy target of the score (fraction)")] = 0.94,
-    confidence: Annotated[float, typer.Option(help="one-sided confidence of the accuracy lower bound")] = 0.95,
-    scale: Annotated[Optional[str], typer.Option(help="full or tiny; default full on cuda, tiny on cpu")] = None,
+    target: TargetOption = 0.94,
+    confidence: ConfidenceOption = 0.95,
+    scale: ScaleOption = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile; default on for cuda")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE (repeatable)")] = [],
+    set_: SetOption = [],
     seed: Annotated[Optional[int], typer.Option(help="base seed; default fresh random seeds")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print samples and summary as JSON")] = False,
 ) -> None:
@@ -133,13 +142,13 @@ def eval_(
     component: Annotated[Optional[str], typer.Option(help="which component the file replaces")] = None,
     runs: Annotated[int, typer.Option(min=1, help="most timed runs")] = 5,
     min_runs: Annotated[int, typer.Option(min=2, help="runs before early stopping")] = 3,
-    device: Annotated[str, typer.Option(help="cuda or cpu")] = "cuda",
-    data: Annotated[str, typer.Option(help="cifar10, synthetic, or a .npz path")] = "cifar10",
+    device: DeviceOption = "cuda",
+    data: DataOption = "cifar10",
     components: Annotated[str, typer.Option(help="shipped set the candidate modifies")] = "baseline",
-    target: Annotated[float, typer.Option(help="accuracy target (fraction)")] = 0.94,
-    confidence: Annotated[float, typer.Option(help="one-sided confidence")] = 0.95,
-    scale: Annotated[Optional[str], typer.Option(help="full or tiny")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE")] = [],
+    target: TargetOption = 0.94,
+    confidence: ConfidenceOption = 0.95,
+    scale: ScaleOption = None,
+    set_: SetOption = [],
     as_json: Annotated[bool, typer.Option("--json", help="print the evaluation as JSON")] = False,
 ) -> None:
     """Evaluate a hand-written candidate through the sandboxed cascade and print every verdict."""

@@ -13,10 +13,14 @@ def sample_table() -> Table:
     return table
 
 
+def sample_row(sample: RunSample) -> tuple[str, ...]:
+    device_time = "-" if sample.device_time_seconds is None else f"{sample.device_time_seconds:.4f}"
+    return (str(sample.run), str(sample.seed), f"{100 * sample.accuracy:.2f}%", f"{sample.time_seconds:.4f}", device_time)
+
+
 def print_sample(console: Console, table: Table, sample: RunSample) -> None:
     """Add the run to the table and print one line as it finishes (runs can be slow)."""
-    device_time = "-" if sample.device_time_seconds is None else f"{sample.device_time_seconds:.4f}"
-    row = (str(sample.run), str(sample.seed), f"{100 * sample.accuracy:.2f}%", f"{sample.time_seconds:.4f}", device_time)
+    row = sample_row(sample)
     table.add_row(*row)
     console.print(f"run {sample.run}: accuracy {row[2]}, time {row[3]} s", highlight=False)
 
@@ -51,8 +55,7 @@ def print_evaluation(console: Console, evaluation: Evaluation) -> None:
     if evaluation.samples:
         table = sample_table()
         for sample in evaluation.samples:
-            device_time = "-" if sample.device_time_seconds is None else f"{sample.device_time_seconds:.4f}"
-            table.add_row(str(sample.run), str(sample.seed), f"{100 * sample.accuracy:.2f}%", f"{sample.time_seconds:.4f}", device_time)
+            table.add_row(*sample_row(sample))
         if evaluation.summary:
             print_summary(console, table, evaluation.summary)
         else:

@@ -6,7 +6,6 @@ The optimizer relies on two attributes: `whiten` (the first conv, whose bias tra
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
