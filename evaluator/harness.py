@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from components.interface import HARNESS_HYPERPARAMS, NUM_CLASSES
+from evaluator.carryover import CarryoverError, CarryoverGuard
 from evaluator.component_set import ComponentError, ComponentSet, load_components
 from evaluator.data import Dataset
 from evaluator.timing import Stopwatch, Timing
@@ -63,14 +64,20 @@ class Speedrun:
             self.model.compile(mode="max-autotune")
             orthogonalize = torch.compile(orthogonalize)
         self.orthogonalize = orthogonalize
+        self.carryover: CarryoverGuard | None = None
 
-    def warm_up(self, num_train: int, num_test: int, seed: int = 0) -> None:
-        """One untimed run on random images and labels: compiles, autotunes, allocates."""
+    def warm_up(self, num_train: int, num_test: int, seed: int = 0, data: tuple[torch.Tensor, ...] = ()) -> None:
+        """One untimed run on random images and labels: compiles, autotunes, allocates.
+
+        Afterwards the model, the component modules and the harness's `data` tensors are
+        fingerprinted; every later run must leave that fingerprint unchanged (evaluator/carryover.py).
+        """
         g = torch.Generator().manual_seed(seed)
         images = torch.randint(0, 256, (num_train, 32, 32, 3), dtype=torch.uint8, generator=g).to(self.device)
         labels = torch.randint(0, NUM_CLASSES, (num_train,), generator=g).to(self.device)
         test = torch.randint(0, 256, (num_test, 32, 32, 3), dtype=torch.uint8, generator=g).to(self.device)
         self.run(images, labels, test, seed)
+        self.carryover = CarryoverGuard(self.model, self.modules, data)
 
     def run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> RunOutput:
         """One timed speedrun on data already on the device; returns the test logits."""
@@ -89,6 +96,7 @@ class Speedrun:
         logits = self._train_and_predict(train_images, train_labels, test_images)
         timing = stopwatch.stop()
         self._check_prediction_left_model_unchanged()
+        self._check_nothing_carried_over()
         return RunOutput(logits=checked_logits(logits, len(test_images)), timing=timing)
 
     def _snapshot_model(self) -> list[tuple[str, int, float]]:
@@ -106,6 +114,13 @@ class Speedrun:
                     f"prediction changed the model ({name}): test-time augmentation may not train or update "
                     "batch-norm statistics on test images"
                 )
+
+    def _check_nothing_carried_over(self) -> None:
+        if self.carryover is not None:
+            try:
+                self.carryover.check()
+            except CarryoverError as e:
+                raise HarnessError(str(e)) from None
 
     def _train_and_predict(self, train_images, train_labels, test_images) -> torch.Tensor:
         hp, model = self.hp, self.model

@@ -47,7 +47,7 @@ def run_speedruns(
     speedrun = Speedrun(component_set, settings.device, settings.effective_compile(), settings.effective_overrides())
     data = DeviceData.from_dataset(dataset, device)
     seeds = run_seeds(settings.seed, runs + 1)
-    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=seeds[0])
+    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=seeds[0], data=(data.train_images, data.train_labels, data.test_images))
     device_name, driver = device_description(device)
     samples = []
     for run, seed in enumerate(seeds[1:]):

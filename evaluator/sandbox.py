@@ -47,7 +47,7 @@ def scrubbed_environment(workdir: Path) -> dict[str, str]:
     compile_cache = cache_dir() / "compile"
     env.update(
         TMPDIR=str(workdir),
-        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+        PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path),
         PYTHONDONTWRITEBYTECODE="1",
         TORCHINDUCTOR_CACHE_DIR=str(compile_cache / "inductor"),
         TRITON_CACHE_DIR=str(compile_cache / "triton"),

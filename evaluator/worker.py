@@ -81,7 +81,7 @@ class WorkerSession:
         self.data = DeviceData(**{k: v.to(device) for k, v in arrays.items()})
         start = time.perf_counter()
         self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
-        self.speedrun.warm_up(len(self.data.train_labels), len(self.data.test_images), seed=message["seed"])
+        self.speedrun.warm_up(len(self.data.train_labels), len(self.data.test_images), seed=message["seed"], data=tuple(vars(self.data).values()))
         self.reply({"type": "warm", "seconds": time.perf_counter() - start})
 
     def on_prepare(self, message: dict) -> None:
