@@ -23,7 +23,7 @@ from components.interface import NUM_CLASSES
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.harness import accuracy
-from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.results import Evaluation, ProfileSummary, RunSample, StageVerdict
 from evaluator.runs import device_description
 from evaluator.sandbox import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
@@ -36,6 +36,7 @@ class CascadeSettings(BaseModel):
     min_runs: int = Field(3, ge=2, description="timed runs before early stopping may stop a candidate")
     clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
     limits: WorkerLimits = Field(default_factory=WorkerLimits)
+    profile: bool = Field(False, description="after the timed runs, one extra profiled run summarized for the prompts")
 
 
 def fresh_seed() -> int:
@@ -126,45 +127,50 @@ def evaluate_candidate(
     return evaluation
 
 
+def start_speedrun_worker(worker: SandboxedWorker, component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings) -> None:
+    """Set up an entered worker and run its untimed warm-up (the smoke test; it also compiles)."""
+    limits = worker.limits
+    setup = worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker)
+    worker.request(setup, "ready", limits.setup_seconds)
+    data_path = worker.write_data(dataset)
+    worker.request({"type": "warmup", "data_path": str(data_path), "seed": fresh_seed()}, "warm", limits.warmup_seconds)
+
+
+def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset, clock_tolerance: float, flags: list[str]) -> RunSample:
+    """One timed run: untimed preparation, then the parent's clock from "go" to the logits."""
+    worker.request({"type": "prepare", "seed": seed}, "prepared", worker.limits.run_seconds)
+    answer, payload, parent_seconds = worker.timed_request({"type": "go"}, "logits", worker.limits.run_seconds)
+    logits = logits_from(answer, payload, len(dataset.test_labels))
+    device_seconds = answer.get("device_seconds")
+    device_seconds = float(device_seconds) if isinstance(device_seconds, (int, float)) else None
+    if device_seconds is not None and abs(device_seconds - parent_seconds) > clock_tolerance * parent_seconds:
+        flags.append(f"run {run}: device-event time {device_seconds:.4f} s differs from the parent's {parent_seconds:.4f} s")
+    device = torch.device(worker.device)
+    device_name, driver = device_description(device) if device.type == "cpu" or torch.cuda.is_available() else (worker.device, None)
+    return RunSample(
+        run=run,
+        seed=seed,
+        accuracy=accuracy(torch.from_numpy(logits.copy()), dataset.test_labels),
+        time_seconds=parent_seconds,
+        device_time_seconds=device_seconds,
+        device_name=device_name,
+        torch_version=torch.__version__,
+        driver_version=driver,
+    )
+
+
 def timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation) -> None:
-    limits = cascade.limits
-    device = torch.device(harness.device)
-    device_name, driver = device_description(device) if device.type == "cpu" or torch.cuda.is_available() else (harness.device, None)
     stage_start = time.perf_counter()
     stage = "smoke"
     try:
-        with SandboxedWorker(limits, harness.device) as worker:
-            setup = worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker)
-            worker.request(setup, "ready", limits.setup_seconds)
-            data_path = worker.write_data(dataset)
-            worker.request({"type": "warmup", "data_path": str(data_path), "seed": fresh_seed()}, "warm", limits.warmup_seconds)
+        with SandboxedWorker(cascade.limits, harness.device) as worker:
+            start_speedrun_worker(worker, component_set, dataset, harness)
             evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
 
             stage, stage_start = "timed", time.perf_counter()
             stop_reason = ""
             for run in range(cascade.runs):
-                seed = fresh_seed()
-                worker.request({"type": "prepare", "seed": seed}, "prepared", limits.run_seconds)
-                answer, payload, parent_seconds = worker.timed_request({"type": "go"}, "logits", limits.run_seconds)
-                logits = logits_from(answer, payload, len(dataset.test_labels))
-                device_seconds = answer.get("device_seconds")
-                device_seconds = float(device_seconds) if isinstance(device_seconds, (int, float)) else None
-                if device_seconds is not None and abs(device_seconds - parent_seconds) > cascade.clock_tolerance * parent_seconds:
-                    evaluation.flags.append(
-                        f"run {run}: device-event time {device_seconds:.4f} s differs from the parent's {parent_seconds:.4f} s"
-                    )
-                evaluation.samples.append(
-                    RunSample(
-                        run=run,
-                        seed=seed,
-                        accuracy=accuracy(torch.from_numpy(logits.copy()), dataset.test_labels),
-                        time_seconds=parent_seconds,
-                        device_time_seconds=device_seconds,
-                        device_name=device_name,
-                        torch_version=torch.__version__,
-                        driver_version=driver,
-                    )
-                )
+                evaluation.samples.append(timed_sample(worker, run, fresh_seed(), dataset, cascade.clock_tolerance, evaluation.flags))
                 if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
                     accs = [s.accuracy for s in evaluation.samples]
                     times = [s.time_seconds for s in evaluation.samples]
@@ -174,9 +180,23 @@ def timed_runs(component_set, dataset, harness, score, cascade, champion_times, 
                         stop_reason = f"stopped after {run + 1} runs: clearly slower than the champion"
                     if stop_reason:
                         break
-            worker.send({"type": "exit"})
-        status = "stopped" if stop_reason else "passed"
-        evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
+            status = "stopped" if stop_reason else "passed"
+            evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
+            if cascade.profile and not stop_reason:
+                profile_stage(worker, evaluation)
     except WorkerFailure as e:
         evaluation.stages.append(StageVerdict(stage=stage, status="failed", message=str(e), seconds=time.perf_counter() - stage_start))
         evaluation.status = "failed"
+
+
+def profile_stage(worker: SandboxedWorker, evaluation: Evaluation) -> None:
+    """One extra, untimed, profiled run; its failure is noted, not held against the timed runs."""
+    start = time.perf_counter()
+    try:
+        answer, _ = worker.request({"type": "profile", "seed": fresh_seed()}, "profile", worker.limits.warmup_seconds)
+        evaluation.profile = ProfileSummary.model_validate(answer["summary"])
+        verdict = StageVerdict(stage="profile", status="passed", seconds=time.perf_counter() - start)
+    except (WorkerFailure, ValueError) as e:
+        verdict = StageVerdict(stage="profile", status="failed", message=str(e)[:2000], seconds=time.perf_counter() - start)
+        evaluation.flags.append("the profiled run failed; the timed runs stand")
+    evaluation.stages.append(verdict)

@@ -42,6 +42,28 @@ class StageVerdict(BaseModel):
     seconds: float = 0.0
 
 
+class KernelShare(BaseModel):
+    name: str
+    seconds: float
+    share: float = Field(description="fraction of all kernel time in the profiled run")
+    calls: int
+
+
+class ProfileSummary(BaseModel):
+    """Top kernels and phase shares of one profiled run."""
+
+    device: str
+    kernel_seconds: float = Field(description="total kernel time (device time on a GPU, operator CPU time on the CPU)")
+    phases: dict[str, float] = Field(description="phase -> fraction of kernel time")
+    top_kernels: list[KernelShare]
+
+    def as_text(self) -> str:
+        """The few lines a prompt shows."""
+        phases = ", ".join(f"{name} {share:.0%}" for name, share in self.phases.items())
+        kernels = "\n".join(f"  {k.share:6.1%}  {k.seconds * 1e3:8.2f} ms  {k.calls:6d}x  {k.name}" for k in self.top_kernels)
+        return f"Profile on {self.device}: {self.kernel_seconds * 1e3:.1f} ms of kernels. Phases: {phases}.\nTop kernels:\n{kernels}"
+
+
 class Evaluation(BaseModel):
     """Everything the evaluator learned about one candidate component set."""
 
@@ -51,6 +73,7 @@ class Evaluation(BaseModel):
     samples: list[RunSample] = Field(default_factory=list)
     summary: Summary | None = None
     flags: list[str] = Field(default_factory=list, description="warnings such as clock disagreement")
+    profile: ProfileSummary | None = Field(default=None, description="one extra profiled run, when asked for")
 
     @property
     def seconds(self) -> float:

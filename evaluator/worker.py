@@ -5,8 +5,8 @@ group, with a scrubbed environment, a temporary working directory and resource l
 the training images and labels and the test images (never the test labels) in a file the parent
 wrote. Harness code (timing, protocol, guard) is imported before any candidate text is loaded.
 
-Messages in (JSON): setup, contracts, warmup, prepare {seed}, go, exit.
-Messages out: ready / contracts / warm / prepared / logits (+ float32 payload) / error.
+Messages in (JSON): setup, contracts, warmup, prepare {seed}, go, profile {seed}, exit.
+Messages out: ready / contracts / warm / prepared / logits (+ float32 payload) / profile / error.
 """
 
 import sys
@@ -103,6 +103,14 @@ class WorkerSession:
             "worker_seconds": out.timing.host_seconds,
         }
         self.reply(header, logits.tobytes())
+
+    def on_profile(self, message: dict) -> None:
+        from evaluator.profiling import profile_run
+
+        order = np.random.default_rng(message["seed"]).permutation(len(self.data.train_labels))
+        d = self.data.reordered(order)
+        summary = profile_run(self.speedrun, d.train_images, d.train_labels, d.test_images, message["seed"])
+        self.reply({"type": "profile", "summary": summary.model_dump()})
 
 
 def main() -> None:

@@ -149,6 +149,7 @@ def eval_(
     confidence: ConfidenceOption = 0.95,
     scale: ScaleOption = None,
     set_: SetOption = [],
+    profile: Annotated[bool, typer.Option(help="one extra profiled run: top kernels and the time share of each phase")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the evaluation as JSON")] = False,
 ) -> None:
     """Evaluate a hand-written candidate through the sandboxed cascade and print every verdict."""
@@ -156,7 +157,7 @@ def eval_(
         component_set, changed = candidate_set(candidate, component, components)
         settings = HarnessSettings(device=device, data=data, scale=scale, hyperparams=parse_overrides(set_))
         score_settings = ScoreSettings(target=target, confidence=confidence)
-        cascade = CascadeSettings(runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2)
+        cascade = CascadeSettings(runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2, profile=profile)
         dataset = load_dataset(settings.data)
     except (ValueError, DatasetError, ComponentError) as e:
         fail(str(e))

@@ -60,5 +60,7 @@ def print_evaluation(console: Console, evaluation: Evaluation) -> None:
             print_summary(console, table, evaluation.summary)
         else:
             console.print(table)
+    if evaluation.profile:
+        console.print(evaluation.profile.as_text(), highlight=False)
     for flag in evaluation.flags:
         console.print(f"[yellow]flag:[/] {flag}", highlight=False)

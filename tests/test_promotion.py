@@ -1,0 +1,75 @@
+"""The promotion rule on paired samples, and the paired re-measurement end to end on the CPU."""
+
+import pytest
+
+from evaluator.data import synthetic_dataset
+from evaluator.promotion import PromotionSettings, confirm_promotion, decide, paired_test
+from evaluator.results import RunSample
+from evaluator.sandbox import WorkerLimits
+from evaluator.settings import HarnessSettings, ScoreSettings
+
+SCORE = ScoreSettings(target=0.94, confidence=0.95)
+
+
+def samples(times: list[float], accuracies: list[float]) -> list[RunSample]:
+    return [
+        RunSample(run=i, seed=i, accuracy=a, time_seconds=t, device_name="test", torch_version="x")
+        for i, (t, a) in enumerate(zip(times, accuracies))
+    ]
+
+
+def test_a_confirmed_speedup_at_the_target_is_promoted():
+    incumbent = samples([3.00, 3.02, 2.99, 3.01, 3.03, 3.00], [0.950, 0.951, 0.949, 0.950, 0.952, 0.950])
+    candidate = samples([2.80, 2.83, 2.79, 2.80, 2.84, 2.81], [0.950, 0.950, 0.950, 0.951, 0.951, 0.949])
+    decision = decide(candidate, incumbent, SCORE)
+    assert decision.promoted, decision.reason
+    assert decision.time_gain.mean_difference == pytest.approx(0.1967, abs=1e-3)
+    assert decision.time_gain.pvalue < 0.05 and "faster" in decision.reason
+
+
+def test_a_gain_within_the_noise_is_not_promoted():
+    incumbent = samples([3.00, 2.90, 3.10, 2.95, 3.05, 3.00], [0.95] * 6)
+    candidate = samples([2.95, 3.05, 2.90, 3.00, 3.00, 3.02], [0.95] * 6)
+    decision = decide(candidate, incumbent, SCORE)
+    assert not decision.promoted and "not" in decision.reason
+
+
+def test_faster_but_below_the_target_is_not_promoted():
+    incumbent = samples([3.0] * 2 + [3.01] * 2, [0.950, 0.951, 0.949, 0.950])
+    candidate = samples([2.0] * 2 + [2.01] * 2, [0.935, 0.936, 0.934, 0.935])
+    decision = decide(candidate, incumbent, SCORE)
+    assert not decision.promoted and "score" in decision.reason
+
+
+def test_reaching_the_target_beats_a_faster_incumbent_that_misses_it():
+    incumbent = samples([2.0, 2.01, 2.0, 2.02], [0.930, 0.931, 0.929, 0.930])
+    candidate = samples([3.0, 3.01, 3.0, 3.02], [0.950, 0.951, 0.949, 0.950])
+    decision = decide(candidate, incumbent, SCORE)
+    assert decision.promoted and "reaches the target" in decision.reason
+
+
+def test_below_the_target_a_confirmed_accuracy_gain_is_promoted():
+    incumbent = samples([3.0] * 5, [0.50, 0.52, 0.51, 0.49, 0.50])
+    candidate = samples([3.0] * 5, [0.60, 0.63, 0.61, 0.60, 0.62])
+    decision = decide(candidate, incumbent, SCORE)
+    assert decision.promoted and "more accurate" in decision.reason
+
+
+def test_paired_test_without_spread_is_decided_by_the_sign():
+    assert paired_test([0.1, 0.1, 0.1], 0.95).pvalue == 0.0
+    assert paired_test([-0.1, -0.1], 0.95).pvalue == 1.0
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        decide(samples([1.0], [0.9]), samples([1.0], [0.9]), SCORE)
+
+
+def test_paired_remeasurement_end_to_end_on_the_cpu(baseline_set):
+    """The same set against itself: paired on shared seeds, identical accuracies, no promotion."""
+    dataset = synthetic_dataset(400, 100, seed=3)
+    harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1})
+    limits = WorkerLimits(setup_seconds=60, warmup_seconds=120, run_seconds=60, memory_bytes=6 << 30)
+    decision = confirm_promotion(baseline_set, baseline_set, dataset, harness, SCORE, PromotionSettings(pairs=2, limits=limits))
+    assert decision.pairs == 2 and len(decision.candidate_samples) == len(decision.incumbent_samples) == 2
+    assert [s.seed for s in decision.candidate_samples] == [s.seed for s in decision.incumbent_samples]
+    # Same code, same seed, same data order on the CPU: the same predictions.
+    assert [s.accuracy for s in decision.candidate_samples] == [s.accuracy for s in decision.incumbent_samples]
+    assert not decision.promoted
