@@ -51,6 +51,7 @@ def worker_setup(component_set: ComponentSet, device: str, compile: bool, overri
         "compile": compile,
         "hyperparams": overrides,
         "threads": worker.limits.threads,
+        "gpu_memory_fraction": worker.limits.gpu_memory_fraction,
         "writable_dirs": [str(worker.workdir), worker.env_cache_dir],
     }
 

@@ -7,8 +7,10 @@ file size (so flooding stdout ends it) and process count, and a wall-clock limit
 The parent alone holds the test labels and the authoritative clock.
 """
 
+import functools
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +34,10 @@ class WorkerLimits(BaseModel):
     memory_bytes: int = Field(16 << 30, description="address-space limit of a CPU worker")
     output_bytes: int = Field(64 << 20, description="largest file (stdout, stderr included) a worker may write")
     threads: int = Field(2, description="CPU threads of torch in the worker")
+    gpu_memory_fraction: float = Field(
+        0.45, gt=0, le=1, description="share of the GPU's memory a CUDA worker may allocate (two fit for paired runs)"
+    )
+    isolate_network: bool = Field(True, description="start the worker in an empty network namespace where the OS allows")
 
 
 class WorkerFailure(RuntimeError):
@@ -40,6 +46,25 @@ class WorkerFailure(RuntimeError):
     def __init__(self, message: str, kind: str):
         super().__init__(message)
         self.kind = kind  # crash, timeout, error, protocol
+
+
+@functools.cache
+def network_namespace_prefix() -> tuple[str, ...]:
+    """`unshare` arguments that start a command without network, or () where the OS refuses.
+
+    As root a new network namespace is enough; otherwise a user namespace makes it possible.
+    Where neither works (containers without the capability), the audit hook's socket ban remains.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return ()
+    for prefix in ((unshare, "--net"), (unshare, "--map-root-user", "--net")):
+        try:
+            if subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0:
+                return prefix
+        except (OSError, subprocess.SubprocessError):
+            continue
+    return ()
 
 
 def scrubbed_environment(workdir: Path) -> dict[str, str]:
@@ -66,6 +91,7 @@ class SandboxedWorker:
         self.workdir = Path(self._tmp.name)
         self.env_cache_dir = str(cache_dir() / "compile")
         self.process: subprocess.Popen | None = None
+        self.network_isolated = False
 
     def __enter__(self) -> "SandboxedWorker":
         to_worker_r, self._to_worker = os.pipe()
@@ -80,8 +106,10 @@ class SandboxedWorker:
 
         (cache_dir() / "compile").mkdir(parents=True, exist_ok=True)
         self._stdout = open(self.workdir / "output.log", "wb")
+        prefix = network_namespace_prefix() if limits.isolate_network else ()
+        self.network_isolated = bool(prefix)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "evaluator.worker", str(to_worker_r), str(from_worker_w)],
+            [*prefix, sys.executable, "-m", "evaluator.worker", str(to_worker_r), str(from_worker_w)],
             pass_fds=(to_worker_r, from_worker_w),
             stdin=subprocess.DEVNULL,
             stdout=self._stdout,

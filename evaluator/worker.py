@@ -53,6 +53,8 @@ class WorkerSession:
     def on_setup(self, message: dict) -> None:
         Guard(writable_dirs=message["writable_dirs"]).install()
         torch.set_num_threads(message.get("threads", torch.get_num_threads()))
+        if message["device"].startswith("cuda"):  # the GPU's share of a memory limit; RLIMIT_AS covers CPU workers
+            torch.cuda.set_per_process_memory_fraction(message["gpu_memory_fraction"], torch.device(message["device"]))
         from evaluator.component_set import ComponentSet
 
         self.component_set = ComponentSet(sources=message["sources"])

@@ -53,7 +53,8 @@ def test_runtime_guards_stop_it_without_the_static_check(baseline_set, dataset, 
 def test_the_evaluator_still_scores_the_baseline_afterwards(baseline_set):
     harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 4})
     dataset = synthetic_dataset(1000, 300, seed=6)
-    evaluation = evaluate_candidate(baseline_set, ["tta"], dataset, harness, SCORE, CASCADE)
+    generous = CascadeSettings(runs=2, min_runs=2, limits=LIMITS.model_copy(update={"run_seconds": 300, "warmup_seconds": 300}))
+    evaluation = evaluate_candidate(baseline_set, ["tta"], dataset, harness, SCORE, generous)
     assert evaluation.status == "evaluated", evaluation.stages
     assert [s.stage for s in evaluation.stages] == ["static", "contracts", "smoke", "timed"]
     assert len(evaluation.samples) == 2 and evaluation.summary is not None
@@ -70,3 +71,24 @@ def test_worker_gets_no_credentials_and_no_test_labels(monkeypatch, dataset):
 
         with np.load(worker.write_data(dataset)) as npz:
             assert sorted(npz.files) == ["test_images", "train_images", "train_labels"]
+
+
+def test_worker_runs_without_network_where_the_os_allows():
+    import socket
+    import subprocess
+    import sys
+
+    from evaluator.sandbox import network_namespace_prefix
+
+    prefix = network_namespace_prefix()
+    if not prefix:
+        pytest.skip("this OS refuses network namespaces; the audit hook's socket ban is the guard here")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        probe = f"import socket; print(socket.socket().connect_ex(('127.0.0.1', {port})))"
+        outside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+        inside = subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert outside.stdout.strip() == "0"  # the probe can reach the server from the parent's namespace
+    assert inside.stdout.strip() not in ("", "0"), inside.stderr  # but not from the worker's
+    with SandboxedWorker(LIMITS, "cpu") as worker:
+        assert worker.network_isolated
