@@ -110,6 +110,7 @@ def evaluate_candidate(
     score: ScoreSettings,
     cascade: CascadeSettings | None = None,
     champion_times: list[float] | None = None,
+    gpu: int | None = None,
 ) -> Evaluation:
     """Walk one candidate through the cascade; never raises for anything the candidate does."""
     cascade = cascade or CascadeSettings()
@@ -122,7 +123,7 @@ def evaluate_candidate(
             evaluation.status = verdict.status
             return evaluation
 
-    timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation)
+    timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation, gpu)
     if evaluation.status == "evaluated" and evaluation.samples:
         evaluation.summary = summarize(evaluation.samples, score.confidence, score.target, score.penalty_base)
     return evaluation
@@ -160,11 +161,11 @@ def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset,
     )
 
 
-def timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation) -> None:
+def timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None) -> None:
     stage_start = time.perf_counter()
     stage = "smoke"
     try:
-        with SandboxedWorker(cascade.limits, harness.device) as worker:
+        with SandboxedWorker(cascade.limits, harness.device, gpu) as worker:
             start_speedrun_worker(worker, component_set, dataset, harness)
             evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
 

@@ -134,6 +134,7 @@ def confirm_promotion(
     harness: HarnessSettings,
     score: ScoreSettings,
     settings: PromotionSettings | None = None,
+    gpu: int | None = None,
 ) -> PromotionDecision:
     """Measure both sets side by side on fresh shared seeds and apply the rule; never raises for a worker's failure."""
     settings = settings or PromotionSettings()
@@ -141,7 +142,7 @@ def confirm_promotion(
     flags: list[str] = []
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}
     try:
-        with SandboxedWorker(settings.limits, harness.device) as c_worker, SandboxedWorker(settings.limits, harness.device) as i_worker:
+        with SandboxedWorker(settings.limits, harness.device, gpu) as c_worker, SandboxedWorker(settings.limits, harness.device, gpu) as i_worker:
             workers = {"candidate": c_worker, "incumbent": i_worker}
             start_speedrun_worker(c_worker, candidate, dataset, harness)
             start_speedrun_worker(i_worker, incumbent, dataset, harness)

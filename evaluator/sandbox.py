@@ -67,8 +67,10 @@ def network_namespace_prefix() -> tuple[str, ...]:
     return ()
 
 
-def scrubbed_environment(workdir: Path) -> dict[str, str]:
+def scrubbed_environment(workdir: Path, gpu: int | None = None) -> dict[str, str]:
     env = {k: os.environ[k] for k in ENVIRONMENT_PASSED if k in os.environ}
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     compile_cache = cache_dir() / "compile"
     env.update(
         TMPDIR=str(workdir),
@@ -84,9 +86,10 @@ def scrubbed_environment(workdir: Path) -> dict[str, str]:
 class SandboxedWorker:
     """One worker process for one candidate; use as a context manager."""
 
-    def __init__(self, limits: WorkerLimits, device: str):
+    def __init__(self, limits: WorkerLimits, device: str, gpu: int | None = None):
         self.limits = limits
         self.device = device
+        self.gpu = gpu  # the one GPU the worker sees (CUDA_VISIBLE_DEVICES), None: what the parent sees
         self._tmp = tempfile.TemporaryDirectory(prefix="evolve-worker-")
         self.workdir = Path(self._tmp.name)
         self.env_cache_dir = str(cache_dir() / "compile")
@@ -115,7 +118,7 @@ class SandboxedWorker:
             stdout=self._stdout,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
-            env=scrubbed_environment(self.workdir),
+            env=scrubbed_environment(self.workdir, self.gpu),
             start_new_session=True,  # its own process group: killpg reaches everything it spawns
             preexec_fn=restrict,
         )
