@@ -50,6 +50,11 @@ def is_known(revision: str) -> bool:
         return False
 
 
+def has_foreign_tables(connection: Connection) -> bool:
+    """Tables other than Alembic's own version table (left, empty, by a full downgrade)."""
+    return any(name != "alembic_version" for name in inspect(connection).get_table_names())
+
+
 def lock_for_schema_change(connection: Connection) -> None:
     """On PostgreSQL an advisory lock (SQLite's BEGIN IMMEDIATE already serializes writers)."""
     if connection.dialect.name == "postgresql":
@@ -64,7 +69,7 @@ def check_schema(database: Database, create: bool) -> None:
             lock_for_schema_change(connection)
         revision = current_revision(connection)
         if revision is None:
-            if inspect(connection).get_table_names():
+            if has_foreign_tables(connection):
                 raise DatabaseError(
                     f"the {where} holds tables but no evolve schema version: it is not an evolve database. "
                     "Pass another --db"
@@ -96,7 +101,7 @@ def upgrade(database: Database) -> tuple[str | None, str]:
     with database.connect(write=True) as connection:
         lock_for_schema_change(connection)
         before = current_revision(connection)
-        if before is None and inspect(connection).get_table_names():
+        if before is None and has_foreign_tables(connection):
             raise DatabaseError(f"the {database.describe()} holds tables but no evolve schema version: not upgrading it")
         if before is not None and not is_known(before):
             refuse_unless_head(before, database.describe())
