@@ -12,6 +12,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
 from database_support import database_url, evaluation, rejection, sample  # noqa: F401 (fixture)
+from evaluator.settings import ScoreSettings
 from evolve.database import DatabaseError, LLMCallRecord, NewCandidate, NotFound, Store
 from evolve.database.canonical import source_hash
 from evolve.database.connection import Database, parse_url
@@ -126,6 +127,12 @@ def test_a_single_run_keeps_its_infinite_bound(store):
     assert stored.accuracy_lower_bound == -math.inf and stored.score == -math.inf
     assert stored.summary["accuracy_lower_bound"] == "-inf"
     assert store.top(experiment.id)[0].id == candidate.id
+
+
+def test_config_may_be_a_settings_model(store):
+    settings = ScoreSettings(target=0.93)
+    experiment = store.create_experiment("cfg", ["tta"], settings, "baseline", "cpu")
+    assert store.experiment("cfg").config == settings.model_dump() and experiment.code_version.startswith("0.")
 
 
 def test_references_are_checked(store):

@@ -108,3 +108,13 @@ def test_several_writer_processes_lose_and_duplicate_nothing(database_url):
         assert len(check_nothing_lost_or_duplicated(store, experiment_id)) == 24
         by_worker = {c.claimed_by for c in store.candidates(experiment_id)}
         assert by_worker <= {f"w{i}" for i in range(workers)}
+
+
+def open_and_list(url: str) -> list[str]:
+    with Store.open(url) as store:
+        return [e.name for e in store.experiments()]
+
+
+def test_processes_creating_a_new_database_at_once_all_succeed(database_url):
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        assert pool.map_async(open_and_list, [database_url] * 3).get(timeout=120) == [[], [], []]

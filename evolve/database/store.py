@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,7 +53,9 @@ class NotFound(DatabaseError):
 
 
 def json_safe(value: Any) -> Any:
-    """JSON that every backend accepts: infinities and NaN (e.g. the bound of one run) as strings."""
+    """JSON that every backend accepts: pydantic models, paths and dates as JSON values, and
+    infinities and NaN (e.g. the lower bound of a single run) as strings."""
+    value = to_jsonable_python(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
@@ -115,14 +119,15 @@ class Store:
         self,
         name: str,
         components: Sequence[str],
-        config: dict[str, Any],
+        config: dict[str, Any] | BaseModel,
         baseline: str,
         device: str,
         version: str | None = None,
     ) -> ExperimentInfo:
+        exists = DatabaseError(f"an experiment named {name!r} exists already: resume it, or choose another name")
         with self.db.session(write=True) as session:
             if session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
-                raise DatabaseError(f"an experiment named {name!r} exists already: resume it, or choose another name")
+                raise exists
             experiment = Experiment(
                 name=name,
                 components=list(components),
@@ -132,8 +137,11 @@ class Store:
                 device=device,
                 status="running",
             )
-            session.add(experiment)
-            session.flush()
+            try:
+                with session.begin_nested():
+                    session.add(experiment)
+            except IntegrityError:
+                raise exists from None  # created by another process since we looked
             return ExperimentInfo.model_validate(experiment)
 
     def find_experiment(self, name: str) -> ExperimentInfo | None:
