@@ -5,6 +5,7 @@ id) defaults to the most recent experiment. Database problems print one message 
 """
 
 import json
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ def fail(message: str) -> None:
 
 @contextmanager
 def opened(url: str) -> Iterator[Store]:
-    """The existing database at url, read-only use; a DatabaseError becomes one message and exit 1."""
+    """The existing database at url; a DatabaseError opening or using it becomes one message and exit 1."""
     try:
         with Store.open(url, create=False) as store:
             yield store
@@ -47,8 +48,19 @@ def opened(url: str) -> Iterator[Store]:
         fail(str(e))
 
 
+def finite(value: Any) -> Any:
+    """Strict JSON: an infinite or undefined number (the bound of a single run) becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite(value), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def points(x: float | None) -> str:
@@ -120,22 +132,19 @@ def lineage(
 ) -> None:
     """The ancestry tree with score, time, accuracy and status of each candidate."""
     with opened(db) as store:
-        try:
-            if candidate is not None:
-                chain = store.ancestry(candidate)[: None if depth is None else depth + 1]
-                roots, children = [chain[-1]], {c.id: [chain[i - 1]] for i, c in enumerate(chain) if i > 0}
-                limit = None
-            else:
-                everyone = store.candidates(store.experiment(experiment).id)
-                ids = {c.id for c in everyone}
-                roots = [c for c in everyone if c.parent_id not in ids]
-                children = {}
-                for c in everyone:
-                    if c.parent_id in ids:
-                        children.setdefault(c.parent_id, []).append(c)
-                limit = depth
-        except DatabaseError as e:
-            fail(str(e))
+        if candidate is not None:
+            chain = store.ancestry(candidate)[: None if depth is None else depth + 1]
+            roots, children = [chain[-1]], {c.id: [chain[i - 1]] for i, c in enumerate(chain) if i > 0}
+            limit = None
+        else:
+            everyone = store.candidates(store.experiment(experiment).id)
+            ids = {c.id for c in everyone}
+            roots = [c for c in everyone if c.parent_id not in ids]
+            children = {}
+            for c in everyone:
+                if c.parent_id in ids:
+                    children.setdefault(c.parent_id, []).append(c)
+            limit = depth
 
     def as_dict(node: CandidateInfo, level: int) -> dict:
         below = [] if limit is not None and level >= limit else children.get(node.id, [])
@@ -174,10 +183,7 @@ def show(
 ) -> None:
     """A candidate's source, diff, cascade verdicts, samples, and the LLM prompt and reply behind it."""
     with opened(db) as store:
-        try:
-            detail = store.detail(candidate)
-        except DatabaseError as e:
-            fail(str(e))
+        detail = store.detail(candidate)
     if as_json:
         print_json(detail.model_dump(mode="json"))
         return
@@ -224,10 +230,7 @@ def top(
 ) -> None:
     """The k best candidates by stored score."""
     with opened(db) as store:
-        try:
-            best = store.top(store.experiment(experiment).id, k)
-        except DatabaseError as e:
-            fail(str(e))
+        best = store.top(store.experiment(experiment).id, k)
     if as_json:
         print_json([c.model_dump(mode="json", exclude={"source", "diff"}) for c in best])
         return
@@ -252,12 +255,9 @@ def rescore(
 
     The stored scores stay as they are; this only prints the new ranking."""
     with opened(db) as store:
-        try:
-            chosen = store.experiment(experiment)
-            samples = store.samples_by_candidate(chosen.id, stages=("timed",))
-            candidates = {c.id: c for c in store.candidates(chosen.id)}
-        except DatabaseError as e:
-            fail(str(e))
+        chosen = store.experiment(experiment)
+        samples = store.samples_by_candidate(chosen.id, stages=("timed",))
+        candidates = {c.id: c for c in store.candidates(chosen.id)}
     rows = []
     for candidate_id, runs in samples.items():
         summary = summarize(runs, confidence=confidence, target=target, penalty_base=a)

@@ -25,6 +25,8 @@ def lineage(request, tmp_path_factory):
             old = store.create_experiment("search-a", ["optimizer"], {}, "baseline", "cuda", version="0.1.0")
             seed_a, _ = store.add_candidate(NewCandidate(experiment_id=old.id, component="optimizer", source="LR = 0.1\n", origin="seed"))
             store.record_evaluation(seed_a.id, evaluation([0.94, 0.942, 0.941], [3.2, 3.3, 3.25]))
+            single, _ = store.add_candidate(NewCandidate(experiment_id=old.id, component="optimizer", source="LR = 0.3\n", origin="seed"))
+            store.record_evaluation(single.id, evaluation([0.95], [3.0]))  # one run: no lower bound, score -inf
 
             e = store.create_experiment("search-b", ["optimizer"], {"a": 1e8}, "baseline", "cuda", version="0.1.0")
             add = lambda **f: store.add_candidate(NewCandidate(experiment_id=e.id, component="optimizer", **f))[0]  # noqa: E731
@@ -74,7 +76,7 @@ def test_lineage_tree(lineage):
     assert lines[2].startswith(f"    #{ids['grandchild']} ") and lines[3].startswith(f"    #{ids['crossover']} x #{ids['seed']} ")
     assert "pending" in lines[3] and lines[4].startswith(f"  #{ids['broken']} ") and "rejected" in lines[4]
     assert len(invoke("lineage", "--db", url, "--depth", "1").stdout.splitlines()) == 3
-    assert "search-a" not in result.stdout and len(invoke("lineage", "search-a", "--db", url).stdout.splitlines()) == 1
+    assert "search-a" not in result.stdout and len(invoke("lineage", "search-a", "--db", url).stdout.splitlines()) == 2
 
     chain = invoke("lineage", "--db", url, "--candidate", str(ids["grandchild"]))
     assert [line.split()[0] for line in chain.stdout.splitlines()] == [f"#{ids['seed']}", f"#{ids['child']}", f"#{ids['grandchild']}"]
@@ -118,6 +120,9 @@ def test_top_and_rescore(lineage):
     lenient = json.loads(invoke("rescore", "search-b", "--db", url, "--target", "0.92", "--json").stdout)
     assert [r["id"] for r in lenient["candidates"]] == [ids["grandchild"], ids["child"], ids["seed"]]
     assert lenient["candidates"][0]["score"] == pytest.approx(-2.5333, abs=1e-3)
+    for command in ("rescore", "top"):
+        single_run = invoke(command, "search-a", "--db", url, "--json").stdout
+        assert "Infinity" not in single_run and "null" in single_run, "strict JSON: an infinite score is null"
     result = invoke("rescore", "--db", url, "--target", "0.93", "--a", "10", "--confidence", "0.9", "-k", "1")
     assert result.exit_code == 0 and "a=10, target 93.00%, confidence 0.9" in result.stdout
     assert result.stdout.splitlines()[2].split()[:2] == ["1", str(ids["grandchild"])]
