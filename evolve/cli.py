@@ -16,6 +16,7 @@ from evaluator.harness import HarnessError
 from evaluator.runs import run_speedruns
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
+from evolve.inspect_commands import register_inspect_commands
 from evolve.report import print_evaluation, print_sample, print_summary, sample_table
 
 app = typer.Typer(
@@ -170,6 +171,9 @@ def eval_(
         print_evaluation(console, evaluation)
     if evaluation.status != "evaluated":
         raise typer.Exit(code=1)
+
+
+register_inspect_commands(app)
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""The one exception the database raises for problems a user can fix."""
+
+
+class DatabaseError(Exception):
+    """An unreachable, locked, foreign or wrongly versioned database; the message names the fix."""

@@ -1,0 +1,304 @@
+"""`evolve experiments | lineage | show | top | rescore | db upgrade`: read the lineage database.
+
+Every command takes --db URL (default sqlite:///evolve.db) and --json; EXPERIMENT (a name or
+id) defaults to the most recent experiment. Database problems print one message and exit 1.
+"""
+
+import json
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET, summarize
+from evolve.database import DEFAULT_URL, CandidateInfo, DatabaseError, Store
+from evolve.database.connection import Database, parse_url, sqlite_path
+from evolve.database.migrate import upgrade
+
+DbOption = Annotated[str, typer.Option("--db", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+ExperimentArgument = Annotated[Optional[str], typer.Argument(help="experiment name or id; default the most recent")]
+
+db_app = typer.Typer(help="Manage the lineage database.", no_args_is_help=True)
+
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+def fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+@contextmanager
+def opened(url: str) -> Iterator[Store]:
+    """The existing database at url; a DatabaseError opening or using it becomes one message and exit 1."""
+    try:
+        with Store.open(url, create=False) as store:
+            yield store
+    except DatabaseError as e:
+        fail(str(e))
+
+
+def finite(value: Any) -> Any:
+    """Strict JSON: an infinite or undefined number (the bound of a single run) becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(finite(value), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def points(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def number(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table in a terminal; aligned plain columns when piped, easy to grep and cut."""
+    out = console()
+    if out.is_terminal:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("status", "origin", "component", "verdict") else "right")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        out.print(table)
+        return
+    out.out(title, highlight=False)
+    widths = [max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(columns)]
+    for row in [list(columns), *rows]:
+        out.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), highlight=False)
+
+
+def node_label(c: CandidateInfo) -> str:
+    parents = f" x #{c.second_parent_id}" if c.second_parent_id else ""
+    return (
+        f"#{c.id}{parents} {c.component} [{c.origin}] gen {c.generation} {c.status}"
+        f" score {number(c.score)} time {number(c.time_mean)} s acc {points(c.accuracy_mean)}"
+    )
+
+
+def node_json(c: CandidateInfo, children: list[dict]) -> dict:
+    fields = ("id", "parent_id", "second_parent_id", "component", "origin", "generation", "island", "status",
+              "score", "time_mean", "accuracy_mean", "accuracy_lower_bound", "runs")
+    return {**c.model_dump(mode="json", include=set(fields)), "children": children}
+
+
+def experiments(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    """One line per experiment: status, best score, champion time and accuracy, candidates by status."""
+    with opened(db) as store:
+        lines = store.overview()
+    if as_json:
+        print_json([line.model_dump(mode="json", exclude={"champion": {"source", "diff"}}) for line in lines])
+        return
+    out = console()
+    if not lines:
+        out.print("no experiments yet")
+    for line in lines:
+        e, champion = line.experiment, line.champion
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(line.counts.items())) or "no candidates"
+        held = f"champion #{champion.id} {number(champion.time_mean)} s {points(champion.accuracy_mean)}" if champion else "no champion"
+        out.out(
+            f"{e.name}  {e.status}  best {number(line.best_score)}  {held}  [{counts}]  "
+            f"{', '.join(e.components)} from {e.baseline} on {e.device}, started {e.created_at:%Y-%m-%d %H:%M}",
+            highlight=False,
+        )
+
+
+def lineage(
+    experiment: ExperimentArgument = None,
+    candidate: Annotated[Optional[int], typer.Option(help="show this candidate's chain back to its seed")] = None,
+    depth: Annotated[Optional[int], typer.Option(min=0, help="levels below the seeds (or ancestors of --candidate) shown")] = None,
+    db: DbOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """The ancestry tree with score, time, accuracy and status of each candidate."""
+    with opened(db) as store:
+        if candidate is not None:
+            chain = store.ancestry(candidate)[: None if depth is None else depth + 1]
+            roots, children = [chain[-1]], {c.id: [chain[i - 1]] for i, c in enumerate(chain) if i > 0}
+            limit = None
+        else:
+            everyone = store.candidates(store.experiment(experiment).id)
+            ids = {c.id for c in everyone}
+            roots = [c for c in everyone if c.parent_id not in ids]
+            children = {}
+            for c in everyone:
+                if c.parent_id in ids:
+                    children.setdefault(c.parent_id, []).append(c)
+            limit = depth
+
+    def as_dict(node: CandidateInfo, level: int) -> dict:
+        below = [] if limit is not None and level >= limit else children.get(node.id, [])
+        return node_json(node, [as_dict(child, level + 1) for child in below])
+
+    trees = [as_dict(root, 0) for root in roots]
+    if as_json:
+        print_json(trees)
+        return
+    out = console()
+    by_id = {c.id: c for c in [*roots, *(c for group in children.values() for c in group)]}
+    if out.is_terminal:
+        for tree in trees:
+            top = Tree(escape(node_label(by_id[tree["id"]])))
+            stack = [(top, tree)]
+            while stack:
+                branch, node = stack.pop()
+                for child in node["children"]:
+                    stack.append((branch.add(escape(node_label(by_id[child["id"]]))), child))
+            out.print(top)
+        return
+
+    def plain(node: dict, level: int) -> None:
+        out.out("  " * level + node_label(by_id[node["id"]]), highlight=False)
+        for child in node["children"]:
+            plain(child, level + 1)
+
+    for tree in trees:
+        plain(tree, 0)
+
+
+def show(
+    candidate: Annotated[int, typer.Argument(help="candidate id")],
+    db: DbOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """A candidate's source, diff, cascade verdicts, samples, and the LLM prompt and reply behind it."""
+    with opened(db) as store:
+        detail = store.detail(candidate)
+    if as_json:
+        print_json(detail.model_dump(mode="json"))
+        return
+    out = console()
+    c = detail.candidate
+    section = lambda title: out.rule(escape(title)) if out.is_terminal else out.out(f"== {title}", highlight=False)  # noqa: E731
+    parents = ", ".join(f"#{p}" for p in (c.parent_id, c.second_parent_id) if p is not None) or "none"
+    out.out(
+        f"candidate #{c.id}: {c.component}, {c.origin}, generation {c.generation}, island {c.island}, parents {parents}, "
+        f"inspirations {c.inspiration_ids or 'none'}\n"
+        f"status {c.status}, verdict {c.verdict or '-'}, score {number(c.score)}, time {number(c.time_mean)} s, "
+        f"accuracy {points(c.accuracy_mean)} (lower bound {points(c.accuracy_lower_bound)}), runs {c.runs or 0}",
+        highlight=False,
+    )
+    if c.error:
+        out.out(f"error: {c.error}", highlight=False)
+    for flag in c.flags:
+        out.out(f"flag: {flag}", highlight=False)
+    emit_table("cascade", ["stage", "status", "seconds", "message"],
+               [(s.stage, s.status, f"{s.seconds:.2f}", s.message) for s in detail.stages])
+    emit_table("samples", ["stage", "run", "seed", "accuracy", "time (s)", "device time (s)", "device", "torch", "driver"],
+               [(s.stage, str(s.run), str(s.seed), points(s.accuracy), number(s.time_seconds), number(s.device_time_seconds),
+                 s.device_name, s.torch_version, s.driver_version or "-") for s in detail.samples])
+    if c.profile:
+        section("profile")
+        out.out(json.dumps(c.profile, indent=2), highlight=False)
+    section("diff against parent")
+    out.out(c.diff or "(no parent, or a parent of another component)", highlight=False)
+    section("source")
+    out.out(c.source, highlight=False)
+    if detail.llm_call:
+        call = detail.llm_call
+        section(f"LLM call #{call.id}: {call.model} at {call.endpoint or '-'}, {call.tokens_in} tokens in, "
+                f"{call.tokens_out} out, {number(call.latency_seconds, 1)} s, cost {number(call.cost)}")
+        out.out("-- prompt\n" + call.prompt, highlight=False)
+        out.out("-- response\n" + (call.response or f"(none; error: {call.error})"), highlight=False)
+
+
+def top(
+    experiment: ExperimentArgument = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="how many")] = 10,
+    db: DbOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """The k best candidates by stored score."""
+    with opened(db) as store:
+        best = store.top(store.experiment(experiment).id, k)
+    if as_json:
+        print_json([c.model_dump(mode="json", exclude={"source", "diff"}) for c in best])
+        return
+    emit_table(
+        "top candidates",
+        ["rank", "id", "component", "origin", "gen", "status", "score", "time (s)", "accuracy", "lower bound", "runs"],
+        [(str(i + 1), str(c.id), c.component, c.origin, str(c.generation), c.status, number(c.score), number(c.time_mean),
+          points(c.accuracy_mean), points(c.accuracy_lower_bound), str(c.runs)) for i, c in enumerate(best)],
+    )
+
+
+def rescore(
+    experiment: ExperimentArgument = None,
+    a: Annotated[float, typer.Option("--a", min=1.0, help="penalty base: a shortfall of s points costs a**s - 1 seconds")] = DEFAULT_PENALTY_BASE,
+    target: Annotated[float, typer.Option(min=0.0, max=1.0, help="accuracy target (fraction)")] = DEFAULT_TARGET,
+    confidence: Annotated[float, typer.Option(min=0.5, max=0.9999, help="one-sided confidence of the lower bound")] = DEFAULT_CONFIDENCE,
+    k: Annotated[Optional[int], typer.Option("-k", min=1, help="show only the k best")] = None,
+    db: DbOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute every candidate's score from its raw timed samples with other parameters (no training).
+
+    The stored scores stay as they are; this only prints the new ranking."""
+    with opened(db) as store:
+        chosen = store.experiment(experiment)
+        samples = store.samples_by_candidate(chosen.id, stages=("timed",))
+        candidates = {c.id: c for c in store.candidates(chosen.id)}
+    rows = []
+    for candidate_id, runs in samples.items():
+        summary = summarize(runs, confidence=confidence, target=target, penalty_base=a)
+        rows.append({"id": candidate_id, "status": candidates[candidate_id].status,
+                     "stored_score": candidates[candidate_id].score, **summary.model_dump()})
+    rows.sort(key=lambda r: (-r["score"], r["id"]))
+    rows = rows[:k]
+    if as_json:
+        print_json({"experiment": chosen.name, "a": a, "target": target, "confidence": confidence, "candidates": rows})
+        return
+    emit_table(
+        f"{chosen.name} rescored: a={a:g}, target {points(target)}, confidence {confidence:g}",
+        ["rank", "id", "status", "runs", "time (s)", "accuracy", "lower bound", "stored score", "new score"],
+        [(str(i + 1), str(r["id"]), r["status"], str(r["runs"]), number(r["time_mean"]), points(r["accuracy_mean"]),
+          points(r["accuracy_lower_bound"]), number(r["stored_score"]), number(r["score"])) for i, r in enumerate(rows)],
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    """Bring a database made by an older cifar-evolve to this version's schema (back it up first)."""
+    try:
+        url = parse_url(db)
+        if url.get_backend_name() == "sqlite" and not sqlite_path(url).exists():
+            raise DatabaseError(f"there is no database at {sqlite_path(url).resolve()}: pass the --db of the one to upgrade")
+        database = Database(url)
+        try:
+            before, after = upgrade(database)
+        finally:
+            database.dispose()
+    except DatabaseError as e:
+        fail(str(e))
+    if as_json:
+        print_json({"database": database.describe(), "before": before, "after": after})
+    elif before == after:
+        console().out(f"the {database.describe()} is at schema revision {after} already", highlight=False)
+    else:
+        console().out(f"upgraded the {database.describe()} from schema revision {before or 'none'} to {after}", highlight=False)
+
+
+def register_inspect_commands(app: typer.Typer) -> None:
+    for command in (experiments, lineage, show, top, rescore):
+        app.command()(command)
+    app.add_typer(db_app, name="db")
