@@ -173,3 +173,8 @@ def eval_(
 
 def main() -> None:
     app()
+
+
+from evolve.config_command import config_app  # noqa: E402
+
+app.add_typer(config_app, name="config")
