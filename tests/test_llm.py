@@ -117,3 +117,36 @@ def test_budget():
     with pytest.raises(ValueError):
         gpu.add_gpu_seconds(-1)
     assert call_cost(MODEL, None, 10) == pytest.approx(8e-5)
+
+
+def test_scripted_replies_through_parse_and_static_check(baseline_set):
+    """The kinds of reply the loop meets, end to end from the HTTP server to a checked source."""
+    from evaluator.static_check import check_source
+    from evolve.reply import ReplyError
+
+    parent = baseline_set.sources["hyperparams"]
+    malicious = parent.replace('"""Every scalar', 'import os\n"""Every scalar', 1)
+    with LoopbackLLM(
+        reply(search_replace('    "muon_lr": 0.24,', '    "muon_lr": 0.27,')),
+        reply(full_module(parent.replace("8.0", "7.5"))),
+        reply("I think the learning rate is too low."),
+        reply(full_module(malicious)),
+    ) as server:
+        with LLMClient(settings(server.url)) as client:
+            calls = [client.complete(MESSAGES) for _ in range(4)]
+        assert server.pending == 0
+    diff_child = apply_reply(parent, parse_reply(calls[0].response))
+    assert '"muon_lr": 0.27' in diff_child and check_source("hyperparams", diff_child) == []
+    full_child = apply_reply(parent, parse_reply(calls[1].response))
+    assert '"epochs": 7.5' in full_child and check_source("hyperparams", full_child) == []
+    with pytest.raises(ReplyError, match="neither SEARCH/REPLACE blocks nor"):
+        parse_reply(calls[2].response)
+    rejected = check_source("hyperparams", apply_reply(parent, parse_reply(calls[3].response)))
+    assert [v.rule for v in rejected] == ["import"]
+
+
+def test_an_empty_queue_is_a_clear_error():
+    with LoopbackLLM() as server:
+        with LLMClient(settings(server.url)) as client:
+            call = client.complete(MESSAGES)
+    assert "no scripted response left" in call.error and call.attempts == 1
