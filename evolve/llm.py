@@ -62,7 +62,8 @@ class LLMClient:
         self.settings = settings
         self.rng = rng or np.random.default_rng()
         self.endpoint = settings.base_url or OPENAI_DEFAULT_URL
-        self._attempts = threading.local()
+        self._attempts = threading.local()  # per-thread counters: calls may run in several threads
+        self._rng_lock = threading.Lock()  # numpy Generators are not thread-safe
         http_client = openai.DefaultHttpxClient(
             event_hooks={"request": [self._on_request], "response": [self._on_response]}
         )
@@ -85,7 +86,9 @@ class LLMClient:
 
     def choose_model(self) -> ModelSpec:
         """A model drawn by the configured weights."""
-        return self.settings.models[int(self.rng.choice(len(self.settings.models), p=self._probabilities))]
+        with self._rng_lock:
+            index = int(self.rng.choice(len(self.settings.models), p=self._probabilities))
+        return self.settings.models[index]
 
     def model_named(self, name: str) -> ModelSpec:
         for model in self.settings.models:

@@ -28,8 +28,6 @@ Rules (numbers from PopulationSettings):
   a new record with `migrated_from` set to the original's id, on the target island.
 """
 
-from typing import Literal
-
 import numpy as np
 from pydantic import BaseModel
 from scipy.stats import rankdata
@@ -45,7 +43,7 @@ class Individual(BaseModel):
     id: CandidateId
     island: int
     score: float | None = None
-    status: Literal["pending", "evaluated", "rejected", "failed"] = "pending"
+    status: str = "pending"  # only "evaluated" (with a score) can be chosen; others: rejected, failed, pending...
     generation: int = 0
     parent_id: CandidateId | None = None
     migrated_from: CandidateId | None = None
