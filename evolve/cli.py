@@ -178,3 +178,8 @@ register_inspect_commands(app)
 
 def main() -> None:
     app()
+
+
+from evolve.config_command import config_app  # noqa: E402
+
+app.add_typer(config_app, name="config")

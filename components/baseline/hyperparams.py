@@ -35,3 +35,12 @@ HYPERPARAMS = {
     "tta_level": 2,
     "tta_batch_size": 2000,
 }
+
+# Settings the built-in mutator switches between listed values instead of perturbing them
+# (see components/README.md): tta_level indexes the views of tta.py, so only these values exist.
+ALTERNATIVES = {
+    "flip": [True, False],
+    "translate": [0, 1, 2, 3],
+    "tta_level": [0, 1, 2],
+    "whiten_kernel_size": [2, 3],
+}

@@ -1,0 +1,451 @@
+"""The experiment's configuration: one pydantic tree, every field documented.
+
+Values come from three layers, later ones winning:
+
+1. a TOML file (`--config evolve.toml`; see evolve.example.toml at the repository root),
+2. environment variables `EVOLVE_<FIELD>`, nested with `__` (`EVOLVE_LLM__TIMEOUT_SECONDS=60`,
+   `EVOLVE_POPULATION__ISLANDS=2`); only variables whose first part names a top-level field are
+   read, so unrelated ones such as EVOLVE_CACHE are left alone,
+3. command-line flags, passed as dotted keys (`{"llm.timeout_seconds": 60}`, or `--set
+   llm.timeout_seconds=60` strings through parse_assignments).
+
+Values given as text (environment, `--set`) are read as TOML literals (`3`, `0.5`, `true`,
+`[0, 1]`, `"text"`) where the field is not a string; plain text otherwise. Lists such as `gpus`
+and `components` also accept `0,1`. The API key falls back to OPENAI_API_KEY and the endpoint to
+OPENAI_BASE_URL when no layer sets them.
+
+Every problem (unknown key, wrong type, value out of range) becomes one ConfigError that names
+the field by its dotted path and the layer the value came from, for example
+`llm.models[0].weight: must be greater than 0 (got -1, from evolve.toml)`.
+"""
+
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from components import COMPONENT_NAMES, SHIPPED_SETS
+from evaluator.cascade import CascadeSettings
+from evaluator.settings import HarnessSettings, ScoreSettings
+
+ENV_PREFIX = "EVOLVE_"
+ENV_NESTING = "__"
+DEFAULT_LABEL = "default"
+
+Path_ = tuple[str | int, ...]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names each bad field, its value's layer and the fix."""
+
+
+class ModelSpec(BaseModel):
+    """One model the loop may ask, with its sampling weight and prices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="model name as the endpoint knows it, e.g. gpt-4.1 or qwen2.5-coder")
+    weight: float = Field(1.0, gt=0, description="relative probability of choosing this model for a mutation")
+    input_usd_per_million: float = Field(0.0, ge=0, description="price in USD per million prompt tokens")
+    output_usd_per_million: float = Field(0.0, ge=0, description="price in USD per million completion tokens")
+    temperature: float = Field(0.8, ge=0, le=2, description="sampling temperature")
+    max_tokens: int = Field(16384, ge=1, description="most completion tokens per reply")
+
+
+class LLMSettings(BaseModel):
+    """The OpenAI-compatible endpoint. Without models, the built-in mutator replaces the LLM."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (e.g. http://localhost:8000/v1); default OPENAI_BASE_URL, else OpenAI"
+    )
+    api_key: SecretStr | None = Field(None, description="API key; default OPENAI_API_KEY; never printed in full")
+    models: list[ModelSpec] = Field(
+        default_factory=list, description="models to sample from; empty: use the built-in offline mutator"
+    )
+    timeout_seconds: float = Field(300.0, gt=0, description="timeout of one HTTP attempt, in seconds")
+    max_retries: int = Field(3, ge=0, description="retries of the openai client on timeouts, 429 and 5xx (with backoff)")
+    output_format: Literal["diff", "full", "either"] = Field(
+        "diff", description="reply format to ask for: SEARCH/REPLACE blocks, a full module, or either"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the loop asks an LLM (otherwise the built-in mutator proposes candidates)."""
+        return bool(self.models)
+
+    @model_validator(mode="after")
+    def _endpoint_for_models(self) -> "LLMSettings":
+        if self.models and self.api_key is None and self.base_url is None:
+            raise ValueError(
+                "models are configured but there is no endpoint: set OPENAI_API_KEY (or llm.api_key) for OpenAI, "
+                "or llm.base_url for a server that needs no key"
+            )
+        return self
+
+
+class PopulationSettings(BaseModel):
+    """Islands, migration and selection (see evolve/population.py for the rules)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    islands: int = Field(4, ge=1, description="number of islands, each evolving its own sub-population")
+    migration_interval: int = Field(5, ge=1, description="generations between migrations of elites to the next island")
+    migration_size: int = Field(1, ge=0, description="elites each island sends at a migration")
+    elites_per_island: int = Field(5, ge=1, description="best candidates per island kept as elites")
+    inspirations: int = Field(3, ge=0, description="other candidates shown to the LLM beside the parent")
+    parent_selection: Literal["rank_softmax", "uniform", "best"] = Field(
+        "rank_softmax", description="how a parent is drawn within its island"
+    )
+    selection_temperature: float = Field(
+        2.0, gt=0, description="rank_softmax: weight exp(-rank / temperature); lower is greedier"
+    )
+    random_parent_probability: float = Field(
+        0.1, ge=0, le=1, description="chance of drawing the parent uniformly from the island instead, for diversity"
+    )
+
+
+class MutatorSettings(BaseModel):
+    """The built-in offline mutator (evolve/mutator.py), used when no LLM model is configured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    float_sigma: float = Field(0.2, gt=0, description="standard deviation of the log-normal factor applied to floats")
+    int_sigma: float = Field(0.15, gt=0, description="standard deviation of the relative change of integers")
+    changes: int = Field(1, ge=1, description="constants changed per mutation")
+    choice_probability: float = Field(
+        0.3, ge=0, le=1, description="chance of switching a listed ALTERNATIVES choice rather than a number"
+    )
+
+
+class ExperimentConfig(BaseModel):
+    """Everything an evolution experiment needs; `evolve config show` prints it with sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    components: list[str] = Field(
+        default_factory=lambda: list(COMPONENT_NAMES),
+        description=f"components to evolve; 'all' means {', '.join(COMPONENT_NAMES)}",
+    )
+    seed_set: str = Field("baseline", description=f"shipped component set the search starts from: {', '.join(SHIPPED_SETS)}")
+    generations: int = Field(20, ge=1, description="generations to run")
+    candidates_per_generation: int = Field(4, ge=1, description="candidates proposed and evaluated per generation")
+    budget_gpu_hours: float | None = Field(None, gt=0, description="stop after this much GPU time; none: no limit")
+    budget_usd: float | None = Field(None, ge=0, description="stop after this much LLM spending in USD; none: no limit")
+    gpus: list[int] = Field(default_factory=lambda: [0], min_length=1, description="CUDA device indices to evaluate on")
+    database_url: str = Field("sqlite:///evolve.db", description="SQLAlchemy URL of the lineage database")
+    prompts_dir: Path | None = Field(None, description="folder of prompt templates; none: the shipped prompts/")
+    profile_on_request: bool = Field(False, description="profile a candidate when the LLM asks for it")
+    seed: int | None = Field(None, description="seed of the loop's random choices; none: fresh")
+    harness: HarnessSettings = Field(default_factory=HarnessSettings, description="how candidates are trained")
+    score: ScoreSettings = Field(default_factory=ScoreSettings, description="how runs are scored")
+    cascade: CascadeSettings = Field(default_factory=CascadeSettings, description="the evaluation cascade")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="the LLM endpoint and models")
+    population: PopulationSettings = Field(default_factory=PopulationSettings, description="islands and selection")
+    mutator: MutatorSettings = Field(default_factory=MutatorSettings, description="the built-in offline mutator")
+
+    @field_validator("components", "gpus", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("components")
+    @classmethod
+    def _known_components(cls, value: list[str]) -> list[str]:
+        if "all" in value:
+            return list(COMPONENT_NAMES)
+        unknown = [name for name in value if name not in COMPONENT_NAMES]
+        if unknown:
+            raise ValueError(f"unknown component {unknown[0]!r}: choose from {', '.join(COMPONENT_NAMES)} or 'all'")
+        if not value:
+            raise ValueError(f"name at least one component: {', '.join(COMPONENT_NAMES)} or 'all'")
+        return list(dict.fromkeys(value))
+
+    @field_validator("seed_set")
+    @classmethod
+    def _shipped(cls, value: str) -> str:
+        if value not in SHIPPED_SETS:
+            raise ValueError(f"unknown component set {value!r}: choose one of {', '.join(SHIPPED_SETS)}")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_indices(cls, value: list[int]) -> list[int]:
+        if any(index < 0 for index in value) or len(set(value)) != len(value):
+            raise ValueError("GPU indices must be distinct and >= 0, e.g. [0, 1]")
+        return value
+
+
+class LoadedConfig(BaseModel):
+    """The effective configuration and, for each setting given explicitly, the layer it came from."""
+
+    config: ExperimentConfig
+    sources: dict[str, str] = {}  # dotted path -> "evolve.toml", "env EVOLVE_GPUS", "flag", ...
+
+    def source_of(self, dotted: str) -> str:
+        """The layer that set `dotted` (or a containing table or list), else 'default'."""
+        return _lookup_source(self.sources, dotted)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading.
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """File < environment < overrides (dotted keys from flags), validated; raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if path is not None:
+        label = str(path)
+        for dotted_path, value in _leaves(_read_toml(path)):
+            _set(data, sources, dotted_path, value, label)
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX):].split(ENV_NESTING))
+        if keys[0] not in ExperimentConfig.model_fields or not all(keys):
+            continue  # not ours (EVOLVE_CACHE is the data cache, for example)
+        _set(data, sources, keys, parse_value(keys, raw), f"env {name}")
+    for dotted, value in (overrides or {}).items():
+        keys = tuple(dotted.split("."))
+        if isinstance(value, str):
+            value = parse_value(keys, value)
+        _set(data, sources, keys, value, "flag")
+    llm = data.get("llm", {}) if isinstance(data.get("llm"), dict) else {}
+    for field, variable in (("api_key", "OPENAI_API_KEY"), ("base_url", "OPENAI_BASE_URL")):
+        if llm.get(field) is None and environ.get(variable):
+            _set(data, sources, ("llm", field), environ[variable], f"env {variable}")
+    problems = _unknown_keys(ExperimentConfig, data, (), sources)
+    if problems:
+        raise ConfigError(_join(problems))
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_join([_describe_error(error, sources) for error in e.errors()])) from None
+    return LoadedConfig(config=config, sources=sources)
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` strings (dotted keys, from `--set`) into overrides for load_config."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{pair!r} is not KEY=VALUE (example: --set population.islands=2)")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def parse_value(keys: Path_, raw: str) -> Any:
+    """Text from the environment or a flag: kept as text for string fields, else a TOML literal."""
+    if _is_text_field(keys):
+        return raw
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        return json.loads(raw)  # JSON lists of objects, e.g. '[{"name": "gpt-4.1"}]'
+    except json.JSONDecodeError:
+        return raw
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist: copy evolve.example.toml and edit it")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+
+
+def _leaves(table: dict[str, Any], prefix: Path_ = ()) -> list[tuple[Path_, Any]]:
+    """(path, value) for every non-table value of a TOML document (lists stay whole)."""
+    leaves = []
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            leaves += _leaves(value, (*prefix, key))
+        else:
+            leaves.append(((*prefix, key), value))
+    return leaves
+
+
+def _set(data: dict[str, Any], sources: dict[str, str], keys: Path_, value: Any, label: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[keys[-1]] = value
+    dotted = format_path(keys)
+    for existing in [s for s in sources if s == dotted or s.startswith(dotted + ".") or s.startswith(dotted + "[")]:
+        del sources[existing]
+    sources[dotted] = label
+
+
+def format_path(keys: Path_) -> str:
+    """('llm', 'models', 0, 'weight') -> 'llm.models[0].weight'."""
+    text = ""
+    for key in keys:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _lookup_source(sources: dict[str, str], dotted: str) -> str:
+    candidate = dotted
+    while candidate:
+        if candidate in sources:
+            return sources[candidate]
+        cut = max(candidate.rfind("."), candidate.rfind("["))
+        candidate = candidate[:cut] if cut > 0 else ""
+    inside = sorted({label for key, label in sources.items() if key.startswith(dotted + ".") or key.startswith(dotted + "[")})
+    return ", ".join(inside) if inside else DEFAULT_LABEL
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema, walked by path.
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    annotation = _unwrap(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _list_item_model(annotation: Any) -> type[BaseModel] | None:
+    annotation = _unwrap(annotation)
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        return _model_of(item)
+    return None
+
+
+def _annotation_at(keys: Path_) -> Any:
+    model: type[BaseModel] | None = ExperimentConfig
+    annotation: Any = None
+    for key in keys:
+        if model is None or not isinstance(key, str) or key not in model.model_fields:
+            return None
+        annotation = model.model_fields[key].annotation
+        model = _model_of(annotation)
+    return annotation
+
+
+def _is_text_field(keys: Path_) -> bool:
+    return _unwrap(_annotation_at(keys)) in (str, SecretStr, Path)
+
+
+def _unknown_keys(model: type[BaseModel], data: Any, prefix: Path_, sources: dict[str, str]) -> list[str]:
+    """Keys that name no field (pydantic would ignore some of them silently)."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    for key, value in data.items():
+        keys = (*prefix, key)
+        if key not in model.model_fields:
+            dotted = format_path(keys)
+            valid = ", ".join(model.model_fields)
+            where = f"`{format_path(prefix)}`" if prefix else "the top level"
+            problems.append(
+                f"{dotted}: unknown setting (from {_lookup_source(sources, dotted)}); valid settings at {where}: {valid}"
+            )
+            continue
+        annotation = model.model_fields[key].annotation
+        if (sub := _model_of(annotation)) is not None:
+            problems += _unknown_keys(sub, value, keys, sources)
+        elif (item := _list_item_model(annotation)) is not None and isinstance(value, list):
+            for index, entry in enumerate(value):
+                problems += _unknown_keys(item, entry, (*keys, index), sources)
+    return problems
+
+
+def _describe_error(error: dict[str, Any], sources: dict[str, str]) -> str:
+    keys = tuple(k for k in error["loc"] if isinstance(k, (str, int)))
+    dotted = format_path(keys) or "configuration"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) or "api_key" in dotted else f"got {value!r}, "
+    return f"{dotted}: {message} ({shown}from {_lookup_source(sources, dotted)})"
+
+
+def _join(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems in the configuration:\n" + "\n".join(f"  {p}" for p in problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Display.
+
+
+class SettingRow(BaseModel):
+    """One leaf of the configuration, for `evolve config show`."""
+
+    name: str
+    value: Any
+    source: str
+    description: str
+
+
+def mask_secret(secret: str) -> str:
+    """Enough of a key to recognize it, never all of it."""
+    if len(secret) <= 12:
+        return "*" * len(secret)
+    return f"{secret[:3]}...{secret[-4:]}"
+
+
+def setting_rows(loaded: LoadedConfig) -> list[SettingRow]:
+    """Every leaf of the effective configuration with its value, source and description."""
+    rows: list[SettingRow] = []
+    _rows(loaded.config, (), rows, loaded)
+    return rows
+
+
+def _rows(model: BaseModel, prefix: Path_, rows: list[SettingRow], loaded: LoadedConfig) -> None:
+    for name, field in type(model).model_fields.items():
+        keys = (*prefix, name)
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _rows(value, keys, rows, loaded)
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+            for index, item in enumerate(value):
+                _rows(item, (*keys, index), rows, loaded)
+            continue
+        if isinstance(value, SecretStr):
+            value = mask_secret(value.get_secret_value())
+        elif isinstance(value, Path):
+            value = str(value)
+        dotted = format_path(keys)
+        rows.append(SettingRow(name=dotted, value=value, source=loaded.source_of(dotted), description=field.description or ""))
+
+
+def masked_dump(config: ExperimentConfig) -> dict[str, Any]:
+    """The configuration as JSON-ready data, the API key masked."""
+    data = config.model_dump(mode="json")
+    if config.llm.api_key is not None:
+        data["llm"]["api_key"] = mask_secret(config.llm.api_key.get_secret_value())
+    return data
