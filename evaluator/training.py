@@ -6,8 +6,10 @@ verbatim into the standalone speedrun script, so an exported script trains and p
 as the harness does. `components` below maps each component name to its loaded module.
 """
 
+import linecache
 import math
 import secrets
+import types
 
 import numpy as np
 import torch
@@ -18,6 +20,18 @@ NUM_CLASSES = 10
 
 class HarnessError(RuntimeError):
     """A run that cannot produce valid test logits."""
+
+
+def module_from_source(name: str, source: str) -> types.ModuleType:
+    """Execute one component's source text into a fresh module object of its own."""
+    filename = f"<component {name}>"
+    code = compile(source, filename, "exec")
+    # Tracebacks and torch.compile read source lines through linecache.
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = types.ModuleType(f"component_{name}")
+    module.__file__ = filename
+    exec(code, module.__dict__)
+    return module
 
 
 def reset_torch_flags(device: torch.device) -> None:
