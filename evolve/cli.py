@@ -16,6 +16,7 @@ from evaluator.harness import HarnessError
 from evaluator.runs import run_speedruns
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
+from evolve.export_command import export
 from evolve.report import print_evaluation, print_sample, print_summary, sample_table
 
 app = typer.Typer(
@@ -169,6 +170,9 @@ def eval_(
         print_evaluation(console, evaluation)
     if evaluation.status != "evaluated":
         raise typer.Exit(code=1)
+
+
+app.command("export")(export)
 
 
 def main() -> None:
