@@ -1,7 +1,7 @@
 """`evolve export`: write a component set as one standalone speedrun script, and verify it."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,9 +13,9 @@ from evolve.export_verify import verify_export
 
 def export(
     candidate: Annotated[
-        Optional[Path], typer.Argument(help="a component file or folder to export in place of the set's modules")
+        Path | None, typer.Argument(help="a component file or folder to export in place of the set's modules")
     ] = None,
-    component: Annotated[Optional[str], typer.Option(help="which component the file replaces")] = None,
+    component: Annotated[str | None, typer.Option(help="which component the file replaces")] = None,
     components: Annotated[str, typer.Option(help="shipped component set to export (or that the candidate modifies)")] = "baseline",
     output: Annotated[Path, typer.Option("--output", "-o", help="the script to write")] = Path("speedrun.py"),
     verify: Annotated[

@@ -113,7 +113,7 @@ def run_script(script: Path, args: list[str], workdir: Path, timeout: float) -> 
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     command = [sys.executable, "-I", "-X", "importtime", str(script), *args]
     try:
-        done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return ScriptOutcome(checks=[Check(name="runs", passed=False, message=f"the script ran past {timeout:.0f} s")], report=None)
     imported, errors = set(), []
