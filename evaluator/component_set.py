@@ -6,7 +6,6 @@ all take the same path, and each load starts from clean module state.
 """
 
 import inspect
-import linecache
 import types
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, field_validator
 
 from components import COMPONENT_NAMES, shipped_set_dir
 from components.interface import REQUIRED_NAMES
+from evaluator.training import module_from_source
 
 
 class ComponentError(ValueError):
@@ -61,17 +61,10 @@ class ComponentSet(BaseModel):
 
 def load_module(name: str, source: str) -> types.ModuleType:
     """Execute one component's text into a fresh module and check its interface."""
-    filename = f"<component {name}>"
     try:
-        code = compile(source, filename, "exec")
+        module = module_from_source(name, source)
     except SyntaxError as e:
         raise ComponentError(f"component {name} does not parse: line {e.lineno}: {e.msg}") from e
-    # Tracebacks and torch.compile read source lines through linecache.
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    module = types.ModuleType(f"component_{name}")
-    module.__file__ = filename
-    try:
-        exec(code, module.__dict__)
     except Exception as e:
         raise ComponentError(f"component {name} failed while loading: {type(e).__name__}: {e}") from e
     check_interface(name, module)

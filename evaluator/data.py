@@ -98,7 +98,7 @@ def download_cifar10(directory: Path) -> Dataset:
     except Exception as e:
         raise DatasetError(
             f"downloading CIFAR-10 needs torchvision, which did not import ({e}): install the "
-            "torchvision build that matches your torch (pip install 'cifar-evolve[download]'), "
+            "torchvision build that matches your torch (pip install torchvision, or 'cifar-evolve[download]'), "
             "or pass --data PATH.npz"
         ) from e
     directory.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 The harness owns the data, the loop (loss, backward, step counting), the clock and the accuracy.
 Components are called only through the interface in components/README.md. The network is built
 and compiled once per evaluation and reset before every run, as airbench does, so that
-compilation is paid in the untimed warm-up and never inside a timed run.
+compilation is paid in the untimed warm-up and never inside a timed run. The loop itself lives in
+evaluator/training.py, which exported scripts copy verbatim; the clock and the checks stay here.
 """
 
 import math
@@ -12,18 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from components.interface import HARNESS_HYPERPARAMS, NUM_CLASSES
 from evaluator.carryover import CarryoverError, CarryoverGuard
+from evaluator import training
 from evaluator.component_set import ComponentError, ComponentSet, load_components
 from evaluator.data import Dataset
 from evaluator.timing import Stopwatch, Timing
-from evaluator.torch_flags import reset_torch_flags
+from evaluator.training import HarnessError, reset_torch_flags
 
-
-class HarnessError(RuntimeError):
-    """A run that cannot produce valid test logits."""
+__all__ = ["DeviceData", "HarnessError", "RunOutput", "Speedrun", "accuracy", "checked_logits", "resolve_hyperparams"]
 
 
 @dataclass
@@ -58,12 +57,7 @@ class Speedrun:
         reset_torch_flags(self.device)
         self.modules = load_components(component_set)
         self.hp = resolve_hyperparams(self.modules, hyperparam_overrides or {})
-        self.model = self.modules["architecture"].build_network(dict(self.hp), self.device)
-        orthogonalize = self.modules["newton_schulz"].orthogonalize
-        if compile:
-            self.model.compile(mode="max-autotune")
-            orthogonalize = torch.compile(orthogonalize)
-        self.orthogonalize = orthogonalize
+        self.model, self.orthogonalize = training.build_model(self.modules, self.hp, self.device, compile)
         self.carryover: CarryoverGuard | None = None
 
     def warm_up(self, num_train: int, num_test: int, seed: int = 0, data: tuple[torch.Tensor, ...] = ()) -> None:
@@ -72,11 +66,7 @@ class Speedrun:
         Afterwards the model, the component modules and the harness's `data` tensors are
         fingerprinted; every later run must leave that fingerprint unchanged (evaluator/carryover.py).
         """
-        g = torch.Generator().manual_seed(seed)
-        images = torch.randint(0, 256, (num_train, 32, 32, 3), dtype=torch.uint8, generator=g).to(self.device)
-        labels = torch.randint(0, NUM_CLASSES, (num_train,), generator=g).to(self.device)
-        test = torch.randint(0, 256, (num_test, 32, 32, 3), dtype=torch.uint8, generator=g).to(self.device)
-        self.run(images, labels, test, seed)
+        self.run(*training.random_data(num_train, num_test, seed, self.device), seed)
         self.carryover = CarryoverGuard(self.model, self.modules, data)
 
     def run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> RunOutput:
@@ -86,9 +76,7 @@ class Speedrun:
 
     def prepare(self, seed: int) -> None:
         """Untimed: global flags back to the harness's values, the run's seed, a fresh network."""
-        reset_torch_flags(self.device)
-        torch.manual_seed(seed)
-        self.model.reset()
+        training.prepare_run(self.model, seed, self.device)
 
     def timed_run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor) -> RunOutput:
         stopwatch = Stopwatch(self.device)
@@ -123,36 +111,9 @@ class Speedrun:
                 raise HarnessError(str(e)) from None
 
     def _train_and_predict(self, train_images, train_labels, test_images) -> torch.Tensor:
-        hp, model = self.hp, self.model
-        augmentation, tta = self.modules["augmentation"], self.modules["tta"]
-
-        train_inputs = augmentation.preprocess(train_images, dict(hp))
-        model.init_whiten(train_inputs)
-        batches = augmentation.BatchStream(train_inputs, train_labels, dict(hp))
-        steps_per_epoch = len(batches)
-        if steps_per_epoch < 1:
-            raise HarnessError(f"batch_size {hp['batch_size']} exceeds the {len(train_labels)} training images")
-        total_steps = math.ceil(hp["epochs"] * steps_per_epoch)
-        optimizer = self.modules["optimizer"].build_optimizer(model, dict(hp), total_steps, steps_per_epoch, self.orthogonalize)
-
-        model.train()
-        step = 0
-        while step < total_steps:
-            for inputs, labels in batches:
-                outputs = model(inputs)
-                loss = F.cross_entropy(outputs, labels, label_smoothing=hp["label_smoothing"], reduction="sum")
-                loss.backward()
-                optimizer.step(step)
-                optimizer.zero_grad()
-                step += 1
-                if step >= total_steps:
-                    break
-
-        model.eval()
+        training.train(self.modules, self.model, self.hp, self.orthogonalize, train_images, train_labels)
         self._before_prediction = self._snapshot_model()
-        with torch.no_grad():
-            test_inputs = augmentation.preprocess(test_images, dict(hp))
-            return tta.predict(model, test_inputs, dict(hp))
+        return training.predict(self.modules, self.model, self.hp, test_images)
 
 
 def checked_logits(logits: object, num_test: int) -> torch.Tensor:
@@ -191,5 +152,4 @@ class DeviceData:
 
     def reordered(self, permutation: np.ndarray) -> "DeviceData":
         """The training set in a new order: each run gets a fresh one, chosen by the harness."""
-        index = torch.from_numpy(permutation).to(self.train_images.device)
-        return DeviceData(self.train_images[index], self.train_labels[index], self.test_images)
+        return DeviceData(*training.reordered(self.train_images, self.train_labels, permutation), self.test_images)

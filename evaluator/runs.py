@@ -1,18 +1,19 @@
 """Repeated timed speedruns of one component set: warm-up once, then N runs on fresh seeds."""
 
 import platform
-import secrets
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import torch
 
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.harness import DeviceData, Speedrun, accuracy
+from evaluator.harness import DeviceData, RunOutput, Speedrun, accuracy
 from evaluator.results import RunSample
 from evaluator.settings import HarnessSettings
+from evaluator.training import evaluation_seeds, run_seeds, training_order
+
+__all__ = ["device_description", "iter_speedruns", "run_seeds", "run_speedruns"]
 
 
 def device_description(device: torch.device) -> tuple[str, str | None]:
@@ -28,9 +29,20 @@ def device_description(device: torch.device) -> tuple[str, str | None]:
     return name, driver
 
 
-def run_seeds(base_seed: int | None, runs: int) -> list[int]:
-    rng = np.random.default_rng(secrets.randbits(63) if base_seed is None else base_seed)
-    return [int(s) for s in rng.integers(0, 2**31 - 1, size=runs)]
+def iter_speedruns(
+    component_set: ComponentSet, dataset: Dataset, settings: HarnessSettings, runs: int
+) -> Iterator[tuple[int, RunOutput]]:
+    """Build and warm up once, then yield (seed, output) of each timed run on a fresh training order."""
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu, or install a CUDA build of torch")
+    device = torch.device(settings.device)
+    speedrun = Speedrun(component_set, settings.device, settings.effective_compile(), settings.effective_overrides())
+    data = DeviceData.from_dataset(dataset, device)
+    warm_up_seed, seeds = evaluation_seeds(settings.seed, runs)
+    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=warm_up_seed, data=(data.train_images, data.train_labels, data.test_images))
+    for seed in seeds:
+        run_data = data.reordered(training_order(seed, len(dataset.train_labels)))
+        yield seed, speedrun.run(run_data.train_images, run_data.train_labels, run_data.test_images, seed)
 
 
 def run_speedruns(
@@ -41,19 +53,11 @@ def run_speedruns(
     on_sample: Callable[[RunSample], None] = lambda sample: None,
 ) -> list[RunSample]:
     """Train the set `runs` times; the harness computes each accuracy from the logits."""
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu, or install a CUDA build of torch")
-    device = torch.device(settings.device)
-    speedrun = Speedrun(component_set, settings.device, settings.effective_compile(), settings.effective_overrides())
-    data = DeviceData.from_dataset(dataset, device)
-    seeds = run_seeds(settings.seed, runs + 1)
-    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=seeds[0], data=(data.train_images, data.train_labels, data.test_images))
-    device_name, driver = device_description(device)
+    device_name, driver = None, None
     samples = []
-    for run, seed in enumerate(seeds[1:]):
-        order = np.random.default_rng(seed).permutation(len(dataset.train_labels))
-        run_data = data.reordered(order)
-        out = speedrun.run(run_data.train_images, run_data.train_labels, run_data.test_images, seed)
+    for run, (seed, out) in enumerate(iter_speedruns(component_set, dataset, settings, runs)):
+        if device_name is None:
+            device_name, driver = device_description(torch.device(settings.device))
         sample = RunSample(
             run=run,
             seed=seed,

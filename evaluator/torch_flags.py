@@ -6,18 +6,9 @@ thereby change later runs or other candidates; the harness puts them back each t
 
 import torch
 
+from evaluator.training import reset_torch_flags  # defined there so that exported scripts share it
 
-def reset_torch_flags(device: torch.device) -> None:
-    torch.set_grad_enabled(True)
-    torch.set_default_dtype(torch.float32)
-    torch.use_deterministic_algorithms(False)
-    torch.set_float32_matmul_precision("highest")
-    torch.autograd.set_detect_anomaly(False)
-    torch.backends.cudnn.enabled = True
-    torch.backends.cudnn.deterministic = False
-    torch.backends.cudnn.benchmark = torch.device(device).type == "cuda"
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cuda.matmul.allow_tf32 = False
+__all__ = ["current_torch_flags", "reset_torch_flags"]
 
 
 def current_torch_flags() -> dict[str, object]:

@@ -19,6 +19,7 @@ import torch
 from evaluator import protocol
 from evaluator.guard import Guard
 from evaluator.timing import Stopwatch  # noqa: F401  bound before candidates load (see timing.py)
+from evaluator.training import training_order
 
 
 def describe_error(e: BaseException) -> str:
@@ -87,8 +88,7 @@ class WorkerSession:
         self.reply({"type": "warm", "seconds": time.perf_counter() - start})
 
     def on_prepare(self, message: dict) -> None:
-        order = np.random.default_rng(message["seed"]).permutation(len(self.data.train_labels))
-        self.run_data = self.data.reordered(order)
+        self.run_data = self.data.reordered(training_order(message["seed"], len(self.data.train_labels)))
         self.speedrun.prepare(message["seed"])
         if self.speedrun.device.type == "cuda":
             torch.cuda.synchronize()

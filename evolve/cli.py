@@ -17,6 +17,7 @@ from evaluator.runs import run_speedruns
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
 from evolve.inspect_commands import register_inspect_commands
+from evolve.export_command import export
 from evolve.report import print_evaluation, print_sample, print_summary, sample_table
 
 app = typer.Typer(
@@ -174,6 +175,7 @@ def eval_(
 
 
 register_inspect_commands(app)
+app.command("export")(export)
 
 
 def main() -> None:
