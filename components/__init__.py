@@ -10,11 +10,11 @@ from components.interface import COMPONENT_NAMES
 
 SETS_DIR = Path(__file__).parent
 
-SHIPPED_SETS = ("baseline",)
+SHIPPED_SETS = ("baseline", "record")
 
 
 def shipped_set_dir(name: str) -> Path:
-    """The folder of a shipped component set ('baseline': airbench94_muon)."""
+    """The folder of a shipped component set ('baseline': airbench94_muon; 'record': the Hive's record)."""
     if name not in SHIPPED_SETS:
         raise ValueError(f"unknown component set {name!r}: choose one of {', '.join(SHIPPED_SETS)}")
     return SETS_DIR / name

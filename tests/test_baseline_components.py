@@ -1,4 +1,4 @@
-"""Properties of the shipped airbench94_muon components beyond the generic contracts."""
+"""Properties of the shipped components beyond the generic contracts (both sets where shared)."""
 
 import torch
 
@@ -7,8 +7,8 @@ from evaluator.component_set import load_components
 AIRBENCH94_PARAMETERS = 1_972_792
 
 
-def test_network_has_airbench94_parameter_count_and_output(baseline_set):
-    modules = load_components(baseline_set)
+def test_network_has_airbench94_parameter_count_and_output(shipped_set):
+    modules = load_components(shipped_set)
     hp = dict(modules["hyperparams"].HYPERPARAMS)
     model = modules["architecture"].build_network(hp, torch.device("cpu"))
     model.reset()
@@ -20,8 +20,8 @@ def test_network_has_airbench94_parameter_count_and_output(baseline_set):
         assert model.eval()(inputs).shape == (4, 10)
 
 
-def test_whitening_layer_whitens_patches(baseline_set):
-    modules = load_components(baseline_set)
+def test_whitening_layer_whitens_patches(shipped_set):
+    modules = load_components(shipped_set)
     hp = dict(modules["hyperparams"].HYPERPARAMS, width1=8, width2=8, width3=8)
     model = modules["architecture"].build_network(hp, torch.device("cpu"))
     model.reset()
@@ -34,8 +34,8 @@ def test_whitening_layer_whitens_patches(baseline_set):
     assert torch.allclose(covariance, torch.eye(len(covariance)), atol=0.05)
 
 
-def test_batched_newton_schulz_matches_one_at_a_time(baseline_set):
-    ns = load_components(baseline_set)["newton_schulz"]
+def test_batched_newton_schulz_matches_one_at_a_time(shipped_set):
+    ns = load_components(shipped_set)["newton_schulz"]
     G = torch.randn(3, 16, 40)
     batched = ns.orthogonalize(G, 3)
     single = torch.stack([ns.orthogonalize(g, 3) for g in G])

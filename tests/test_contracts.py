@@ -1,4 +1,4 @@
-"""The contract tests pass on the shipped set and fail on components that break them."""
+"""The contract tests pass on the shipped sets and fail on components that break them."""
 
 import pytest
 
@@ -7,8 +7,8 @@ from evaluator.contracts import ContractFailure, run_contract
 
 
 @pytest.mark.parametrize("name", COMPONENT_NAMES)
-def test_baseline_meets_contract(baseline_set, name):
-    run_contract(baseline_set, name)
+def test_shipped_set_meets_contract(shipped_set, name):
+    run_contract(shipped_set, name)
 
 
 def broken(baseline_set, name, old, new):
