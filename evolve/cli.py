@@ -18,6 +18,7 @@ from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
 from evolve.inspect_commands import register_inspect_commands
 from evolve.export_command import export
+from evolve.start_command import start
 from evolve.report import print_evaluation, print_sample, print_summary, sample_table
 
 app = typer.Typer(
@@ -176,6 +177,7 @@ def eval_(
 
 register_inspect_commands(app)
 app.command("export")(export)
+app.command("start")(start)
 
 
 def main() -> None:

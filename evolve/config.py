@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from components import COMPONENT_NAMES, SHIPPED_SETS
 from evaluator.cascade import CascadeSettings
+from evaluator.promotion import PromotionSettings
 from evaluator.settings import HarnessSettings, ScoreSettings
 
 ENV_PREFIX = "EVOLVE_"
@@ -142,11 +143,13 @@ class ExperimentConfig(BaseModel):
     gpus: list[int] = Field(default_factory=lambda: [0], min_length=1, description="CUDA device indices to evaluate on")
     database_url: str = Field("sqlite:///evolve.db", description="SQLAlchemy URL of the lineage database")
     prompts_dir: Path | None = Field(None, description="folder of prompt templates; none: the shipped prompts/")
-    profile_on_request: bool = Field(False, description="profile a candidate when the LLM asks for it")
     seed: int | None = Field(None, description="seed of the loop's random choices; none: fresh")
     harness: HarnessSettings = Field(default_factory=HarnessSettings, description="how candidates are trained")
     score: ScoreSettings = Field(default_factory=ScoreSettings, description="how runs are scored")
     cascade: CascadeSettings = Field(default_factory=CascadeSettings, description="the evaluation cascade")
+    promotion: PromotionSettings = Field(
+        default_factory=PromotionSettings, description="the paired re-measurement a candidate must pass to become champion"
+    )
     llm: LLMSettings = Field(default_factory=LLMSettings, description="the LLM endpoint and models")
     population: PopulationSettings = Field(default_factory=PopulationSettings, description="islands and selection")
     mutator: MutatorSettings = Field(default_factory=MutatorSettings, description="the built-in offline mutator")

@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import numpy as np
 
 from evaluator.component_set import ComponentSet
-from evaluator.promotion import PromotionDecision, PromotionSettings, better_score
+from evaluator.promotion import PromotionDecision, better_score
 from evaluator.results import Evaluation, ProfileSummary, Summary
 from evolve.config import ExperimentConfig
 from evolve.database.records import CandidateInfo, ExperimentInfo, LLMCallRecord, NewCandidate
@@ -64,11 +64,10 @@ class EvolutionLoop:
         proposer: Proposer,
         progress: Progress,
         budget: Budget,
-        promotion: PromotionSettings | None = None,
     ):
         self.config, self.store, self.experiment, self.executor = config, store, experiment, executor
         self.proposer, self.progress, self.budget = proposer, progress, budget
-        self.promotion = promotion or PromotionSettings()
+        self.promotion = config.promotion
         self.stats = progress.stats
         self.rng = np.random.default_rng(config.seed)
         self.proposal_pool = ThreadPoolExecutor(max_workers=max(1, executor.slots), thread_name_prefix="proposal")

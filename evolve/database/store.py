@@ -402,6 +402,18 @@ class Store:
 
     # overview
 
+    def spending(self, experiment_id: int) -> tuple[float, float]:
+        """USD spent on LLM calls and seconds of device-side cascade stages so far, for budgets on resume."""
+        device_stages = ("smoke", "timed", "profile")
+        with self.db.session() as session:
+            usd = session.scalar(select(func.coalesce(func.sum(LLMCall.cost), 0.0)).where(LLMCall.experiment_id == experiment_id))
+            seconds = session.scalar(
+                select(func.coalesce(func.sum(StageResult.seconds), 0.0))
+                .join(Candidate, Candidate.id == StageResult.candidate_id)
+                .where(Candidate.experiment_id == experiment_id, StageResult.stage.in_(device_stages))
+            )
+        return float(usd), float(seconds)
+
     def overview(self) -> list[ExperimentOverview]:
         """Each experiment with its candidates counted by status, best score and champion."""
         lines = []

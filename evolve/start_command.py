@@ -1,0 +1,152 @@
+"""`evolve start`: run (or resume) an evolution experiment."""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evaluator.data import DatasetError, load_dataset
+from evaluator.runs import device_description
+from evolve.config import ConfigError, ExperimentConfig, load_config, masked_dump, parse_assignments
+from evolve.database import DEFAULT_URL, DatabaseError, Store
+from evolve.executor import LocalPoolExecutor
+from evolve.llm import Budget, LLMClient
+from evolve.loop import EvolutionLoop, SeedFailed
+from evolve.progress import LoopStats, Progress
+from evolve.proposer import LLMProposer, MutatorProposer, Proposer
+
+console = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+def gpu_text(config: ExperimentConfig) -> str:
+    if config.harness.device == "cpu":
+        return "the CPU (tests and checks only)"
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "an NVIDIA GPU"
+    except RuntimeError:
+        return "an NVIDIA GPU"
+
+
+def make_proposer(config: ExperimentConfig, rng: np.random.Generator) -> Proposer:
+    if not config.llm.enabled:
+        return MutatorProposer(config.mutator, rng)
+    return LLMProposer(LLMClient(config.llm, rng), config.score, config.llm.output_format, gpu_text(config), config.prompts_dir)
+
+
+def start(
+    component: Annotated[list[str], typer.Option("--component", help="component to evolve (repeatable, or 'all')")] = [],
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML configuration file")] = None,
+    generations: Annotated[Optional[int], typer.Option(help="generations to run")] = None,
+    budget_gpu_hours: Annotated[Optional[float], typer.Option(help="stop after this much GPU time")] = None,
+    budget_usd: Annotated[Optional[float], typer.Option(help="stop after this much LLM spending")] = None,
+    gpus: Annotated[Optional[str], typer.Option(help="CUDA devices to evaluate on, e.g. 0,1")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cuda or cpu")] = None,
+    data: Annotated[Optional[str], typer.Option(help="cifar10, synthetic, or a path to a .npz")] = None,
+    components: Annotated[Optional[str], typer.Option("--components", help="shipped set to start from (baseline, record)")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="folder with your own prompt templates")] = None,
+    db: Annotated[Optional[str], typer.Option(help=f"SQLAlchemy URL of the lineage database (default {DEFAULT_URL})")] = None,
+    name: Annotated[Optional[str], typer.Option(help="experiment name (default: component and time)")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="continue this experiment where it stopped")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="any setting as dotted KEY=VALUE, e.g. population.islands=2")] = [],
+) -> None:
+    """Evolve components of the speedrun: propose, evaluate in the sandbox, promote on paired evidence."""
+    flags: dict[str, object] = parse_assignments(set_) if set_ else {}
+    for key, value in {
+        "components": ",".join(component) if component else None,
+        "generations": generations,
+        "budget_gpu_hours": budget_gpu_hours,
+        "budget_usd": budget_usd,
+        "gpus": gpus,
+        "harness.device": device,
+        "harness.data": data,
+        "seed_set": components,
+        "prompts_dir": str(prompts) if prompts else None,
+        "database_url": db,
+    }.items():
+        if value is not None:
+            flags[key] = value
+    try:
+        config = load_config(config_file, flags).config
+    except ConfigError as e:
+        fail(str(e))
+    try:
+        with Store.open(config.database_url) as store:
+            run(config, store, name, resume)
+    except DatabaseError as e:
+        fail(str(e))
+
+
+def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | None) -> None:
+    if resume:
+        experiment = store.experiment(resume)
+        stored = ExperimentConfig.model_validate({**experiment.config, "generations": config.generations})
+        config = stored.model_copy(update={"llm": config.llm})  # the key is never stored; the rest is the experiment's
+        requeued = store.requeue_unfinished(experiment.id)
+        store.set_experiment_status(experiment.id, "running")
+        console.print(f"resuming {experiment.name}: {requeued} unfinished candidate(s) re-queued")
+    else:
+        name = name or f"{'+'.join(config.components)}-{datetime.now():%Y%m%d-%H%M%S}"
+        experiment = store.create_experiment(
+            name, config.components, masked_dump(config), config.seed_set, device_text(config)
+        )
+    try:
+        dataset = load_dataset(config.harness.data)
+    except DatasetError as e:
+        fail(str(e))
+    rng = np.random.default_rng(config.seed)
+    proposer = make_proposer(config, rng)
+    usd, gpu_seconds = store.spending(experiment.id)
+    budget = Budget.from_config(config, usd_spent=usd, gpu_hours_spent=gpu_seconds / 3600)
+    stats = LoopStats(experiment=experiment.name, proposer=proposer.name)
+    console.print(f"experiment {experiment.name}: evolving {', '.join(config.components)} from the {config.seed_set} set; "
+                  f"proposals by the {proposer.name}; data {dataset.describe()}", highlight=False)
+    executor = LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
+    with Progress(console, stats) as progress:
+        loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget)
+        try:
+            reason = loop.run()
+        except SeedFailed as e:
+            store.set_experiment_status(experiment.id, "stopped")
+            executor.shutdown(wait=False)
+            fail(f"{e}\nThe search cannot start from a seed set that fails; check it with `evolve baseline`.")
+    executor.shutdown(wait=reason != "stopped by Ctrl-C")
+    interrupted = reason.startswith("stopped")
+    store.set_experiment_status(experiment.id, "stopped" if interrupted else "finished")
+    print_final(store, experiment.name, experiment.id, reason, config.database_url)
+
+
+def device_text(config: ExperimentConfig) -> str:
+    import torch
+
+    if config.harness.device == "cuda" and not torch.cuda.is_available():
+        return "cuda (not visible here)"
+    name, driver = device_description(torch.device(config.harness.device))
+    return name + (f", driver {driver}" if driver else "")
+
+
+def print_final(store: Store, name: str, experiment_id: int, reason: str, url: str) -> None:
+    table = Table(title=f"{name}: {reason}")
+    for column in ("rank", "candidate", "component", "status", "score", "time (s)", "accuracy"):
+        table.add_column(column)
+    for rank, c in enumerate(store.top(experiment_id, 5), 1):
+        table.add_row(str(rank), f"#{c.id}", c.component, c.status, f"{c.score:.4f}" if c.score is not None else "-",
+                      f"{c.time_mean:.4f}" if c.time_mean else "-", f"{c.accuracy_mean:.2%}" if c.accuracy_mean else "-")
+    console.print(table)
+    db = "" if url == DEFAULT_URL else f" --db {url}"
+    console.print(
+        f"inspect:  evolve lineage {name}{db}   |   evolve top {name}{db}\n"
+        f"export:   evolve export {name}{db} -o speedrun.py\n"
+        f"resume:   evolve start --resume {name}{db}",
+        highlight=False,
+    )
