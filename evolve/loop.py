@@ -64,12 +64,13 @@ class EvolutionLoop:
         proposer: Proposer,
         progress: Progress,
         budget: Budget,
+        rng: np.random.Generator,
     ):
         self.config, self.store, self.experiment, self.executor = config, store, experiment, executor
         self.proposer, self.progress, self.budget = proposer, progress, budget
         self.promotion = config.promotion
         self.stats = progress.stats
-        self.rng = np.random.default_rng(config.seed)
+        self.rng = rng
         self.proposal_pool = ThreadPoolExecutor(max_workers=max(1, executor.slots), thread_name_prefix="proposal")
         self.proposing: dict[Future, ProposalRequest] = {}
         self.running: dict[Future, tuple[str, int]] = {}

@@ -104,8 +104,10 @@ def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | 
         dataset = load_dataset(config.harness.data)
     except DatasetError as e:
         fail(str(e))
-    rng = np.random.default_rng(config.seed)
-    proposer = make_proposer(config, rng)
+    # Seeded runs stay reproducible, and a resumed one does not replay the choices it made before.
+    offset = len(store.candidates(experiment.id))
+    loop_rng, proposer_rng = (np.random.default_rng(None if config.seed is None else [config.seed, offset, i]) for i in (0, 1))
+    proposer = make_proposer(config, proposer_rng)
     usd, gpu_seconds = store.spending(experiment.id)
     budget = Budget.from_config(config, usd_spent=usd, gpu_hours_spent=gpu_seconds / 3600)
     stats = LoopStats(experiment=experiment.name, proposer=proposer.name)
@@ -113,7 +115,7 @@ def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | 
                   f"proposals by the {proposer.name}; data {dataset.describe()}", highlight=False)
     executor = LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
     with Progress(console, stats) as progress:
-        loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget)
+        loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget, loop_rng)
         try:
             reason = loop.run()
         except SeedFailed as e:
