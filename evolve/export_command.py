@@ -7,14 +7,54 @@ import typer
 
 from evaluator.component_set import ComponentError, ComponentSet
 from evaluator.data import DatasetError
-from evolve.export import Ancestor, ExportError, Provenance, export_script
+from evaluator.results import Summary
+from evolve.export import Ancestor, ExportError, ExportStatistics, Provenance, export_script
+from evolve.database import DEFAULT_URL, DatabaseError, Store
 from evolve.export_verify import verify_export
+from evolve.loop import component_set_of
+
+
+def from_database(url: str, experiment_name: str | None, candidate_id: int | None) -> tuple[ComponentSet, Provenance]:
+    """The candidate (default: the experiment's champion) as a set, with its lineage and measured statistics."""
+    with Store.open(url, create=False) as store:
+        experiment = store.experiment(experiment_name) if experiment_name or candidate_id is None else None
+        if candidate_id is None:
+            champion = store.current_champion(experiment.id)
+            if champion is None:
+                raise ExportError(f"experiment {experiment.name} has no champion yet: name an evaluated one with --candidate ID")
+            candidate_id = champion.id
+        candidate = store.candidate(candidate_id)
+        if experiment is not None and candidate.experiment_id != experiment.id:
+            raise ExportError(f"candidate {candidate_id} is not part of experiment {experiment.name}")
+        experiment = experiment or store.experiment(candidate.experiment_id)
+        if candidate.status not in ("evaluated", "champion") or candidate.summary is None:
+            raise ExportError(
+                f"candidate {candidate_id} was never evaluated successfully (status {candidate.status}): "
+                "export an evaluated one (see `evolve top`)"
+            )
+        component_set = component_set_of(store, candidate, experiment.baseline)
+        ancestors = [
+            Ancestor(id=c.id, description=f"{c.origin}, {c.component}, {c.status}" + (f", score {c.score:.4f}" if c.score is not None else ""))
+            for c in reversed(store.ancestry(candidate.id))
+        ]
+        statistics = ExportStatistics.from_summary(Summary.model_validate(candidate.summary), store.samples(candidate.id, ["timed"]))
+    provenance = Provenance.for_set(
+        component_set, experiment_id=experiment.name, candidate_id=candidate.id, ancestors=ancestors, statistics=statistics
+    )
+    return component_set, provenance
 
 
 def export(
     candidate: Annotated[
-        Path | None, typer.Argument(help="a component file or folder to export in place of the set's modules")
+        str | None,
+        typer.Argument(
+            help="an experiment in the lineage database (exports its champion, or --candidate), or a component file "
+            "or folder to export in place of the set's modules",
+            metavar="[EXPERIMENT|CANDIDATE_PATH]",
+        ),
     ] = None,
+    candidate_id: Annotated[int | None, typer.Option("--candidate", help="export this evaluated candidate of the database")] = None,
+    db: Annotated[str, typer.Option(help="SQLAlchemy URL of the lineage database")] = DEFAULT_URL,
     component: Annotated[str | None, typer.Option(help="which component the file replaces")] = None,
     components: Annotated[str, typer.Option(help="shipped component set to export (or that the candidate modifies)")] = "baseline",
     output: Annotated[Path, typer.Option("--output", "-o", help="the script to write")] = Path("speedrun.py"),
@@ -27,17 +67,21 @@ def export(
     from evolve.cli import candidate_set, console, fail  # the CLI registers this command: import it when called
 
     try:
-        if candidate is None:
-            component_set = ComponentSet.shipped(components)
-            ancestors = [Ancestor(id=components, description="shipped component set")]
+        if candidate_id is not None or (candidate is not None and not Path(candidate).exists()):
+            component_set, provenance = from_database(db, candidate, candidate_id)
         else:
-            component_set, changed = candidate_set(candidate, component, components)
-            ancestors = [
-                Ancestor(id=components, description="shipped component set"),
-                Ancestor(id=str(candidate), description=f"replaces {', '.join(changed)}"),
-            ]
-        text = export_script(component_set, Provenance.for_set(component_set, ancestors=ancestors), filename=output.name)
-    except (ValueError, ComponentError, ExportError) as e:
+            if candidate is None:
+                component_set = ComponentSet.shipped(components)
+                ancestors = [Ancestor(id=components, description="shipped component set")]
+            else:
+                component_set, changed = candidate_set(Path(candidate), component, components)
+                ancestors = [
+                    Ancestor(id=components, description="shipped component set"),
+                    Ancestor(id=candidate, description=f"replaces {', '.join(changed)}"),
+                ]
+            provenance = Provenance.for_set(component_set, ancestors=ancestors)
+        text = export_script(component_set, provenance, filename=output.name)
+    except (ValueError, ComponentError, ExportError, DatabaseError) as e:
         fail(str(e))
     try:
         output.write_text(text)

@@ -60,6 +60,14 @@ def test_builtin_mutator_runs_a_search_and_resumes_it(tmp_path, data_file):
         assert children and all(c.diff for c in children) and all(c.generation == 1 for c in children)
         before = len(candidates)
 
+    script = tmp_path / "speedrun.py"
+    exported = CliRunner().invoke(app, ["export", "offline", "--db", url, "-o", str(script)])
+    assert exported.exit_code == 0, exported.output
+    header = script.read_text()[:3000]
+    assert "experiment offline" in header and "seed" in header  # provenance: experiment, lineage back to the seed
+    missing = CliRunner().invoke(app, ["export", "--candidate", "999", "--db", url, "-o", str(tmp_path / "x.py")])
+    assert missing.exit_code != 0 and "999" in missing.output
+
     result = start(url, data_file, "--resume", "offline", "--generations", "2")
     assert result.exit_code == 0, result.output
     assert "resuming offline" in result.output
