@@ -239,12 +239,3 @@ def _patch_error(index: int, total: int, block: SearchReplace, lines: list[str],
         f"{region_text}\nDifferences (parent -> your SEARCH):\n{differences}"
     )
     return PatchError(message, index, block, region_text, start + 1, similarity, [])
-
-
-def unified_diff(parent: str, child: str, name: str = "component.py") -> str:
-    """The parent-to-child change as a unified diff (for storage and display)."""
-    return "".join(
-        difflib.unified_diff(
-            parent.splitlines(keepends=True), child.splitlines(keepends=True), f"a/{name}", f"b/{name}"
-        )
-    )
