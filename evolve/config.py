@@ -73,6 +73,9 @@ class LLMSettings(BaseModel):
     )
     timeout_seconds: float = Field(300.0, gt=0, description="timeout of one HTTP attempt, in seconds")
     max_retries: int = Field(3, ge=0, description="retries of the openai client on timeouts, 429 and 5xx (with backoff)")
+    concurrent_calls: int = Field(
+        4, ge=1, description="LLM calls in flight at once, so that proposals keep up with the evaluation workers"
+    )
     output_format: Literal["diff", "full", "either"] = Field(
         "diff", description="reply format to ask for: SEARCH/REPLACE blocks, a full module, or either"
     )

@@ -71,7 +71,9 @@ class EvolutionLoop:
         self.promotion = config.promotion
         self.stats = progress.stats
         self.rng = rng
-        self.proposal_pool = ThreadPoolExecutor(max_workers=max(1, executor.slots), thread_name_prefix="proposal")
+        # LLM calls wait on the network: several run at once, so that a slow model still keeps every GPU fed.
+        self.lookahead = executor.slots + config.llm.concurrent_calls
+        self.proposal_pool = ThreadPoolExecutor(max_workers=config.llm.concurrent_calls, thread_name_prefix="proposal")
         self.proposing: dict[Future, ProposalRequest] = {}
         self.running: dict[Future, tuple[str, int]] = {}
         self.promotion_queue: list[int] = []
@@ -182,7 +184,7 @@ class EvolutionLoop:
         self.running[self.executor.submit(job)] = ("promotion", candidate_id)
 
     def _start_proposals(self) -> None:
-        lookahead = self.executor.slots + 1
+        lookahead = self.lookahead
         while (
             not self.stop_reason
             and self.attempts < self.total_attempts

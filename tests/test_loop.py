@@ -93,6 +93,7 @@ def test_loopback_llm_drives_the_search(tmp_path, data_file):
         config = tmp_path / "evolve.toml"
         config.write_text(
             f'[llm]\nbase_url = "{server.url}"\napi_key = "test-key"\nmax_retries = 2\ntimeout_seconds = 20\n'
+            'concurrent_calls = 1\n'
             '[[llm.models]]\nname = "scripted"\nweight = 1\ninput_usd_per_million = 1.0\noutput_usd_per_million = 2.0\n'
         )
         url = f"sqlite:///{tmp_path / 'evolve.db'}"
@@ -148,3 +149,10 @@ def test_sigkill_mid_search_then_resume_loses_and_duplicates_nothing(tmp_path, d
         )
         assert all(c.status in FINISHED for c in candidates if c.id in finished_before)
         assert len({c.source_hash for c in candidates}) == len(candidates)
+
+
+def test_throughput_bench_measures_idle_evaluation_slots():
+    from bench.loop_throughput import main
+
+    idle = main(["--slots", "2", "--eval-seconds", "0.3", "--llm-seconds", "0.05", "--candidates", "6"])
+    assert 0.0 <= idle < 1.0
