@@ -7,7 +7,7 @@ from components import COMPONENT_NAMES
 from components.interface import HARNESS_HYPERPARAMS
 from evaluator.contracts import run_contract
 from evaluator.static_check import check_source
-from evolve.canonical import canonical_hash
+from evolve.database.canonical import source_hash as canonical_hash
 from evolve.config import MutatorSettings
 from evolve.mutator import MutatorError, mutate, mutation_sites
 
