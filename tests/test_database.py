@@ -100,8 +100,8 @@ def test_champions_and_resume(store):
         store.record_evaluation(candidate.id, evaluation([0.94, 0.95, 0.945], [3.0, 2.9, 3.1]))
     assert store.current_champion(experiment.id) is None
     store.record_champion(experiment.id, first.id, None, {"reason": "seed"})
-    change = store.record_champion(experiment.id, second.id, first.id, {"time_delta": -0.12, "p_value": 0.003})
-    assert change.incumbent_id == first.id and change.statistics["p_value"] == 0.003
+    change = store.record_champion(experiment.id, second.id, first.id, ScoreSettings(target=0.93))
+    assert change.incumbent_id == first.id and change.statistics["target"] == 0.93
     assert store.current_champion(experiment.id).id == second.id
     assert store.candidate(first.id).status == "evaluated" and store.candidate(second.id).status == "champion"
     assert [c.candidate_id for c in store.champion_history(experiment.id)] == [first.id, second.id]

@@ -231,9 +231,13 @@ class Store:
             return [CandidateInfo.model_validate(c) for c in claimed]
 
     def record_evaluation(
-        self, candidate_id: int, evaluation: Evaluation, profile: dict[str, Any] | None = None
+        self, candidate_id: int, evaluation: Evaluation, profile: dict[str, Any] | BaseModel | None = None
     ) -> CandidateInfo:
-        """Store the evaluator's verdicts, samples and summary in one transaction."""
+        """Store the evaluator's verdicts, samples and summary in one transaction.
+
+        `profile` is a profiler summary; by default the evaluation's own, when it carries one."""
+        if profile is None and getattr(evaluation, "profile", None) is not None:
+            profile = evaluation.profile  # evaluator.results.ProfileSummary, stored as its JSON
         if evaluation.status not in ("evaluated", "rejected", "failed"):
             raise ValueError(f"evaluation status {evaluation.status!r}: expected evaluated, rejected or failed")
         with self.db.session(write=True) as session:
@@ -360,9 +364,10 @@ class Store:
     # champions
 
     def record_champion(
-        self, experiment_id: int, candidate_id: int, incumbent_id: int | None, statistics: dict[str, Any]
+        self, experiment_id: int, candidate_id: int, incumbent_id: int | None, statistics: dict[str, Any] | BaseModel
     ) -> ChampionInfo:
-        """The candidate beat the incumbent (None for the first champion) in a paired comparison."""
+        """The candidate beat the incumbent (None for the first champion) in a paired comparison;
+        `statistics` is that comparison (e.g. the evaluator's promotion decision), stored as JSON."""
         with self.db.session(write=True) as session:
             candidate = self._locked(session, candidate_id)
             if candidate.experiment_id != experiment_id:
