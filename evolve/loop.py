@@ -305,8 +305,7 @@ class EvolutionLoop:
 
     def _evaluation_done(self, candidate_id: int, evaluation: Evaluation) -> None:
         self.budget.add_gpu_seconds(sum(s.seconds for s in evaluation.stages if s.stage in ("smoke", "timed", "profile")))
-        profile = evaluation.profile.model_dump() if evaluation.profile else None
-        candidate = self.store.record_evaluation(candidate_id, evaluation, profile)
+        candidate = self.store.record_evaluation(candidate_id, evaluation)  # the profile, when taken, comes along
         if evaluation.status != "evaluated":
             last = evaluation.stages[-1]
             self.stats.rejections[f"{last.stage} {last.status}"] += 1
