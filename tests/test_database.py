@@ -12,6 +12,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
 from database_support import database_url, evaluation, rejection, sample  # noqa: F401 (fixture)
+from evaluator.results import KernelShare, ProfileSummary
 from evaluator.settings import ScoreSettings
 from evolve.database import DatabaseError, LLMCallRecord, NewCandidate, NotFound, Store
 from evolve.database.canonical import source_hash
@@ -69,11 +70,13 @@ def test_a_lineage_round_trip(store):
     assert store.claim_pending(experiment.id) == []
 
     good = evaluation([0.940, 0.941, 0.942], [3.0, 3.1, 3.05])
-    stored = store.record_evaluation(seed.id, good, profile={"top": [{"kernel": "gemm", "ms": 1.5}]})
+    good.profile = ProfileSummary(device="cuda", kernel_seconds=0.5, phases={"forward": 1.0},
+                                  top_kernels=[KernelShare(name="gemm", seconds=0.5, share=1.0, calls=3)])
+    stored = store.record_evaluation(seed.id, good)
     assert stored.status == "evaluated" and stored.verdict == "evaluated" and stored.error is None
     assert stored.score == pytest.approx(good.summary.score) and stored.runs == 3
     assert stored.accuracy_lower_bound == pytest.approx(good.summary.accuracy_lower_bound)
-    assert stored.profile == {"top": [{"kernel": "gemm", "ms": 1.5}]}
+    assert ProfileSummary.model_validate(stored.profile) == good.profile
     failed = store.record_evaluation(child.id, rejection("line 3: imports os"))
     assert failed.status == "rejected" and failed.verdict == "rejected at static" and failed.error == "line 3: imports os"
     with pytest.raises(DatabaseError, match="already evaluated"):

@@ -230,14 +230,9 @@ class Store:
             session.flush()
             return [CandidateInfo.model_validate(c) for c in claimed]
 
-    def record_evaluation(
-        self, candidate_id: int, evaluation: Evaluation, profile: dict[str, Any] | BaseModel | None = None
-    ) -> CandidateInfo:
-        """Store the evaluator's verdicts, samples and summary in one transaction.
-
-        `profile` is a profiler summary; by default the evaluation's own, when it carries one."""
-        if profile is None and getattr(evaluation, "profile", None) is not None:
-            profile = evaluation.profile  # evaluator.results.ProfileSummary, stored as its JSON
+    def record_evaluation(self, candidate_id: int, evaluation: Evaluation) -> CandidateInfo:
+        """Store the evaluator's verdicts, samples, summary and profile (when taken) in one transaction."""
+        profile = evaluation.profile
         if evaluation.status not in ("evaluated", "rejected", "failed"):
             raise ValueError(f"evaluation status {evaluation.status!r}: expected evaluated, rejected or failed")
         with self.db.session(write=True) as session:
