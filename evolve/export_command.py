@@ -14,6 +14,11 @@ from evolve.export_verify import verify_export
 from evolve.loop import component_set_of
 
 
+def looks_like_path(argument: str) -> bool:
+    """A component file or folder (existing or not, so that a typo gets "does not exist"), else an experiment."""
+    return Path(argument).exists() or argument.endswith(".py") or "/" in argument
+
+
 def from_database(url: str, experiment_name: str | None, candidate_id: int | None) -> tuple[ComponentSet, Provenance]:
     """The candidate (default: the experiment's champion) as a set, with its lineage and measured statistics."""
     with Store.open(url, create=False) as store:
@@ -67,7 +72,7 @@ def export(
     from evolve.cli import candidate_set, console, fail  # the CLI registers this command: import it when called
 
     try:
-        if candidate_id is not None or (candidate is not None and not Path(candidate).exists()):
+        if candidate_id is not None or (candidate is not None and not looks_like_path(candidate)):
             component_set, provenance = from_database(db, candidate, candidate_id)
         else:
             if candidate is None:
