@@ -17,7 +17,6 @@ Promotion goes through the evaluator's paired confirmation only (evaluator/promo
 
 import json
 import math
-import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -31,7 +30,7 @@ from evolve.database.store import Store
 from evolve.executor import EvaluationJob, Executor, PromotionJob
 from evolve.llm import Budget, LLMCall
 from evolve.population import Individual, island_for, migration_due, plan_migration, select_inspirations, select_parent
-from evolve.progress import LoopStats, Progress
+from evolve.progress import Progress
 from evolve.prompt_builder import Feedback, PromptCandidate
 from evolve.proposer import Proposal, Proposer, ProposalRequest, Unusable
 
@@ -79,7 +78,6 @@ class EvolutionLoop:
         self.promotion_queue: list[int] = []
         self.migrants: list[Individual] = []
         self.stop_reason: str | None = None
-        self.stopping = threading.Event()
         self.attempts = sum(1 for c in store.candidates(experiment.id) if c.origin != "seed")
         self.completed_generations = 0
 
