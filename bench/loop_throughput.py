@@ -1,6 +1,6 @@
 """How long do the evaluation workers wait for the LLM? The loop's overlap, measured.
 
-The real loop (evolve/loop.py), the real database (SQLite in a temporary folder) and the real
+The real loop (evolve/search/loop.py), the real database (SQLite in a temporary folder) and the real
 LLM proposer with the openai client talk to a loopback OpenAI-compatible server that answers
 after a fixed latency; the executor is a stub that holds each slot for a fixed time, as a GPU
 evaluation would. Reported: the fraction of the evaluation slots' time spent idle between the
@@ -27,11 +27,11 @@ from evaluator.results import Evaluation, RunSample, StageVerdict  # noqa: E402
 from evaluator.statistics import summarize  # noqa: E402
 from evolve.config import ExperimentConfig, LLMSettings, ModelSpec  # noqa: E402
 from evolve.database import Store  # noqa: E402
-from evolve.executor import EvaluationJob  # noqa: E402
-from evolve.llm import Budget, LLMClient  # noqa: E402
-from evolve.loop import EvolutionLoop  # noqa: E402
-from evolve.progress import LoopStats, Progress  # noqa: E402
-from evolve.proposer import LLMProposer  # noqa: E402
+from evolve.llm.client import Budget, LLMClient  # noqa: E402
+from evolve.search.executor import EvaluationJob  # noqa: E402
+from evolve.search.loop import EvolutionLoop  # noqa: E402
+from evolve.search.progress import LoopStats, Progress  # noqa: E402
+from evolve.search.proposer import LLMProposer  # noqa: E402
 from tests.loopback_llm import LoopbackLLM, full_module, reply  # noqa: E402
 
 

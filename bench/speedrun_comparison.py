@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
-    from evolve.cli import parse_overrides  # the CLI's KEY=VALUE parser, so both accept the same
+    from evolve.cli.app import parse_overrides  # the CLI's KEY=VALUE parser, so both accept the same
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no CUDA GPU: use --device cpu for a check run")

@@ -25,9 +25,9 @@ from evaluator.data import Dataset
 from evaluator.harness import accuracy
 from evaluator.results import Evaluation, ProfileSummary, RunSample, StageVerdict
 from evaluator.runs import device_description
-from evaluator.sandbox import SandboxedWorker, WorkerFailure, WorkerLimits
+from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
+from evaluator.sandbox.static_check import check_source
 from evaluator.settings import HarnessSettings, ScoreSettings
-from evaluator.static_check import check_source
 from evaluator.statistics import summarize
 
 

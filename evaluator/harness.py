@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from components.interface import HARNESS_HYPERPARAMS, NUM_CLASSES
-from evaluator.carryover import CarryoverError, CarryoverGuard
 from evaluator import training
 from evaluator.component_set import ComponentError, ComponentSet, load_components
 from evaluator.data import Dataset
+from evaluator.sandbox.carryover import CarryoverError, CarryoverGuard
 from evaluator.timing import Stopwatch, Timing
 from evaluator.training import HarnessError, reset_torch_flags
 
@@ -64,7 +64,7 @@ class Speedrun:
         """One untimed run on random images and labels: compiles, autotunes, allocates.
 
         Afterwards the model, the component modules and the harness's `data` tensors are
-        fingerprinted; every later run must leave that fingerprint unchanged (evaluator/carryover.py).
+        fingerprinted; every later run must leave that fingerprint unchanged (evaluator/sandbox/carryover.py).
         """
         self.run(*training.random_data(num_train, num_test, seed, self.device), seed)
         self.carryover = CarryoverGuard(self.model, self.modules, data)

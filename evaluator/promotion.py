@@ -32,7 +32,7 @@ from evaluator.cascade import fresh_seed, start_speedrun_worker, timed_sample
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import RunSample, Summary
-from evaluator.sandbox import SandboxedWorker, WorkerFailure, WorkerLimits
+from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
 

@@ -1,3 +1,3 @@
-from evolve.cli import main
+from evolve.cli.app import main
 
 main()

@@ -96,7 +96,7 @@ class LLMSettings(BaseModel):
 
 
 class PopulationSettings(BaseModel):
-    """Islands, migration and selection (see evolve/population.py for the rules)."""
+    """Islands, migration and selection (see evolve/search/population.py for the rules)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -117,7 +117,7 @@ class PopulationSettings(BaseModel):
 
 
 class MutatorSettings(BaseModel):
-    """The built-in offline mutator (evolve/mutator.py), used when no LLM model is configured."""
+    """The built-in offline mutator (evolve/search/mutator.py), used when no LLM model is configured."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -4,7 +4,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from evolve.cli import app
+from evolve.cli.app import app
 
 runner = CliRunner()
 

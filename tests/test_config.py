@@ -128,7 +128,7 @@ def test_config_show_command(monkeypatch):
 
     from typer.testing import CliRunner
 
-    from evolve.cli import app
+    from evolve.cli.app import app
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("COLUMNS", "200")

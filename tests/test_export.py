@@ -19,9 +19,9 @@ from evaluator import training
 from evaluator.data import synthetic_dataset
 from evaluator.results import RunSample
 from evaluator.statistics import summarize as evaluator_summarize
-from evolve import standalone
-from evolve.cli import app
-from evolve.export import (
+from evolve.cli.app import app
+from evolve.export import standalone
+from evolve.export.script import (
     Ancestor,
     ExportError,
     ExportStatistics,
@@ -31,7 +31,7 @@ from evolve.export import (
     export_script,
     string_literal,
 )
-from evolve.export_verify import compare_statistics, verify_export
+from evolve.export.verify import compare_statistics, verify_export
 
 # Tiny, fast verification: 200 training images, one batch of 200 per epoch, one epoch.
 VERIFY = {"runs": 1, "seed": 5, "hyperparams": {"epochs": 1}}

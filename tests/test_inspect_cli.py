@@ -3,14 +3,14 @@
 import json
 
 import pytest
+from database_support import BACKENDS, evaluation, fresh_url, rejection
 from rich.console import Console
+from test_database import downgrade_to
 from typer.testing import CliRunner
 
-import evolve.inspect_commands
-from database_support import BACKENDS, evaluation, fresh_url, rejection
-from evolve.cli import app
+import evolve.cli.inspect_commands
+from evolve.cli.app import app
 from evolve.database import LLMCallRecord, NewCandidate, Store
-from test_database import downgrade_to
 
 runner = CliRunner()
 
@@ -87,7 +87,7 @@ def test_lineage_tree(lineage):
 
 def test_lineage_in_a_terminal_is_a_rich_tree(lineage, monkeypatch):
     url, ids = lineage
-    monkeypatch.setattr(evolve.inspect_commands, "console", lambda: Console(force_terminal=True, width=200, color_system=None))
+    monkeypatch.setattr(evolve.cli.inspect_commands, "console", lambda: Console(force_terminal=True, width=200, color_system=None))
     result = invoke("lineage", "--db", url, "--candidate", str(ids["child"]))
     assert result.exit_code == 0, result.output
     assert "└── " in result.stdout and f"#{ids['child']} optimizer [llm]" in result.stdout

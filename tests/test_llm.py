@@ -8,8 +8,8 @@ import pytest
 from loopback_llm import LoopbackLLM, full_module, http_error, reply, search_replace
 
 from evolve.config import ExperimentConfig, LLMSettings, ModelSpec
-from evolve.llm import Budget, LLMCall, LLMClient, call_cost
-from evolve.reply import apply_reply, parse_reply
+from evolve.llm.client import Budget, LLMCall, LLMClient, call_cost
+from evolve.llm.reply import apply_reply, parse_reply
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "improve LR"}]
 MODEL = ModelSpec(name="loop-model", input_usd_per_million=2.0, output_usd_per_million=8.0, temperature=0.3, max_tokens=77)
@@ -47,7 +47,7 @@ def test_429_and_500_are_retried_and_recorded():
 
 def test_retries_exhausted_give_an_error_record(caplog):
     with LoopbackLLM(http_error(503), http_error(503)) as server:
-        with LLMClient(settings(server.url, max_retries=1)) as client, caplog.at_level(logging.WARNING, "evolve.llm"):
+        with LLMClient(settings(server.url, max_retries=1)) as client, caplog.at_level(logging.WARNING, "evolve.llm.client"):
             call = client.complete(MESSAGES)
     assert not call.ok and call.response is None and call.cost_usd == 0
     assert call.error.startswith("HTTP 503 (InternalServerError)") and call.attempts == 2
@@ -121,8 +121,8 @@ def test_budget():
 
 def test_scripted_replies_through_parse_and_static_check(baseline_set):
     """The kinds of reply the loop meets, end to end from the HTTP server to a checked source."""
-    from evaluator.static_check import check_source
-    from evolve.reply import ReplyError
+    from evaluator.sandbox.static_check import check_source
+    from evolve.llm.reply import ReplyError
 
     parent = baseline_set.sources["hyperparams"]
     malicious = parent.replace('"""Every scalar', 'import os\n"""Every scalar', 1)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from components import shipped_set_dir
 from evaluator.data import synthetic_dataset
-from evolve.cli import app
+from evolve.cli.app import app
 from evolve.database import Store
 from tests.loopback_llm import LoopbackLLM, full_module, http_error, reply, search_replace
 

@@ -6,10 +6,10 @@ import pytest
 from components import COMPONENT_NAMES
 from components.interface import HARNESS_HYPERPARAMS
 from evaluator.contracts import run_contract
-from evaluator.static_check import check_source
-from evolve.database.canonical import source_hash as canonical_hash
+from evaluator.sandbox.static_check import check_source
 from evolve.config import MutatorSettings
-from evolve.mutator import MutatorError, mutate, mutation_sites
+from evolve.database.canonical import source_hash as canonical_hash
+from evolve.search.mutator import MutatorError, mutate, mutation_sites
 
 
 def hyperparams_of(source: str) -> dict:

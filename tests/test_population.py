@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from evolve.config import PopulationSettings
-from evolve.population import (
+from evolve.search.population import (
     Individual,
     PopulationError,
     best,

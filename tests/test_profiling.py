@@ -7,7 +7,7 @@ from evaluator.cascade import CascadeSettings, evaluate_candidate
 from evaluator.data import synthetic_dataset
 from evaluator.harness import Speedrun
 from evaluator.profiling import PHASES, profile_run
-from evaluator.sandbox import WorkerLimits
+from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
 
 HARNESS = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1})

@@ -5,7 +5,7 @@ import pytest
 from evaluator.data import synthetic_dataset
 from evaluator.promotion import PromotionSettings, confirm_promotion, decide, paired_test
 from evaluator.results import RunSample
-from evaluator.sandbox import WorkerLimits
+from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
 
 SCORE = ScoreSettings(target=0.94, confidence=0.95)

@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 from evaluator.results import StageVerdict, Summary
-from evolve.prompt_builder import (
+from evolve.llm.prompt_builder import (
     Feedback,
     PromptCandidate,
     PromptError,
@@ -13,7 +13,7 @@ from evolve.prompt_builder import (
     component_interface,
     fill_template,
 )
-from evolve.reply import PatchError, apply_blocks, parse_reply
+from evolve.llm.reply import PatchError, apply_blocks, parse_reply
 from prompts import TEMPLATES_DIR
 
 SUMMARY = Summary(

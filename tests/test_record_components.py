@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from evaluator.component_set import ComponentSet, load_components
-from evolve.cli import app, candidate_set
+from evolve.cli.app import app, candidate_set
 
 
 @pytest.fixture(scope="module")

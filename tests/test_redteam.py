@@ -9,7 +9,7 @@ import pytest
 import evaluator.cascade as cascade_module
 from evaluator.cascade import CascadeSettings, evaluate_candidate
 from evaluator.data import synthetic_dataset
-from evaluator.sandbox import SandboxedWorker, WorkerLimits, scrubbed_environment
+from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits, scrubbed_environment
 from evaluator.settings import HarnessSettings, ScoreSettings
 from tests.redteam.cases import CASES
 
@@ -78,7 +78,7 @@ def test_worker_runs_without_network_where_the_os_allows():
     import subprocess
     import sys
 
-    from evaluator.sandbox import network_namespace_prefix
+    from evaluator.sandbox.sandboxed_worker import network_namespace_prefix
 
     prefix = network_namespace_prefix()
     if not prefix:

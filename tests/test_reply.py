@@ -1,6 +1,6 @@
 import pytest
 
-from evolve.reply import PatchError, ReplyError, apply_blocks, apply_reply, parse_reply
+from evolve.llm.reply import PatchError, ReplyError, apply_blocks, apply_reply, parse_reply
 
 PARENT = """import torch
 

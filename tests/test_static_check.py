@@ -7,7 +7,7 @@ the snippet's own line numbers are the reported ones. Nothing here executes the 
 import pytest
 
 from components import COMPONENT_NAMES
-from evaluator.static_check import Violation, check_source
+from evaluator.sandbox.static_check import Violation, check_source
 
 
 def rules_and_lines(violations: list[Violation]) -> list[tuple[str, int]]:

@@ -13,11 +13,11 @@ from evaluator.data import DatasetError, load_dataset
 from evaluator.runs import device_description
 from evolve.config import ConfigError, ExperimentConfig, load_config, masked_dump, parse_assignments
 from evolve.database import DEFAULT_URL, DatabaseError, Store
-from evolve.executor import LocalPoolExecutor
-from evolve.llm import Budget, LLMClient
-from evolve.loop import EvolutionLoop, SeedFailed
-from evolve.progress import LoopStats, Progress
-from evolve.proposer import LLMProposer, MutatorProposer, Proposer
+from evolve.llm.client import Budget, LLMClient
+from evolve.search.executor import LocalPoolExecutor
+from evolve.search.loop import EvolutionLoop, SeedFailed
+from evolve.search.progress import LoopStats, Progress
+from evolve.search.proposer import LLMProposer, MutatorProposer, Proposer
 
 console = Console(stderr=True)
 

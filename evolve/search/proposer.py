@@ -12,12 +12,12 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
-from evolve.config import MutatorSettings
-from evolve.llm import LLMCall, LLMClient
-from evolve.mutator import MutatorError, mutate
-from evolve.prompt_builder import Feedback, PromptCandidate, PromptInputs, build_messages, build_repair_messages
-from evolve.reply import PatchError, ReplyError, apply_reply, parse_reply
 from evaluator.settings import ScoreSettings
+from evolve.config import MutatorSettings
+from evolve.llm.client import LLMCall, LLMClient
+from evolve.llm.prompt_builder import Feedback, PromptCandidate, PromptInputs, build_messages, build_repair_messages
+from evolve.llm.reply import PatchError, ReplyError, apply_reply, parse_reply
+from evolve.search.mutator import MutatorError, mutate
 
 
 class ProposalRequest(BaseModel):

@@ -1,6 +1,6 @@
 """The worker process: runs one candidate component set, sandboxed, for the parent.
 
-Started by evaluator.sandbox as `python -m evaluator.worker IN_FD OUT_FD` in its own process
+Started by evaluator.sandbox.sandboxed_worker as `python -m evaluator.sandbox.worker IN_FD OUT_FD` in its own process
 group, with a scrubbed environment, a temporary working directory and resource limits. It gets
 the training images and labels and the test images (never the test labels) in a file the parent
 wrote. Harness code (timing, protocol, guard) is imported before any candidate text is loaded.
@@ -16,8 +16,8 @@ import traceback
 import numpy as np
 import torch
 
-from evaluator import protocol
-from evaluator.guard import Guard
+from evaluator.sandbox import protocol
+from evaluator.sandbox.guard import Guard
 from evaluator.timing import Stopwatch  # noqa: F401  bound before candidates load (see timing.py)
 from evaluator.training import training_order
 

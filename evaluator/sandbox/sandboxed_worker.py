@@ -1,6 +1,6 @@
 """The parent's side of a sandboxed worker: start it, talk to it, time it, kill it.
 
-The worker is a fresh `python -m evaluator.worker` in its own process group (so a kill reaches
+The worker is a fresh `python -m evaluator.sandbox.worker` in its own process group (so a kill reaches
 every process it started), with a scrubbed environment (no API keys or credentials), a temporary
 working directory, limits on address space (CPU only: CUDA reserves more than any sane limit),
 file size (so flooding stdout ends it) and process count, and a wall-clock limit per message.
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from evaluator import protocol
 from evaluator.data import Dataset, cache_dir
+from evaluator.sandbox import protocol
 
 ENVIRONMENT_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME")
 
@@ -112,7 +112,7 @@ class SandboxedWorker:
         prefix = network_namespace_prefix() if limits.isolate_network else ()
         self.network_isolated = bool(prefix)
         self.process = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "evaluator.worker", str(to_worker_r), str(from_worker_w)],
+            [*prefix, sys.executable, "-m", "evaluator.sandbox.worker", str(to_worker_r), str(from_worker_w)],
             pass_fds=(to_worker_r, from_worker_w),
             stdin=subprocess.DEVNULL,
             stdout=self._stdout,

@@ -4,7 +4,7 @@ The script is assembled, never written by hand: the six components' source texts
 as strings and executed into a module each (as the harness loads them, so names cannot collide
 and each text stays byte-identical to what was evaluated, checkable against its sha256 in the
 header); the harness's data loading, clock and training loop (evaluator/data.py, timing.py,
-training.py) and the command line (evolve/standalone.py) are copied verbatim, with their imports
+training.py) and the command line (evolve/export/standalone.py) are copied verbatim, with their imports
 gathered at the top and their imports from this project dropped, since the names they bring in
 are defined in the same file. The script therefore trains exactly as the harness does, and
 depends only on torch and numpy (torchvision for the download, imported lazily).
@@ -27,7 +27,7 @@ from evaluator import data, timing, training
 from evaluator.component_set import ComponentSet
 from evaluator.results import RunSample, Summary
 from evaluator.settings import SCALES
-from evolve import standalone
+from evolve.export import standalone
 
 PROJECT_PACKAGES = ("components", "evaluator", "evolve")
 # The modules copied into the script, in order, with the title of their section.

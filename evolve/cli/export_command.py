@@ -8,10 +8,10 @@ import typer
 from evaluator.component_set import ComponentError, ComponentSet
 from evaluator.data import DatasetError
 from evaluator.results import Summary
-from evolve.export import Ancestor, ExportError, ExportStatistics, Provenance, export_script
 from evolve.database import DEFAULT_URL, DatabaseError, Store
-from evolve.export_verify import verify_export
-from evolve.loop import component_set_of
+from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance, export_script
+from evolve.export.verify import verify_export
+from evolve.search.loop import component_set_of
 
 
 def looks_like_path(argument: str) -> bool:
@@ -69,7 +69,7 @@ def export(
     seed: Annotated[int, typer.Option(help="base seed of the verification run")] = 0,
 ) -> None:
     """Write a component set as one runnable script with its provenance; --verify checks it against the harness."""
-    from evolve.cli import candidate_set, console, fail  # the CLI registers this command: import it when called
+    from evolve.cli.app import candidate_set, console, fail  # the CLI registers this command: import it when called
 
     try:
         if candidate_id is not None or (candidate is not None and not looks_like_path(candidate)):

@@ -16,10 +16,10 @@ from evaluator.harness import HarnessError
 from evaluator.runs import run_speedruns
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
-from evolve.inspect_commands import register_inspect_commands
-from evolve.export_command import export
-from evolve.start_command import start
-from evolve.report import print_evaluation, print_sample, print_summary, sample_table
+from evolve.cli.export_command import export
+from evolve.cli.inspect_commands import register_inspect_commands
+from evolve.cli.report import print_evaluation, print_sample, print_summary, sample_table
+from evolve.cli.start_command import start
 
 app = typer.Typer(
     help="LLM-driven evolutionary search over the CIFAR-10 training speedrun.",
@@ -184,6 +184,6 @@ def main() -> None:
     app()
 
 
-from evolve.config_command import config_app  # noqa: E402
+from evolve.cli.config_command import config_app  # noqa: E402
 
 app.add_typer(config_app, name="config")

@@ -9,7 +9,7 @@ names the rule, the line and the fix, so that it can go back to the model as fee
 
 The check is the first line of defence, not a sandbox: a program that tries hard can hide a
 reference from any static analysis (through containers or computed strings, say). The runtime
-guard (evaluator/guard.py) and the harness's resets stand behind it. What the check guarantees is
+guard (evaluator/sandbox/guard.py) and the harness's resets stand behind it. What the check guarantees is
 that the ordinary ways of leaving the contract, the ones a model writes without hiding them, are
 refused with a reason before any time is spent on a GPU.
 

@@ -27,12 +27,19 @@ from evaluator.results import Evaluation, ProfileSummary, Summary
 from evolve.config import ExperimentConfig
 from evolve.database.records import CandidateInfo, ExperimentInfo, LLMCallRecord, NewCandidate
 from evolve.database.store import Store
-from evolve.executor import EvaluationJob, Executor, PromotionJob
-from evolve.llm import Budget, LLMCall
-from evolve.population import Individual, island_for, migration_due, plan_migration, select_inspirations, select_parent
-from evolve.progress import Progress
-from evolve.prompt_builder import Feedback, PromptCandidate
-from evolve.proposer import Proposal, Proposer, ProposalRequest, Unusable
+from evolve.llm.client import Budget, LLMCall
+from evolve.llm.prompt_builder import Feedback, PromptCandidate
+from evolve.search.executor import EvaluationJob, Executor, PromotionJob
+from evolve.search.population import (
+    Individual,
+    island_for,
+    migration_due,
+    plan_migration,
+    select_inspirations,
+    select_parent,
+)
+from evolve.search.progress import Progress
+from evolve.search.proposer import Proposal, ProposalRequest, Proposer, Unusable
 
 
 class SeedFailed(RuntimeError):

@@ -23,7 +23,7 @@ from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset, load_dataset
 from evaluator.runs import iter_speedruns
 from evaluator.settings import HarnessSettings
-from evolve.export import PROJECT_PACKAGES, ExportError, ExportStatistics, component_hashes
+from evolve.export.script import PROJECT_PACKAGES, ExportError, ExportStatistics, component_hashes
 
 
 class Check(BaseModel):

@@ -1,0 +1,1 @@
+"""Export of a candidate as one standalone speedrun script, and its verification."""

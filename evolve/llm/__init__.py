@@ -1,0 +1,1 @@
+"""The LLM side: the OpenAI-compatible client, reply parsing and prompt building."""

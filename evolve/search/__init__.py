@@ -1,0 +1,1 @@
+"""The search: the loop, its population, proposers, the built-in mutator and the executor."""
