@@ -75,7 +75,6 @@ DENIED_OBJECTS: dict[str, tuple[str, str]] = {
     "numpy.savetxt": ("writes a file", FILES_FIX),
     "numpy.genfromtxt": ("reads a file", FILES_FIX),
     "numpy.memmap": ("maps a file", FILES_FIX),
-    "numpy.DataSource": ("opens files and URLs", FILES_FIX),
     "numpy.info": ("reads source files", FILES_FIX),
     "typing.get_type_hints": ("evaluates annotation strings as code", NATIVE_FIX),
     "typing.ForwardRef": ("evaluates a string as code", NATIVE_FIX),
