@@ -227,7 +227,8 @@ HOLES = {
     "torch.sys": ("import torch\ndef f():\n    return torch.sys.modules", [("forbidden-name", 3), ("namespace", 3)]),
     "torch.utils.collect_env": (
         "import torch\ndef f():\n    return torch.utils.collect_env.get_pretty_env_info()", [("namespace", 3)]),
-    "numpy.os": ("import numpy as np\ndef f():\n    return np.os.getcwd()", [("forbidden-name", 3), ("namespace", 3)]),
+    "numpy.os (an attribute named after a module, on anything)": (
+        "import numpy as np\ndef f(x):\n    return np.os.getcwd(), x.sys", [("forbidden-name", 3), ("forbidden-name", 3)]),
     "torch reached again through a submodule": (
         "import torch\ndef f():\n    return torch.nn.functional.torch.serialization", [("namespace", 3)]),
     "refused function under another path (identity)": (
@@ -269,7 +270,8 @@ HOLES = {
     "typing.get_type_hints evaluates strings": (
         "import typing\ndef f(g):\n    return typing.get_type_hints(g)", [("namespace", 3)]),
     "array dump writes a file": ('def f(a):\n    a.dump("p")', [("forbidden-call", 2)]),
-    "a name torch makes up lazily": ("import torch\ndef f():\n    return torch.no_such_lazy_module", [("namespace", 3)]),
+    "a submodule torch imports lazily": ("import torch\ndef f(m, x):\n    torch.onnx.export(m, x, 'p')", [("namespace", 3)]),
+    "a submodule numpy imports lazily": ("import numpy as np\ndef f():\n    return np.f2py.run_main", [("namespace", 3)]),
     # Writes into torch: modules, classes, backends, process-wide switches.
     "stash on torch.backends": ("import torch\ndef f():\n    torch.backends.stash = {}", [("monkeypatch", 3)]),
     "stash on a torch class": ("import torch\ndef f():\n    torch.nn.Module.stash = {}", [("monkeypatch", 3)]),
@@ -428,3 +430,36 @@ def test_writable_flags_and_setters_are_the_ones_the_harness_resets():
     torch.set_default_dtype(torch.float64)
     reset_torch_flags(torch.device("cpu"))
     assert current_torch_flags() == before
+
+
+# The red-team cases of issue 11 that the static stage refuses, each for its own reason.
+REDTEAM_RULES = {
+    "reads the labels with torch.ops.aten.from_file": "namespace",
+    "writes a file with torch.serialization.save": "namespace",
+    "writes on the protocol pipe through torch.serialization.os": "namespace",
+    "walks frames through torch.sys._getframe": "namespace",
+    "reaches the harness's modules through torch.sys.modules": "namespace",
+    "walks frames through a traceback": "dunder-access",
+    "saves and loads a model with torch.jit": "namespace",
+    "starts a shell through torch.utils.cpp_extension": "namespace",
+    "probes the system with torch.utils.collect_env": "namespace",
+    "writes through an alias of torch.serialization": "import",
+    "stashes state on torch.backends": "monkeypatch",
+    "stashes state on a torch class": "monkeypatch",
+    "hides a lookup behind a computed getattr": "forbidden-call",
+    "memorises the test labels in a literal": "literal-size",
+}
+
+
+def test_static_redteam_cases_are_refused_for_their_reason(baseline_set):
+    from tests.redteam.cases import CASES, ISSUE_11_STATIC_CASES
+
+    assert sorted(c.name for c in ISSUE_11_STATIC_CASES) == sorted(REDTEAM_RULES)
+    for case in CASES:
+        violations = check_source(case.component, baseline_set.sources[case.component] + case.code)
+        if case.stage == "static":
+            assert violations, case.name
+            if case.name in REDTEAM_RULES:
+                assert REDTEAM_RULES[case.name] in {v.rule for v in violations}, (case.name, [str(v) for v in violations])
+        else:
+            assert violations == [], (case.name, [str(v) for v in violations])  # those are for the later stages

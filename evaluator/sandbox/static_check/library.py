@@ -74,10 +74,9 @@ def resolve_library(dotted: str) -> Resolution:
             return _refused(dotted, "forbidden-call", reason, fix)
         found = _lookup(obj, name)
         if found is MISSING:
-            if isinstance(obj, types.ModuleType) and _has_lazy_attributes(obj):
-                return _refused(dotted, "namespace", f"is not a name `{obj.__name__}` defines; the module would make it "
-                                "up on demand (its `__getattr__`), so the check cannot tell what it is", NAMESPACE_FIX)
-            # Any other missing name fails with AttributeError when it runs.
+            # A name the library does not define fails with AttributeError when it runs. The
+            # modules torch and numpy make up on demand (their `__getattr__`) are submodules on
+            # disk, which _lookup finds and the allowlist judges.
             return Resolution(None, MISSING, ".".join([module_name, *after, *parts[index:]]))
         if isinstance(found, (types.ModuleType, _Unimported)):
             real = found.name if isinstance(found, _Unimported) else found.__name__
@@ -115,11 +114,6 @@ def _module_reason(real: str) -> tuple[str, str]:
             reason, fix = MODULE_REASONS[prefix]
             return reason, fix
     return "lies outside the namespaces a component may use", NAMESPACE_FIX
-
-
-def _has_lazy_attributes(module: types.ModuleType) -> bool:
-    """A module-level `__getattr__` (torch's lazy submodules, numpy's deprecated names)."""
-    return "__getattr__" in vars(module) or any("__getattr__" in vars(c) for c in type(module).__mro__[:-2])
 
 
 def _lookup(obj: object, name: str) -> object:
