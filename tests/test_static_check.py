@@ -246,6 +246,16 @@ HOLES = {
     "computed getattr on any object": ("def f(model, name):\n    return getattr(model, name)", [("forbidden-call", 2)]),
     "computed setattr on any object": ("def f(model, name):\n    setattr(model, name, 1)", [("forbidden-call", 2)]),
     "computed hasattr probes names": ("def f(model, name):\n    return hasattr(model, name)", [("forbidden-call", 2)]),
+    "getattr passed around as a value": ("def f(model, name):\n    g = getattr\n    return g(model, name)",
+                                         [("forbidden-name", 2)]),
+    "attribute name hidden in a starred argument": ('def f(model):\n    setattr(*(model, "x", 1))', [("forbidden-call", 2)]),
+    "attribute read by a match class pattern": (
+        "def f(x):\n    match x:\n        case object(__globals__=g):\n            return g", [("dunder-access", 3)]),
+    "format template bound, not called": ('def f():\n    return "{0.__globals__}".format', [("forbidden-call", 2)]),
+    "the global generator's state set through a subscript": (
+        "import torch\ndef f(s):\n    torch.cuda.default_generators[0].set_state(s)", [("seed", 3)]),
+    "a process-wide registry": (
+        'import torch\ndef f():\n    torch.nn.attention.register_flash_attention_impl("x")', [("global-state", 3)]),
     "vars of an object": ("def f(model):\n    return vars(model)", [("forbidden-name", 2)]),
     "dir of an object": ("def f(model):\n    return dir(model)", [("forbidden-name", 2)]),
     "__dict__ of an object": ("def f(model):\n    return model.__dict__", [("dunder-access", 2)]),
@@ -333,6 +343,10 @@ ALLOWED_REFERENCES = {
     "plain format and f-strings": 'def f(x):\n    return "{} {:.2f}".format(1, 2.0) + f"{x}"',
     "constant getattr and hasattr on own objects": 'def f(m):\n    return getattr(m, "weight", None), hasattr(m, "bias")',
     "numpy and math": "import math\nimport numpy as np\ndef f():\n    return np.random.rand(3), np.linalg.norm([1.0]), math.pi",
+    "type in annotations and class tests": (
+        "import torch\ndef f(c: type, d: type[torch.Tensor] = None) -> type:\n    return isinstance(c, type)"),
+    "a per-module registration": (
+        'import torch\ndef f(m, p):\n    torch.nn.utils.parametrize.register_parametrization(m, "weight", p)'),
     "typing constructs": "from typing import Callable, Optional\nFn = Optional[Callable]",
 }
 

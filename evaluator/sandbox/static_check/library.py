@@ -20,7 +20,7 @@ from functools import cache, lru_cache
 
 from evaluator.sandbox.static_check.namespaces import (
     ALLOWED_IMPORTS, ALLOWED_MODULES, ALLOWED_PRIVATE_PREFIXES, DENIED_OBJECTS, MODULE_REASONS, NAMESPACE_FIX,
-    RESET_SETTERS, STATE_FIX, STATE_SETTER_PREFIXES, TYPING_NAMES,
+    PER_OBJECT_SETTERS, RESET_SETTERS, STATE_FIX, STATE_SETTER_PREFIXES, TYPING_NAMES,
 )
 from evaluator.sandbox.static_check.nodes import is_dunder, under
 from evaluator.sandbox.static_check.rules import FORBIDDEN_METHODS, SEED_FIX, SEED_FUNCTIONS, SEED_METHODS
@@ -152,7 +152,7 @@ def _judge_object(obj: object, canonical: str, name: str) -> Finding | None:
     if canonical in SEED_FUNCTIONS or name in SEED_METHODS:
         return Finding("seed", "sets a random seed", SEED_FIX)
     if (name.startswith(STATE_SETTER_PREFIXES) and callable(obj) and not isinstance(obj, type)
-            and id(obj) not in _reset_setters()):
+            and id(obj) not in _allowed_setters()):
         return Finding("global-state", "changes process-wide state that outlives the run", STATE_FIX)
     return None
 
@@ -179,8 +179,9 @@ def _denied_objects() -> dict[int, tuple[object, Finding]]:
 
 
 @cache
-def _reset_setters() -> frozenset[int]:
-    return frozenset(id(obj) for obj in map(_trusted_lookup, RESET_SETTERS) if obj is not MISSING)
+def _allowed_setters() -> frozenset[int]:
+    names = RESET_SETTERS | PER_OBJECT_SETTERS
+    return frozenset(id(obj) for obj in map(_trusted_lookup, names) if obj is not MISSING)
 
 
 def _trusted_lookup(dotted: str) -> object:

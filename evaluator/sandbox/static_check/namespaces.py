@@ -89,14 +89,18 @@ TYPING_NAMES = frozenset({
 })
 
 # Functions whose name starts so change process-wide state (threads, default device, allocator,
-# attention kernels, error modes) that later runs and the harness would inherit. Context-manager
+# attention kernels, error modes, global registries) that later runs and the harness would inherit. Context-manager
 # classes (`torch.enable_grad`) restore what they change and are not concerned.
-STATE_SETTER_PREFIXES = ("set_", "use_", "enable_", "disable_", "change_", "preferred_", "seterr", "setbufsize")
+STATE_SETTER_PREFIXES = (
+    "set_", "use_", "enable_", "disable_", "change_", "preferred_", "register_", "seterr", "setbufsize",
+)
 # The setters the harness undoes before every run (evaluator/training.py, reset_torch_flags).
 RESET_SETTERS = frozenset({
     "torch.set_grad_enabled", "torch.set_default_dtype", "torch.use_deterministic_algorithms",
     "torch.set_float32_matmul_precision", "torch.autograd.set_detect_anomaly",
 })
+# Registrations that concern only the object passed in, not a process-wide registry.
+PER_OBJECT_SETTERS = frozenset({"torch.nn.utils.parametrize.register_parametrization"})
 # Attributes of library objects a component may assign: the flags reset_torch_flags resets.
 WRITABLE_FLAGS = frozenset({
     "torch.backends.cudnn.benchmark", "torch.backends.cudnn.allow_tf32", "torch.backends.cudnn.enabled",

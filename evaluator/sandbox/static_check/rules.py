@@ -82,6 +82,9 @@ FORBIDDEN_METHODS: dict[str, tuple[str, str]] = {
 
 # Builtins that look up an attribute by name: with a computed name the check cannot follow them.
 ATTRIBUTE_BUILTINS = ("getattr", "setattr", "delattr", "hasattr")
+# Builtins the check follows only where they are called directly: passed around as values
+# (`g = getattr`, `map(getattr, ...)`) they would do the same unseen.
+DIRECT_CALL_BUILTINS = frozenset({*ATTRIBUTE_BUILTINS, "type", "super"})
 COMPUTED_ATTRIBUTE_FIX = (
     "write the attribute out (`model.head`, `torch.nn.functional.relu`), or choose between named "
     "objects with a dict or if"
@@ -92,7 +95,7 @@ SEED_FUNCTIONS = frozenset({
     "torch.seed", "torch.cuda.seed", "torch.cuda.seed_all", "torch.random.seed",
     "numpy.random.seed", "numpy.random.set_state",
 })
-SEED_METHODS = frozenset({"manual_seed", "manual_seed_all", "set_rng_state", "set_rng_state_all"})
+SEED_METHODS = frozenset({"manual_seed", "manual_seed_all", "set_rng_state", "set_rng_state_all", "set_state"})
 # Generators that take a seed as their first argument; without arguments they draw fresh entropy.
 SEEDED_CONSTRUCTORS = frozenset({
     "numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.SeedSequence",

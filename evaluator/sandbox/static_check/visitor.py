@@ -20,7 +20,7 @@ from evaluator.sandbox.static_check.nodes import (
 )
 from evaluator.sandbox.static_check.references import collect_aliases, name_bound_values, resolve
 from evaluator.sandbox.static_check.rules import (
-    ALLOWED_DUNDER_ATTRIBUTES, ALLOWED_DUNDER_STORES, ATTRIBUTE_BUILTINS, COMPUTED_ATTRIBUTE_FIX,
+    ALLOWED_DUNDER_ATTRIBUTES, ALLOWED_DUNDER_STORES, ATTRIBUTE_BUILTINS, COMPUTED_ATTRIBUTE_FIX, DIRECT_CALL_BUILTINS,
     FORBIDDEN_BUILTINS, FORBIDDEN_METHODS, FORBIDDEN_MODULE_NAMES, FRAME_ATTRIBUTES, GLOBAL_STATE_FIX,
     INTROSPECTION_FIX, MODULE_VALUE_FIX, MONKEYPATCH_FIX, MUTATING_METHODS, SEED_FIX, SEED_METHODS,
     SEEDED_CONSTRUCTORS,
@@ -43,6 +43,8 @@ class ContractVisitor(ast.NodeVisitor):
         self._with_calls = {id(item.context_expr.func) for n in nodes if isinstance(n, (ast.With, ast.AsyncWith))
                             for item in n.items if isinstance(item.context_expr, ast.Call)}
         self._plain_type_calls = _type_calls_compared(nodes)
+        self._called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+        self._called |= _type_as_a_type(nodes)  # `x: type[T]`, isinstance(c, type): no object escapes
         self._containers = module_containers(tree)
         self._scopes: list[set[str]] = []  # local names of the functions being visited, innermost last
 
@@ -109,6 +111,9 @@ class ContractVisitor(ast.NodeVisitor):
             self._report("forbidden-name", node, f"`{node.id}` {FORBIDDEN_BUILTINS[node.id]}.",
                          f"remove `{node.id}`: a component gets everything it needs as arguments from the harness "
                          "(if it is your own variable, rename it)")
+        elif node.id in DIRECT_CALL_BUILTINS and id(node) not in self._called:
+            self._report("forbidden-name", node, f"`{node.id}` is used as a value, where the check cannot follow it.",
+                         f"call `{node.id}(...)` directly (if it is your own variable, rename it)")
         elif is_dunder(node.id):
             if not (isinstance(node.ctx, ast.Store) and node.id in ALLOWED_DUNDER_STORES):
                 self._report_dunder(node, node.id)
@@ -120,6 +125,8 @@ class ContractVisitor(ast.NodeVisitor):
             self._check_reference(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        if node.attr in ("format", "format_map"):
+            self._check_format(node, node)
         if self._check_attribute_name(node, node.attr, f".{node.attr}"):
             pass
         elif id(node) not in self._inner:
@@ -153,8 +160,6 @@ class ContractVisitor(ast.NodeVisitor):
                              f"`{code(node)}` hands out the class of an object the harness may share "
                              "(a tensor's class is torch.Tensor), which could then be changed.",
                              "use isinstance(x, T), or compare the class directly (`type(x) is T`)")
-        if isinstance(func, ast.Attribute) and func.attr in ("format", "format_map"):
-            self._check_format(node, func)
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
             self._check_container_mutation(node, func.value)
             self._check_library_store(node, func.value, None, containers_only=True)
@@ -168,9 +173,10 @@ class ContractVisitor(ast.NodeVisitor):
 
     def _check_attribute_builtin(self, node: ast.Call, builtin: str) -> None:
         """getattr/setattr/delattr/hasattr: the name must be a constant, and is judged as an attribute."""
-        if len(node.args) < 2:
-            return
-        obj, name = node.args[0], constant_string(node.args[1])
+        hidden = node.keywords or any(isinstance(a, ast.Starred) for a in node.args)
+        if len(node.args) < 2 and not hidden:
+            return  # fails when it runs
+        obj, name = node.args[0], None if hidden else constant_string(node.args[1])
         if name is None:
             self._report("forbidden-call", node,
                          f"`{code(node)}` looks up a computed attribute name, which the check cannot follow.",
@@ -180,7 +186,13 @@ class ContractVisitor(ast.NodeVisitor):
         elif builtin in ("setattr", "delattr"):
             self._check_library_store(node, obj, name)
 
-    def _check_format(self, node: ast.Call, func: ast.Attribute) -> None:
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        """`case C(attr=x)` reads `attr` from the subject, as an attribute access would."""
+        for name in node.kwd_attrs:
+            self._check_attribute_name(node, name, f"case ...({name}=...)")
+        self.generic_visit(node)
+
+    def _check_format(self, node: ast.expr, func: ast.Attribute) -> None:
         """str.format looks attributes up by the names in its template (`{0.__globals__}`)."""
         template = constant_string(func.value)
         if template is None:
@@ -255,6 +267,23 @@ def _attribute_builtin(node: ast.AST) -> bool:
     """`getattr(obj, ...)` and its kin: the object is judged with the name (a reference, or a store)."""
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ATTRIBUTE_BUILTINS
             and len(node.args) >= 2)
+
+
+def _type_as_a_type(nodes: list[ast.AST]) -> set[int]:
+    """ids of `type` names in annotations, subscripts and isinstance/issubclass arguments."""
+    roots: list[ast.AST] = []
+    for node in nodes:
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            roots.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            roots.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            roots.append(node.annotation)
+        elif isinstance(node, ast.Subscript):
+            roots.append(node.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass"):
+            roots.extend(node.args[1:])
+    return {id(n) for r in roots for n in ast.walk(r) if isinstance(n, ast.Name) and n.id == "type"}
 
 
 def _type_calls_compared(nodes: list[ast.AST]) -> set[int]:
