@@ -40,9 +40,9 @@ VIOLATIONS = {
         'import torch\ndef leak():\n    return getattr(torch, "load")("x.pt")', [("forbidden-call", 3)]),
     "from torch import load": ("from torch import load", [("forbidden-call", 1)]),
     "torch.utils.data used as an attribute": (
-        "import torch\ndef batches(x):\n    return torch.utils.data.DataLoader(x)", [("forbidden-call", 3)]),
+        "import torch\ndef batches(x):\n    return torch.utils.data.DataLoader(x)", [("namespace", 3)]),
     "computed getattr on torch": ("import torch\ndef pick(name):\n    return getattr(torch, name)", [("forbidden-call", 3)]),
-    "private torch bindings": ("import torch\ndef f():\n    return torch._C._get_tracing_state()", [("forbidden-call", 3)]),
+    "private torch bindings": ("import torch\ndef f():\n    return torch._C._get_tracing_state()", [("namespace", 3)]),
     "storage from_file": ('def leak(t):\n    return t.untyped_storage().from_file("x.bin")', [("forbidden-call", 2)]),
     # Imports.
     "import os": ("import os", [("import", 1)]),
@@ -79,7 +79,7 @@ VIOLATIONS = {
     "patch through aliases bound later in the file": (
         "import torch\ndef patch():\n    b.synchronize = None\nb = a.cuda\na = torch", [("monkeypatch", 3)]),
     "patch through a self-referencing alias loop (terminates)": (
-        "import torch\ndef patch():\n    x = torch\n    while True:\n        x = x.cuda\n        x.synchronize = None",
+        "import torch\ndef patch():\n    lib = torch\n    while True:\n        lib = lib.cuda\n        lib.synchronize = None",
         [("monkeypatch", 6)]),
     # Seeds.
     "torch.manual_seed": ("import torch\ndef lucky():\n    torch.manual_seed(0)", [("seed", 3)]),
@@ -102,7 +102,7 @@ VIOLATIONS = {
         'SAVED = {"w": []}\ndef remember(x):\n    SAVED["w"].append(x)\n    del SAVED["w"][0]',
         [("global-state", 3), ("global-state", 4)]),
     "container mutated at module level": ("CACHE = []\nCACHE.append(1)", [("global-state", 2)]),
-    "script code at module level": ('if __name__ == "__main__":\n    pass', [("global-state", 1)]),
+    "script code at module level": ('if __name__ == "__main__":\n    pass', [("dunder-access", 1), ("global-state", 1)]),
     "raise at module level is not executed": ("raise SystemExit(1)", [("global-state", 1)]),
 }
 
@@ -126,8 +126,6 @@ ALLOWED = {
         "import torch\n@torch.no_grad()\ndef sync(x):\n    torch.cuda.synchronize()\n    return torch.cuda.Event(enable_timing=True)"),
     "model.eval and model.compile are methods, not builtins": "def f(model):\n    model.eval()\n    model.compile()",
     "attributes on own objects": "class Holder:\n    def __init__(self, t):\n        self.t = t\n        self.t.requires_grad = False",
-    "a library module kept on self is not patched": (
-        "import torch\nclass Views:\n    def __init__(self):\n        self.fn = torch.nn.functional\n        self.scale = 2"),
     "local containers that shadow module ones, and reads": (
         'CACHE = {}\nTABLE = {"a": 1}\ndef local(x):\n    CACHE = {}\n    CACHE["x"] = TABLE.get(x)\n    return CACHE\n'
         'def param(CACHE):\n    CACHE.update(a=1)'),
@@ -209,3 +207,273 @@ def test_violation_str_names_line_rule_and_fix(baseline_set):
 def test_unknown_component_is_a_programming_error():
     with pytest.raises(ValueError, match="unknown component"):
         check_source("loss", "")
+
+
+# One case per class of hole from issue 11: each construct refused with the right rule. The
+# reference is judged by what it really is (resolved through the installed torch and numpy),
+# not by its last attribute.
+HOLES = {
+    # torch.ops: refused whole, whatever the namespace, operator and overload.
+    "torch.ops file reader with an overload": (
+        "import torch\ndef leak(p):\n    return torch.ops.aten.from_file.default(p, True, 10)", [("namespace", 3)]),
+    "any torch.ops operator": ("import torch\ndef f(x):\n    return torch.ops.aten.add.Tensor(x, x)", [("namespace", 3)]),
+    "torch.ops through a constant getattr": (
+        'import torch\ndef f(x):\n    return getattr(torch, "ops").aten.add(x, x)', [("namespace", 3)]),
+    "from torch import ops": ("from torch import ops", [("import", 1)]),
+    # A module reached as an attribute of another module, judged by its real name.
+    "torch.serialization.save": ('import torch\ndef f(x):\n    torch.serialization.save(x, "/tmp/x")', [("namespace", 3)]),
+    "torch.serialization.os": (
+        'import torch\ndef f():\n    torch.serialization.os.write(3, b"x")', [("forbidden-name", 3), ("namespace", 3)]),
+    "torch.sys": ("import torch\ndef f():\n    return torch.sys.modules", [("forbidden-name", 3), ("namespace", 3)]),
+    "torch.utils.collect_env": (
+        "import torch\ndef f():\n    return torch.utils.collect_env.get_pretty_env_info()", [("namespace", 3)]),
+    "numpy.os (an attribute named after a module, on anything)": (
+        "import numpy as np\ndef f(x):\n    return np.os.getcwd(), x.sys", [("forbidden-name", 3), ("forbidden-name", 3)]),
+    "torch reached again through a submodule": (
+        "import torch\ndef f():\n    return torch.nn.functional.torch.serialization", [("namespace", 3)]),
+    "refused function under another path (identity)": (
+        'import torch\ndef f():\n    return torch.nn.functional.torch.load("x")', [("forbidden-call", 3)]),
+    # Aliases and assignment chains.
+    "module alias by assignment": (
+        'import torch\ndef f(x):\n    ser = torch.serialization\n    ser.save(x, "p")', [("namespace", 3), ("namespace", 4)]),
+    "from torch import serialization as s": ("from torch import serialization as ser", [("import", 1)]),
+    "assignment chain": (
+        'import torch\ndef f(x):\n    a = torch\n    b = a\n    c = b.jit\n    c.save(x, "p")',
+        [("namespace", 5), ("namespace", 6)]),
+    "alias through a default argument": (
+        'import torch\ndef f(x, lib=torch):\n    lib.save(x, "p")', [("forbidden-call", 3)]),
+    # Computed attribute names and namespaces on any object, not only modules.
+    "computed getattr on any object": ("def f(model, name):\n    return getattr(model, name)", [("forbidden-call", 2)]),
+    "computed setattr on any object": ("def f(model, name):\n    setattr(model, name, 1)", [("forbidden-call", 2)]),
+    "computed hasattr probes names": ("def f(model, name):\n    return hasattr(model, name)", [("forbidden-call", 2)]),
+    "getattr passed around as a value": ("def f(model, name):\n    g = getattr\n    return g(model, name)",
+                                         [("forbidden-name", 2)]),
+    "attribute name hidden in a starred argument": ('def f(model):\n    setattr(*(model, "x", 1))', [("forbidden-call", 2)]),
+    "attribute read by a match class pattern": (
+        "def f(x):\n    match x:\n        case object(__globals__=g):\n            return g", [("dunder-access", 3)]),
+    "format template bound, not called": ('def f():\n    return "{0.__globals__}".format', [("forbidden-call", 2)]),
+    "the global generator's state set through a subscript": (
+        "import torch\ndef f(s):\n    torch.cuda.default_generators[0].set_state(s)", [("seed", 3)]),
+    "a process-wide registry": (
+        'import torch\ndef f():\n    torch.nn.attention.register_flash_attention_impl("x")', [("global-state", 3)]),
+    "vars of an object": ("def f(model):\n    return vars(model)", [("forbidden-name", 2)]),
+    "dir of an object": ("def f(model):\n    return dir(model)", [("forbidden-name", 2)]),
+    "__dict__ of an object": ("def f(model):\n    return model.__dict__", [("dunder-access", 2)]),
+    "a module's dict subscripted": (
+        'import torch\ndef f():\n    return torch.nn.functional.__dict__["torch"]', [("dunder-access", 3)]),
+    "format template reading attributes": (
+        'def f(x):\n    return "{0.__init__.__globals__}".format(x)', [("forbidden-call", 2)]),
+    "format with a template the check cannot see": ("def f(t, x):\n    return t.format(x)", [("forbidden-call", 2)]),
+    # Files, processes and native code in torch.
+    "torch.jit.save and load": (
+        'import torch\ndef f(x):\n    torch.jit.save(x, "p")\n    return torch.jit.load("p")',
+        [("namespace", 3), ("namespace", 4)]),
+    "torch.save": ('import torch\ndef f(x):\n    torch.save(x, "p")', [("forbidden-call", 3)]),
+    "torch.from_file": ('import torch\ndef f():\n    return torch.from_file("p")', [("forbidden-call", 3)]),
+    "torch.utils.cpp_extension": (
+        'import torch\ndef f():\n    torch.utils.cpp_extension.load_inline("x", "y")', [("namespace", 3)]),
+    "torch._C helper": ("import torch\ndef f():\n    return torch._C._get_shm_manager_path()", [("namespace", 3)]),
+    "torch.hub": ('import torch\ndef f():\n    return torch.hub.load("a", "b")', [("namespace", 3)]),
+    "torch.multiprocessing": (
+        "import torch\ndef f():\n    torch.multiprocessing.Process()", [("forbidden-name", 3), ("namespace", 3)]),
+    "torch.distributed": ("import torch\ndef f():\n    torch.distributed.init_process_group()", [("namespace", 3)]),
+    "typing.get_type_hints evaluates strings": (
+        "import typing\ndef f(g):\n    return typing.get_type_hints(g)", [("namespace", 3)]),
+    "array dump writes a file": ('def f(a):\n    a.dump("p")', [("forbidden-call", 2)]),
+    "a submodule torch imports lazily": ("import torch\ndef f(m, x):\n    torch.onnx.export(m, x, 'p')", [("namespace", 3)]),
+    "a submodule numpy imports lazily": ("import numpy as np\ndef f():\n    return np.f2py.run_main", [("namespace", 3)]),
+    # Writes into torch: modules, classes, backends, process-wide switches.
+    "stash on torch.backends": ("import torch\ndef f():\n    torch.backends.stash = {}", [("monkeypatch", 3)]),
+    "stash on a torch class": ("import torch\ndef f():\n    torch.nn.Module.stash = {}", [("monkeypatch", 3)]),
+    "setattr on torch.backends": ('import torch\ndef f():\n    setattr(torch.backends, "stash", 1)', [("monkeypatch", 3)]),
+    "a backends flag the harness does not reset": (
+        "import torch\ndef f():\n    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = True",
+        [("monkeypatch", 3)]),
+    "a library dict changed in place": (
+        'import torch\ndef f():\n    torch.backends.cudnn.__dict__.update(a=1)', [("dunder-access", 3), ("monkeypatch", 3)]),
+    "a process-wide switch": ("import torch\ndef f():\n    torch.set_num_threads(1)", [("global-state", 3)]),
+    "an attention-kernel switch": ("import torch\ndef f():\n    torch.backends.cuda.enable_flash_sdp(False)",
+                                   [("global-state", 3)]),
+    "the GPU memory share": ("import torch\ndef f():\n    torch.cuda.set_per_process_memory_fraction(1.0)",
+                             [("global-state", 3)]),
+    "the class of a harness object, patched": ("def f(x, fn):\n    type(x).add = fn", [("dunder-access", 2)]),
+    # Modules as values, where the resolver cannot follow them.
+    "module in a container": ("import torch\ndef f():\n    return [torch][0].serialization", [("module-value", 3)]),
+    "module as an argument": ("import torch\ndef f(g):\n    return g(torch)", [("module-value", 3)]),
+    "module returned": ("import torch\ndef f():\n    return torch.cuda", [("module-value", 3)]),
+    "module stored on an object": ("import torch\nclass A:\n    def __init__(self):\n        self.t = torch",
+                                   [("module-value", 4)]),
+    "module as a class attribute": ("import torch\nclass A:\n    t = torch", [("module-value", 3)]),
+    # Frames.
+    "sys._getframe": ("def f():\n    return sys._getframe(1)", [("forbidden-name", 2)]),
+    "torch.sys._getframe": (
+        "import torch\ndef f():\n    return torch.sys._getframe(1)", [("forbidden-name", 3), ("namespace", 3)]),
+    "inspect": ("def f():\n    return inspect.stack()", [("forbidden-name", 2)]),
+    "f_back": ("def f(frame):\n    return frame.f_back", [("dunder-access", 2)]),
+    "gi_frame of a generator": ("def f(gen):\n    return gen.gi_frame", [("dunder-access", 2)]),
+    "__traceback__ and tb_frame": (
+        "def f():\n    try:\n        pass\n    except Exception as e:\n        return e.__traceback__.tb_frame",
+        [("dunder-access", 5), ("dunder-access", 5)]),
+    "getattr of a frame attribute": ('def f(g):\n    return getattr(g, "gi_frame")', [("dunder-access", 2)]),
+    "__doc__ reads the docstrings": ("def f():\n    return __doc__", [("dunder-access", 2)]),
+}
+
+
+@pytest.mark.parametrize("case", HOLES)
+def test_hole_is_refused_with_its_rule(baseline_set, case):
+    snippet, expected = HOLES[case]
+    violations = check_snippet(baseline_set, snippet)
+    assert rules_and_lines(violations) == sorted(expected), [str(v) for v in violations]
+    assert all(v.message and v.fix and v.line for v in violations)
+
+
+ALLOWED_REFERENCES = {
+    "backends flags through an alias": "import torch\ndef f():\n    c = torch.backends.cudnn\n    c.allow_tf32 = True",
+    "matmul TF32 flag": "import torch\ndef f():\n    torch.backends.cuda.matmul.allow_tf32 = True",
+    "switches the harness resets": (
+        'import torch\ndef f():\n    torch.set_float32_matmul_precision("high")\n    torch.set_grad_enabled(False)'),
+    "a switch used as a context manager": "import torch\ndef f():\n    with torch.cuda.use_mem_pool(None):\n        pass",
+    "functions named like container methods": "import torch\ndef f(x):\n    return torch.add(x, x), torch.sort(x)",
+    "class tests": "import torch\ndef f(x):\n    return isinstance(x, torch.Tensor), type(x) is torch.Tensor, type(x)(3)",
+    "fused multi-tensor kernels": "import torch\ndef f(xs):\n    torch._foreach_mul_(xs, 0.5)",
+    "module bound to a name": "import torch\nF = torch.nn.functional\ndef f(x):\n    G = torch.nn.functional\n    return F.relu(G.gelu(x))",
+    "distributions, attention, events": (
+        "import torch\ndef f(q):\n    b = torch.distributions.Beta(1.0, 1.0)\n    e = torch.cuda.Event(enable_timing=True)\n"
+        "    return torch.nn.functional.scaled_dot_product_attention(q, q, q), b, e"),
+    "plain format and f-strings": 'def f(x):\n    return "{} {:.2f}".format(1, 2.0) + f"{x}"',
+    "constant getattr and hasattr on own objects": 'def f(m):\n    return getattr(m, "weight", None), hasattr(m, "bias")',
+    "numpy and math": "import math\nimport numpy as np\ndef f():\n    return np.random.rand(3), np.linalg.norm([1.0]), math.pi",
+    "type in annotations and class tests": (
+        "import torch\ndef f(c: type, d: type[torch.Tensor] = None) -> type:\n    return isinstance(c, type)"),
+    "a per-module registration": (
+        'import torch\ndef f(m, p):\n    torch.nn.utils.parametrize.register_parametrization(m, "weight", p)'),
+    "typing constructs": "from typing import Callable, Optional\nFn = Optional[Callable]",
+}
+
+
+@pytest.mark.parametrize("case", ALLOWED_REFERENCES)
+def test_allowed_reference_passes(baseline_set, case):
+    violations = check_snippet(baseline_set, ALLOWED_REFERENCES[case])
+    assert violations == [], [str(v) for v in violations]
+
+
+# Literal size limits: no room for a table of memorised answers.
+LABELS = "3817265940" * 1000  # 10,000 characters, a stand-in for the test labels
+
+
+def test_a_label_string_is_refused(baseline_set):
+    violations = check_snippet(baseline_set, f'TABLE = "{LABELS}"')
+    assert ("literal-size", 1) in rules_and_lines(violations)
+    assert all(v.rule == "literal-size" for v in violations)
+
+
+def test_a_label_tuple_is_refused(baseline_set):
+    table = "(" + ", ".join(LABELS) + ")"
+    violations = check_snippet(baseline_set, f"def predict_labels():\n    return {table}")
+    assert ("literal-size", 2) in rules_and_lines(violations)
+
+
+def test_a_table_split_into_small_literals_is_refused(baseline_set):
+    chunks = [LABELS[i:i + 150] for i in range(0, 3000, 150)]
+    snippet = "\n".join(f'T{i} = "{chunk}"' for i, chunk in enumerate(chunks))
+    violations = check_snippet(baseline_set, snippet)
+    assert rules_and_lines(violations) == [("literal-size", 0)], [str(v) for v in violations]
+    assert "add up to" in violations[0].message
+
+
+def test_a_long_integer_and_unicode_packing_are_refused(baseline_set):
+    big = int(LABELS[:400])
+    assert ("literal-size", 1) in rules_and_lines(check_snippet(baseline_set, f"PACKED = {big:#x}"))
+    packed = "".join(chr(0x4E00 + int(LABELS[i:i + 4])) for i in range(0, 400, 4))  # 100 characters, 300 bytes
+    assert ("literal-size", 1) in rules_and_lines(check_snippet(baseline_set, f'PACKED = "{packed}"'))
+
+
+def test_docstrings_do_not_count(baseline_set):
+    docstring = '"""' + "A long explanation. " * 200 + '"""'
+    assert check_snippet(baseline_set, f"def helper():\n    {docstring}\n    return 1") == []
+
+
+def test_shipped_literals_are_well_under_the_budget(shipped_set):
+    import ast
+
+    from evaluator.sandbox.static_check.literals import MAX_LITERAL_CHARS, literal_size
+    from evaluator.sandbox.static_check.nodes import docstring_nodes
+
+    for name, source in shipped_set.sources.items():
+        tree = ast.parse(source)
+        skip = docstring_nodes(tree)
+        total = sum(literal_size(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in skip)
+        assert total < MAX_LITERAL_CHARS / 2, (name, total)  # room for mutated numbers and new settings
+
+
+# The tables the check relies on must match the installed libraries and the harness.
+
+
+def test_every_refused_object_exists_in_the_installed_libraries():
+    from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup
+    from evaluator.sandbox.static_check.namespaces import ALLOWED_MODULES, DENIED_OBJECTS, RESET_SETTERS
+
+    missing = [name for name in [*DENIED_OBJECTS, *RESET_SETTERS] if _trusted_lookup(name) is MISSING]
+    assert missing == []
+    import importlib
+
+    for module in ALLOWED_MODULES:
+        importlib.import_module(module)
+
+
+def test_writable_flags_and_setters_are_the_ones_the_harness_resets():
+    import functools
+
+    import torch
+
+    from evaluator.sandbox.static_check.namespaces import WRITABLE_FLAGS
+    from evaluator.torch_flags import current_torch_flags, reset_torch_flags
+
+    reset_torch_flags(torch.device("cpu"))
+    before = current_torch_flags()
+    for flag in WRITABLE_FLAGS:
+        owner, attr = flag.rsplit(".", 1)
+        obj = functools.reduce(getattr, owner.split(".")[1:], torch)
+        old = getattr(obj, attr)
+        setattr(obj, attr, not old)
+        reset_torch_flags(torch.device("cpu"))
+        assert current_torch_flags() == before, flag
+    torch.set_grad_enabled(False)
+    torch.set_float32_matmul_precision("medium")
+    torch.use_deterministic_algorithms(True)
+    torch.set_default_dtype(torch.float64)
+    reset_torch_flags(torch.device("cpu"))
+    assert current_torch_flags() == before
+
+
+# The red-team cases of issue 11 that the static stage refuses, each for its own reason.
+REDTEAM_RULES = {
+    "reads the labels with torch.ops.aten.from_file": "namespace",
+    "writes a file with torch.serialization.save": "namespace",
+    "writes on the protocol pipe through torch.serialization.os": "namespace",
+    "walks frames through torch.sys._getframe": "namespace",
+    "reaches the harness's modules through torch.sys.modules": "namespace",
+    "walks frames through a traceback": "dunder-access",
+    "saves and loads a model with torch.jit": "namespace",
+    "starts a shell through torch.utils.cpp_extension": "namespace",
+    "probes the system with torch.utils.collect_env": "namespace",
+    "writes through an alias of torch.serialization": "import",
+    "stashes state on torch.backends": "monkeypatch",
+    "stashes state on a torch class": "monkeypatch",
+    "hides a lookup behind a computed getattr": "forbidden-call",
+    "memorises the test labels in a literal": "literal-size",
+}
+
+
+def test_static_redteam_cases_are_refused_for_their_reason(baseline_set):
+    from tests.redteam.cases import CASES, ISSUE_11_STATIC_CASES
+
+    assert sorted(c.name for c in ISSUE_11_STATIC_CASES) == sorted(REDTEAM_RULES)
+    for case in CASES:
+        violations = check_source(case.component, baseline_set.sources[case.component] + case.code)
+        if case.stage == "static":
+            assert violations, case.name
+            if case.name in REDTEAM_RULES:
+                assert REDTEAM_RULES[case.name] in {v.rule for v in violations}, (case.name, [str(v) for v in violations])
+        else:
+            assert violations == [], (case.name, [str(v) for v in violations])  # those are for the later stages

@@ -20,6 +20,51 @@ class Case:
 
 PREDICT = "\ndef predict(model, inputs, hp):\n"
 
+# Issue 11: references that reach files, processes, frames or shared state through torch itself,
+# and memorised answers. Each is refused at the static stage, before any worker starts.
+LABEL_TABLE = "3817265940" * 1000  # 10,000 characters, as many as the test labels
+ISSUE_11_STATIC_CASES = [
+    Case("reads the labels with torch.ops.aten.from_file", "tta",
+         PREDICT + "    raw = torch.ops.aten.from_file.default('/root/.cache/evolve/cifar10_uint8.npz', False, 1 << 20,"
+         " dtype=torch.uint8)\n    return model(inputs)\n", "static", "rejected"),
+    Case("writes a file with torch.serialization.save", "tta",
+         PREDICT + "    torch.serialization.save(model.state_dict(), '/tmp/weights.pt')\n    return model(inputs)\n",
+         "static", "rejected"),
+    Case("writes on the protocol pipe through torch.serialization.os", "tta",
+         PREDICT + "    torch.serialization.os.write(1, b'{\"type\": \"logits\"}')\n    return model(inputs)\n",
+         "static", "rejected"),
+    Case("walks frames through torch.sys._getframe", "tta",
+         PREDICT + "    frame = torch.sys._getframe(1)\n    return model(inputs)\n", "static", "rejected"),
+    Case("reaches the harness's modules through torch.sys.modules", "tta",
+         PREDICT + "    harness = torch.sys.modules['evaluator.harness']\n    return model(inputs)\n", "static", "rejected"),
+    Case("walks frames through a traceback", "tta",
+         PREDICT + "    try:\n        raise ValueError\n    except ValueError as e:\n        frame = e.__traceback__.tb_frame\n"
+         "    return model(inputs)\n", "static", "rejected"),
+    Case("saves and loads a model with torch.jit", "tta",
+         PREDICT + "    torch.jit.save(torch.jit.script(model), '/tmp/m.pt')\n    return model(inputs)\n", "static", "rejected"),
+    Case("starts a shell through torch.utils.cpp_extension", "tta",
+         PREDICT + "    torch.utils.cpp_extension.load_inline('x', 'int main() { return system(\"sh\"); }')\n"
+         "    return model(inputs)\n", "static", "rejected"),
+    Case("probes the system with torch.utils.collect_env", "tta",
+         PREDICT + "    info = torch.utils.collect_env.get_pretty_env_info()\n    return model(inputs)\n", "static", "rejected"),
+    Case("writes through an alias of torch.serialization", "tta",
+         "\nfrom torch import serialization as store\n" + PREDICT
+         + "    store.save(model.state_dict(), '/tmp/weights.pt')\n    return model(inputs)\n", "static", "rejected"),
+    Case("stashes state on torch.backends", "tta",
+         PREDICT + "    torch.backends.stash = {k: v.clone() for k, v in model.state_dict().items()}\n    return model(inputs)\n",
+         "static", "rejected"),
+    Case("stashes state on a torch class", "tta",
+         PREDICT + "    torch.nn.Module.stash = model.head.weight.detach().clone()\n    return model(inputs)\n",
+         "static", "rejected"),
+    Case("hides a lookup behind a computed getattr", "tta",
+         PREDICT + "    head = getattr(model, 'he' + 'ad')\n    return model(inputs)\n", "static", "rejected"),
+    Case("memorises the test labels in a literal", "tta",
+         f"\nLABELS = '{LABEL_TABLE}'\n" + PREDICT
+         + "    labels = torch.tensor([int(c) for c in LABELS[: len(inputs)]])\n"
+         "    return F.one_hot(labels, 10).float() + 0 * model(inputs)\n", "static", "rejected"),
+]
+
+
 CASES = [
     Case("reads test labels from disk", "tta",
          PREDICT + "    import numpy as np\n    labels = np.load('/root/.cache/evolve/cifar10_uint8.npz')['test_labels']\n"
@@ -101,4 +146,5 @@ CASES = [
          "\ndef build_optimizer(model, hp, total_steps, steps_per_epoch, orthogonalize):\n"
          "    opt = TrainingOptimizer(model, hp, total_steps, steps_per_epoch, orthogonalize)\n"
          "    opt.step = lambda step: None\n    return opt\n", "contracts", "rejected"),
+    *ISSUE_11_STATIC_CASES,
 ]

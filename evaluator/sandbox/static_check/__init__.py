@@ -1,0 +1,50 @@
+"""Static check of a candidate component's source text, before the evaluator executes any of it.
+
+A candidate component is Python written by an untrusted model, and the harness runs it in its own
+process. Whatever the text can reach (files such as the test labels, other processes, the clock,
+the random seed, the torch functions the harness itself calls) could turn into a fake speedup or
+a fake accuracy. The check reads the text with the standard library's `ast`, never running it,
+and lists every place where it leaves the contract of components/README.md. Each Violation names
+the rule, the line and the fix, so that it can go back to the model as feedback.
+
+A reference is judged by what it really is, not by how it is spelt: names are followed through
+aliases and assignments (references.py), then walked through the installed libraries one
+attribute at a time (library.py), so that `torch.serialization.os` is the module `os` and
+`torch.ops.aten.from_file.default` passes through `torch.ops`, which no component may use.
+What a component may reach in torch and numpy is an allowlist (namespaces.py).
+
+The check is the first line of defence, not the sandbox: the jail, the runtime guard
+(evaluator/sandbox/guard.py) and the harness's resets and carry-over checks stand behind it.
+
+Rules, by the `rule` id a Violation carries (the parts, each in the file named after it):
+
+- syntax: the text must parse (check.py).
+- interface: the names of components.interface.REQUIRED_NAMES, with their parameters in order;
+  HYPERPARAMS a dict literal of string keys and number or bool values (interface.py).
+- import: only torch, numpy, math and typing, absolute, explicit, and only the allowed
+  namespaces in them (imports.py, namespaces.py).
+- namespace: a reference outside the allowed namespaces: a module not on the allowlist (by its
+  real name), a private name, a name the installed library does not have (library.py).
+- forbidden-name: builtins and module names that reach files, code execution or the interpreter,
+  also as attributes of anything (`np.sys`) (rules.py).
+- dunder-access: dunders, frames, tracebacks and generator frames on any object, and `type(x)`
+  handed out as a value.
+- forbidden-call: references to file, process and native-code APIs, called or not, by identity
+  (`torch.load` under any alias or path); computed attribute names on any object (getattr,
+  setattr, delattr, hasattr); str.format templates that read attributes.
+- module-value: a module used as a value where the check cannot follow it (in a container, as
+  an argument or a return value, stored on an object).
+- monkeypatch: assigning to, deleting or changing in place anything in torch, numpy, math or
+  typing (modules, classes, functions), except the torch.backends flags the harness resets.
+- seed: setting a random seed; the harness seeds every run.
+- global-state: process-wide torch switches the harness does not reset; `global`/`nonlocal`,
+  changing a module-level container from a function, and code other than definitions and
+  constant assignments at module level (load_time.py, module_state.py).
+- literal-size: literals too large, one by one or together: room for memorised answers
+  (literals.py).
+"""
+
+from evaluator.sandbox.static_check.check import check_source
+from evaluator.sandbox.static_check.violation import Violation
+
+__all__ = ["Violation", "check_source"]
