@@ -213,6 +213,14 @@ def test_unknown_component_is_a_programming_error():
 # reference is judged by what it really is (resolved through the installed torch and numpy),
 # not by its last attribute.
 HOLES = {
+    # Private attributes of objects the component did not define: native helpers live there.
+    "a tensor storage's private file helper": (
+        "import torch\ndef f(x):\n    return x.untyped_storage()._share_filename_cpu_()", [("private-access", 3)]),
+    "a private method of a tensor torch made": (
+        "import torch\ndef f():\n    return torch.zeros(3).untyped_storage()._share_filename_cpu_()",
+        [("private-access", 3)]),
+    "a library module's private registry on an object": (
+        "import torch\ndef f(model):\n    return model._modules", [("private-access", 3)]),
     # torch.ops: refused whole, whatever the namespace, operator and overload.
     "torch.ops file reader with an overload": (
         "import torch\ndef leak(p):\n    return torch.ops.aten.from_file.default(p, True, 10)", [("namespace", 3)]),
@@ -328,6 +336,8 @@ def test_hole_is_refused_with_its_rule(baseline_set, case):
 
 
 ALLOWED_REFERENCES = {
+    "private names on self and cls": (
+        "import torch\nclass A:\n    def f(self, x):\n        return self._g(x)\n    def _g(self, x):\n        return x"),
     "backends flags through an alias": "import torch\ndef f():\n    c = torch.backends.cudnn\n    c.allow_tf32 = True",
     "matmul TF32 flag": "import torch\ndef f():\n    torch.backends.cuda.matmul.allow_tf32 = True",
     "switches the harness resets": (

@@ -14,6 +14,7 @@ PROCESS_FIX = (
     "remove it: a component runs in the harness's process and thread; vectorize the work on the device instead"
 )
 NATIVE_FIX = "remove it: a component may not load or compile native code; write it with torch operations"
+PRIVATE_FIX = "remove it: use the object's public interface; private names are allowed on `self` and `cls` only"
 SLEEP_FIX = "remove it: waiting only adds time; the harness does all the timing from outside"
 INTROSPECTION_FIX = (
     "remove the introspection; work with the objects the harness passes and their public attributes"

@@ -16,13 +16,32 @@ from evaluator.sandbox.static_check.library import MISSING, Resolution, is_modul
 from evaluator.sandbox.static_check.module_state import container_root, local_names, module_containers
 from evaluator.sandbox.static_check.namespaces import ALLOWED_IMPORTS, WRITABLE_FLAGS
 from evaluator.sandbox.static_check.nodes import (
-    code, constant_getattr, constant_string, is_dunder, root, shortest_first,
+    code,
+    constant_getattr,
+    constant_string,
+    is_dunder,
+    root,
+    shortest_first,
 )
 from evaluator.sandbox.static_check.references import collect_aliases, name_bound_values, resolve
 from evaluator.sandbox.static_check.rules import (
-    ALLOWED_DUNDER_ATTRIBUTES, ALLOWED_DUNDER_STORES, ATTRIBUTE_BUILTINS, COMPUTED_ATTRIBUTE_FIX, DIRECT_CALL_BUILTINS,
-    FORBIDDEN_BUILTINS, FORBIDDEN_METHODS, FORBIDDEN_MODULE_NAMES, FRAME_ATTRIBUTES, GLOBAL_STATE_FIX,
-    INTROSPECTION_FIX, MODULE_VALUE_FIX, MONKEYPATCH_FIX, MUTATING_METHODS, SEED_FIX, SEED_METHODS,
+    ALLOWED_DUNDER_ATTRIBUTES,
+    ALLOWED_DUNDER_STORES,
+    ATTRIBUTE_BUILTINS,
+    COMPUTED_ATTRIBUTE_FIX,
+    DIRECT_CALL_BUILTINS,
+    FORBIDDEN_BUILTINS,
+    FORBIDDEN_METHODS,
+    FORBIDDEN_MODULE_NAMES,
+    FRAME_ATTRIBUTES,
+    GLOBAL_STATE_FIX,
+    INTROSPECTION_FIX,
+    MODULE_VALUE_FIX,
+    MONKEYPATCH_FIX,
+    MUTATING_METHODS,
+    PRIVATE_FIX,
+    SEED_FIX,
+    SEED_METHODS,
     SEEDED_CONSTRUCTORS,
 )
 from evaluator.sandbox.static_check.violation import Violation
@@ -129,11 +148,24 @@ class ContractVisitor(ast.NodeVisitor):
             self._check_format(node, node)
         if self._check_attribute_name(node, node.attr, f".{node.attr}"):
             pass
+        elif _private_attribute_of_another_object(node) and not self._rooted_in_a_module(node):
+            self._report("private-access", node,
+                         f"`.{node.attr}` reaches a private attribute of an object the component did not define "
+                         "(tensors, storages and library objects keep native helpers there).",
+                         PRIVATE_FIX)
         elif id(node) not in self._inner:
             self._check_reference(node)
             if isinstance(node.ctx, (ast.Store, ast.Del)) and isinstance(node.value, ast.Subscript):
                 self._check_container_mutation(node, node.value)  # `CACHE["w"].data = ...`
         self.generic_visit(node)
+
+    def _rooted_in_a_module(self, node: ast.Attribute) -> bool:
+        """A chain that starts at an imported or forbidden module: the import and library rules judge it."""
+        base: ast.expr = node
+        while isinstance(base, ast.Attribute):  # a call or subscript in between makes it an object's attribute
+            base = base.value
+        imported = isinstance(base, ast.Name) and (base.id in self.aliases or base.id in FORBIDDEN_MODULE_NAMES)
+        return imported or bool(resolve(node, self.aliases))
 
     def _check_attribute_name(self, node: ast.AST, name: str, shown: str) -> bool:
         """Dunders, frame attributes and module names as attributes of anything; True when reported."""
@@ -261,6 +293,22 @@ class ContractVisitor(ast.NodeVisitor):
         self._report("dunder-access", node,
                      f"`{what}` reaches interpreter internals (frames, globals, code, class internals, docstrings).",
                      INTROSPECTION_FIX)
+
+
+def _private_attribute_of_another_object(node: ast.Attribute) -> bool:
+    """`x._name` where `x` is not `self` or `cls`: private names are the component's own business only.
+
+    Library objects keep native file, process and memory helpers behind private names
+    (`tensor.untyped_storage()._share_filename_cpu_()`, `model._modules`); the component's own
+    classes may use private names on `self` and `cls`. Library modules' private names are
+    judged by the library resolver (torch._foreach_* is allowed there).
+    """
+    name = node.attr
+    if not name.startswith("_") or is_dunder(name):
+        return False
+    if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+        return False
+    return not name.startswith("_foreach_")  # torch's fused kernels; the library resolver judges the module
 
 
 def _attribute_builtin(node: ast.AST) -> bool:
