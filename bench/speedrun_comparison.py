@@ -1,8 +1,9 @@
-"""Our record and baseline component sets against the two reference scripts, interleaved, on one device.
+"""Our component sets against the two reference scripts, interleaved, on one device.
 
-Contestants, one run each per round, in this order (A B C D A B C D ...), so that drifts of clock,
-temperature or memory hit all alike:
+Contestants, one run each per round, in the order of --only (A B C D A B C D ...), so that drifts
+of clock, temperature or memory hit all alike:
 
+- `frontier`: our components/frontier (the record plus Fulcrum Research's resolution curriculum);
 - `record`: our components/record (the Hive's improvements, rewritten as our components);
 - `baseline`: our components/baseline (airbench94_muon rewritten as our components);
 - `airbench94_muon`: Keller Jordan's airbench94_muon.py, unchanged;
@@ -21,6 +22,11 @@ harness.py's region, from the training images' preprocessing to the test logits;
 leave their loaders' uint8-to-half conversion outside it). Our host-clock times are in the JSON.
 Also reported: the wall time of one full evaluation of each contestant, i.e. its setup (build,
 compile, warm-up run) plus all its timed rounds, as `evolve baseline --runs N` would pay it.
+
+With --deadline the bench stops itself: it starts no round that the last one's wall time says
+would end past the deadline, and contestants named in --optional join (after the first round)
+only if their setup, estimated by the slowest setup so far, and --optional-rounds rounds still fit.
+The JSON is rewritten after every round, so a bench killed from outside leaves what it measured.
 
 On the GPU machine (decodes the shared JPEG pack first; see docs/BENCHMARKS.md):
 
@@ -58,7 +64,8 @@ from evaluator.settings import HarnessSettings
 from evaluator.statistics import lower_confidence_bound
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-OURS = ("record", "baseline")
+OURS = ("frontier", "record", "baseline")
+DEFAULT_ORDER = ("frontier", "record", "cifar10_speedrun", "baseline", "airbench94_muon")
 REFERENCES = {"airbench94_muon": ".refs/airbench94_muon.py", "cifar10_speedrun": ".refs/cifar10_speedrun.py"}
 RATIO_BASE = "cifar10_speedrun"
 CONFIDENCE = 0.95
@@ -225,7 +232,58 @@ def print_table(rows: list[dict], skipped: list[Contestant], base_name: str) -> 
         print(f"skipped {c.name}: {c.skipped}")
 
 
+class Bench:
+    """The contestants in round order, set up on demand, and the report written after each round."""
+
+    def __init__(self, args: argparse.Namespace, dataset: Dataset, settings: HarnessSettings):
+        self.args, self.dataset, self.settings = args, dataset, settings
+        self.contestants: dict[str, OurSet | ReferenceScript] = {}
+        self.skipped: list[Contestant] = []
+        self.data: DeviceData | None = None
+        self.paths = {"airbench94_muon": args.airbench.resolve(), "cifar10_speedrun": args.speedrun.resolve()}
+        self.workdir = args.workdir.resolve()
+        self.stopped: str | None = None  # why the rounds ended before --runs, if they did
+
+    def set_up(self, name: str) -> None:
+        if name in OURS:
+            if self.data is None:
+                self.data = DeviceData.from_dataset(self.dataset, torch.device(self.args.device))
+            print(f"setting up {name} (build, compile, warm-up)...", flush=True)
+            self.contestants[name] = OurSet(name, self.settings, self.dataset, self.data)
+            return
+        if not self.paths[name].exists():
+            self.skipped.append(Contestant(name, skipped=f"{self.paths[name]} is missing: copy the script there (docs/BENCHMARKS.md)"))
+            return
+        write_reference_cache(self.dataset, self.workdir / "cifar10")
+        print(f"setting up {name} (import, compile, warm-up)...", flush=True)
+        try:
+            self.contestants[name] = ReferenceScript(name, self.paths[name], self.workdir, self.args.device)
+        except Exception as e:  # a reference that cannot run on this device is reported, not fatal
+            self.skipped.append(Contestant(name, skipped=f"cannot run on {self.args.device}: {type(e).__name__}: {e}".splitlines()[0]))
+
+    def rows(self) -> tuple[list[dict], str]:
+        ran = {name: c.contestant for name, c in self.contestants.items() if c.contestant.rounds}
+        base_name = RATIO_BASE if RATIO_BASE in ran else next(iter(ran), RATIO_BASE)
+        return [c.summary(ran.get(base_name)) for c in ran.values()], base_name
+
+    def write(self, device_name: str) -> None:
+        if not self.args.out:
+            return
+        rows, base_name = self.rows()
+        report = {
+            "device": device_name,
+            "torch": torch.__version__,
+            "data": self.dataset.describe(),
+            "ratio_base": base_name,
+            "contestants": rows,
+            "skipped": {c.name: c.skipped for c in self.skipped},
+            "stopped": self.stopped,
+        }
+        self.args.out.write_text(json.dumps(report, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jpeg-pack", type=Path, default=None, help="shared/data/cifar10_jpeg75.npz: decoded into --workdir first")
     parser.add_argument("--decoder", type=Path, default=None, help="decode_cifar10_jpeg75.py; default: beside the pack")
@@ -234,76 +292,88 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=25, help="timed runs of each contestant")
     parser.add_argument("--scale", default=None, choices=["full", "tiny"], help="our sets' scale; default full on cuda, tiny on cpu")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="hyperparameter override for both of our sets (e.g. epochs=1 for a quick check)")
-    parser.add_argument("--only", default=",".join(OURS + tuple(REFERENCES)), help="comma-separated contestants to run")
+                        help="hyperparameter override for all of our sets (e.g. epochs=1 for a quick check)")
+    parser.add_argument("--only", default=",".join(DEFAULT_ORDER), help="comma-separated contestants, in round order")
+    parser.add_argument("--optional", default="", help="contestants of --only that join only if the deadline leaves time")
+    parser.add_argument("--optional-rounds", type=int, default=3, help="rounds an optional contestant must have time for")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds from the start after which no round may end")
     parser.add_argument("--airbench", type=Path, default=Path(REFERENCES["airbench94_muon"]), help="path to airbench94_muon.py")
     parser.add_argument("--speedrun", type=Path, default=Path(REFERENCES["cifar10_speedrun"]), help="path to cifar10_speedrun.py")
     parser.add_argument("--workdir", type=Path, default=Path(".bench_work"), help="decoded data and the references' cache")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here (after every round)")
     args = parser.parse_args(argv)
 
     from evolve.cli.app import parse_overrides  # the CLI's KEY=VALUE parser, so both accept the same
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no CUDA GPU: use --device cpu for a check run")
+    known = OURS + tuple(REFERENCES)
     chosen = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in OURS + tuple(REFERENCES)]
+    optional = {n.strip() for n in args.optional.split(",") if n.strip()}
+    unknown = [n for n in chosen + sorted(optional) if n not in known]
     if unknown:
-        raise SystemExit(f"unknown contestants {unknown}: choose from {', '.join(OURS + tuple(REFERENCES))}")
-    workdir = args.workdir.resolve()
+        raise SystemExit(f"unknown contestants {unknown}: choose from {', '.join(known)}")
+    if optional - set(chosen):
+        raise SystemExit(f"--optional names {sorted(optional - set(chosen))}, which --only does not list")
+    if not set(chosen) - optional:
+        raise SystemExit("--optional names every contestant: at least one must run from the first round")
+    deadline = started + args.deadline if args.deadline else float("inf")
     if args.jpeg_pack:
-        dataset = load_npz(decode_jpeg_pack(args.jpeg_pack.resolve(), workdir, args.decoder))
+        dataset = load_npz(decode_jpeg_pack(args.jpeg_pack.resolve(), args.workdir.resolve(), args.decoder))
     else:
         dataset = load_dataset(args.data)
     print(f"data: {dataset.describe()}; device {args.device}; {args.runs} runs each, interleaved", flush=True)
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
 
-    contestants: dict[str, OurSet | ReferenceScript] = {}
-    skipped: list[Contestant] = []
     settings = HarnessSettings(device=args.device, data=args.data, scale=args.scale, hyperparams=parse_overrides(args.overrides))
-    if any(n in OURS for n in chosen):
-        data = DeviceData.from_dataset(dataset, torch.device(args.device))
-        for name in (n for n in OURS if n in chosen):
-            print(f"setting up {name} (build, compile, warm-up)...", flush=True)
-            contestants[name] = OurSet(name, settings, dataset, data)
-    paths = {"airbench94_muon": args.airbench.resolve(), "cifar10_speedrun": args.speedrun.resolve()}
-    if any(n in REFERENCES for n in chosen):
-        write_reference_cache(dataset, workdir / "cifar10")
-    for name in (n for n in REFERENCES if n in chosen):
-        if not paths[name].exists():
-            skipped.append(Contestant(name, skipped=f"{paths[name]} is missing: copy the script there (docs/BENCHMARKS.md)"))
-            continue
-        print(f"setting up {name} (import, compile, warm-up)...", flush=True)
-        try:
-            contestants[name] = ReferenceScript(name, paths[name], workdir, args.device)
-        except Exception as e:  # a reference that cannot run on this device is reported, not fatal
-            skipped.append(Contestant(name, skipped=f"cannot run on {args.device}: {type(e).__name__}: {e}".splitlines()[0]))
+    bench = Bench(args, dataset, settings)
+    for name in chosen:
+        if name not in optional:
+            bench.set_up(name)
+    pending = [n for n in chosen if n in optional]
 
+    last_round = 0.0
     for round_index, seed in enumerate(run_seeds(args.seed, args.runs)):
+        if time.perf_counter() + 1.1 * last_round > deadline:
+            bench.stopped = f"deadline: {round_index} of {args.runs} rounds fit in {args.deadline:.0f} s"
+            break
+        if pending and round_index == 1:
+            join_if_time(bench, pending, deadline, last_round, args.optional_rounds)
+        t0 = time.perf_counter()
         cells = []
-        for name, contestant in contestants.items():
+        for name, contestant in bench.contestants.items():
             result = contestant.run(round_index, seed)
             contestant.contestant.rounds.append(result)
             cells.append(f"{name} {100 * result.accuracy:.2f}% {result.seconds:.4f} s")
+        last_round = time.perf_counter() - t0
         print(f"round {round_index}: " + " | ".join(cells), flush=True)
+        bench.write(device_name)
+    # Optional contestants join before the second round; with fewer rounds they never do.
+    bench.skipped += [Contestant(n, skipped="optional: the rounds ended before the second, where optional ones join") for n in pending]
 
-    ran = {name: c.contestant for name, c in contestants.items()}
-    base_name = RATIO_BASE if RATIO_BASE in ran else next(iter(ran), RATIO_BASE)
-    rows = [c.summary(ran.get(base_name)) for c in ran.values()]
-    print_table(rows, skipped, base_name)
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    rows, base_name = bench.rows()
+    print_table(rows, bench.skipped, base_name)
+    if bench.stopped:
+        print(f"stopped early: {bench.stopped}")
     print(f"device {device_name}, torch {torch.__version__}")
-    if args.out:
-        report = {
-            "device": device_name,
-            "torch": torch.__version__,
-            "data": dataset.describe(),
-            "ratio_base": base_name,
-            "contestants": rows,
-            "skipped": {c.name: c.skipped for c in skipped},
-        }
-        args.out.write_text(json.dumps(report, indent=2))
+    bench.write(device_name)
     return 0
+
+
+def join_if_time(bench: Bench, pending: list[str], deadline: float, round_seconds: float, rounds_needed: int) -> None:
+    """Set up the optional contestants if their setup and `rounds_needed` rounds still fit."""
+    setups = [c.contestant.setup_seconds for c in bench.contestants.values()] or [0.0]
+    per_contestant = round_seconds / max(1, len(bench.contestants))
+    for name in list(pending):
+        need = max(setups) + rounds_needed * (round_seconds + per_contestant * (len(pending) - pending.index(name)))
+        left = deadline - time.perf_counter()
+        if need > left:
+            bench.skipped.append(Contestant(name, skipped=f"optional: needs about {need:.0f} s, {left:.0f} s were left"))
+        else:
+            bench.set_up(name)
+            round_seconds += per_contestant
+    pending.clear()
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ from components.interface import COMPONENT_NAMES
 
 SETS_DIR = Path(__file__).parent
 
-SHIPPED_SETS = ("baseline", "record")
+SHIPPED_SETS = ("baseline", "record", "frontier")
 
 
 def shipped_set_dir(name: str) -> Path:
-    """The folder of a shipped component set ('baseline': airbench94_muon; 'record': the Hive's record)."""
+    """The folder of a shipped component set.
+
+    'baseline': airbench94_muon; 'record': the Hive's record; 'frontier': the record with Fulcrum
+    Research's resolution curriculum and global max pool.
+    """
     if name not in SHIPPED_SETS:
         raise ValueError(f"unknown component set {name!r}: choose one of {', '.join(SHIPPED_SETS)}")
     return SETS_DIR / name

@@ -53,7 +53,7 @@ def start(
     gpus: Annotated[Optional[str], typer.Option(help="CUDA devices to evaluate on, e.g. 0,1")] = None,
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu")] = None,
     data: Annotated[Optional[str], typer.Option(help="cifar10, synthetic, or a path to a .npz")] = None,
-    components: Annotated[Optional[str], typer.Option("--components", help="shipped set to start from (baseline, record)")] = None,
+    components: Annotated[Optional[str], typer.Option("--components", help="shipped set to start from (baseline, record, frontier)")] = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="folder with your own prompt templates")] = None,
     db: Annotated[Optional[str], typer.Option(help=f"SQLAlchemy URL of the lineage database (default {DEFAULT_URL})")] = None,
     name: Annotated[Optional[str], typer.Option(help="experiment name (default: component and time)")] = None,
