@@ -20,7 +20,7 @@ from scipy import stats
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import Evaluation, ProfileSummary, StageVerdict
-from evaluator.runs import fresh_seed, start_speedrun_worker, timed_sample, worker_setup
+from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample, worker_setup
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.sandbox.static_check import check_source
 from evaluator.settings import HarnessSettings, ScoreSettings
@@ -119,6 +119,7 @@ def timed_runs(component_set, dataset, harness, score, cascade, champion_times, 
                         stop_reason = f"stopped after {run + 1} runs: clearly slower than the champion"
                     if stop_reason:
                         break
+            finish_runs(worker)
             status = "stopped" if stop_reason else "passed"
             evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
             if cascade.profile and not stop_reason:

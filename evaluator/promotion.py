@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy import stats
 
-from evaluator.runs import fresh_seed, start_speedrun_worker, timed_sample
+from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import RunSample, Summary
@@ -151,6 +151,8 @@ def confirm_promotion(
                 order = ("candidate", "incumbent") if pair % 2 == 0 else ("incumbent", "candidate")
                 for side in order:
                     samples[side].append(timed_sample(workers[side], pair, seed, dataset, settings.clock_tolerance, flags))
+            finish_runs(c_worker)
+            finish_runs(i_worker)
     except WorkerFailure as e:
         return PromotionDecision(
             promoted=False,

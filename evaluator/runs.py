@@ -34,7 +34,7 @@ from evaluator.settings import HarnessSettings
 from evaluator.training import evaluation_seeds, run_seeds, training_order
 
 __all__ = [
-    "device_description", "fresh_seed", "iter_speedruns", "logits_from", "run_seeds", "run_speedruns",
+    "device_description", "finish_runs", "fresh_seed", "iter_speedruns", "logits_from", "run_seeds", "run_speedruns",
     "start_speedrun_worker", "timed_sample", "worker_setup",
 ]
 
@@ -131,6 +131,12 @@ def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset,
     )
 
 
+def finish_runs(worker: SandboxedWorker) -> None:
+    """After the last timed run: the worker confirms, so a reply forged during the last run,
+    which would otherwise go unread, arrives where "finished" is due and fails the runs."""
+    worker.request({"type": "finish"}, "finished", worker.limits.run_seconds)
+
+
 def run_speedruns(
     component_set: ComponentSet,
     dataset: Dataset,
@@ -153,6 +159,7 @@ def run_speedruns(
             sample = timed_sample(worker, run, seed, dataset, clock_tolerance, flags)
             samples.append(sample)
             on_sample(sample)
+        finish_runs(worker)
     return samples
 
 

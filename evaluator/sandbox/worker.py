@@ -16,7 +16,9 @@ The conversation, in order (the worker refuses a message out of turn):
   prepare {seed, shape} + test images (permuted by the parent) -> prepared
   go {nonce}                    -> logits {nonce} + float32 payload, sent as soon as the clock
                                    stops; then the run's checks, off the clock -> checked {nonce}
-  profile {seed}                -> profile     an untimed profiled run; no timed run may follow
+  finish                        -> finished    no timed run follows (an extra reply forged earlier
+                                               shows up before this one)
+  profile {seed}                -> profile     an untimed profiled run, after finish
   exit
 Any failure is answered with error {message}. The test labels never enter this process.
 """
@@ -49,8 +51,9 @@ class WorkerSession:
         "new": ("setup",),
         "ready": ("contracts", "warmup"),
         "warm": ("load",),
-        "loaded": ("prepare", "profile"),
+        "loaded": ("prepare", "finish"),
         "prepared": ("go",),
+        "done": ("profile",),
         "profiled": (),
     }
 
@@ -154,6 +157,10 @@ class WorkerSession:
         self.run_train_images = self.run_train_labels = None
         self.speedrun.check_state(self.run_seed)  # off the clock: the parent has its logits
         self.reply({"type": "checked", "nonce": nonce})
+
+    def on_finish(self, message: dict, payload: bytes) -> None:
+        self.stage = "done"
+        self.reply({"type": "finished"})
 
     def on_profile(self, message: dict, payload: bytes) -> None:
         from evaluator.profiling import profile_run
