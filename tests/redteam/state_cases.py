@@ -22,14 +22,20 @@ class StateCase:
 PREDICT = "\ndef predict(model, inputs, hp):\n"
 RESET = "\n_shipped_reset = CifarNet.reset\n\ndef _hostile_reset(self):\n"
 INSTALL_RESET = "\nCifarNet.reset = _hostile_reset\n"
-# The worker's protocol pipe, found as the attacker did: argv, and os through torch.
+# The worker's protocol pipe, found as the attacker did: argv, and os through torch; and
+# the message the worker is handling, found by walking the frames.
 FORGE = (
     "    out_fd = int(torch.sys.argv[2])\n"
-    "    write = torch.serialization.os.write\n"
+    "    json, struct = torch.sys.modules['json'], torch.sys.modules['struct']\n"
     "    def forge(header, payload=b''):\n"
-    "        data = torch.serialization.json.dumps(header).encode() if hasattr(torch.serialization, 'json') else "
-    "__import__('json').dumps(header).encode()\n"
-    "        write(out_fd, torch.sys.modules['struct'].pack('!II', len(data), len(payload)) + data + payload)\n"
+    "        data = json.dumps(header).encode()\n"
+    "        torch.serialization.os.write(out_fd, struct.pack('!II', len(data), len(payload)) + data + payload)\n"
+    "    message, frame = {}, torch.sys._getframe()\n"
+    "    while frame is not None:\n"
+    "        found = frame.f_locals.get('message')\n"
+    "        if isinstance(found, dict) and 'type' in found:\n"
+    "            message = found\n"
+    "        frame = frame.f_back\n"
 )
 
 STATE_CASES = [
@@ -56,20 +62,23 @@ STATE_CASES = [
               "                                                        session.train_images, session.train_labels)\n"
               "            return\n        frame = frame.f_back\n" + INSTALL_RESET,
               "timed", "failed", "after reset() the network differs"),
-    StateCase("forges a prepared and a logits reply on the protocol pipe", "tta",
-              PREDICT + FORGE + "    forge({'type': 'prepared'})\n"
-              "    forge({'type': 'logits', 'shape': [len(inputs), 10]}, bytes(40 * len(inputs)))\n"
+    StateCase("forges early prepared and logits replies during the warm-up", "tta",
+              PREDICT + FORGE + "    if message.get('type') == 'warmup':\n        forge({'type': 'prepared'})\n"
+              "        forge({'type': 'logits', 'shape': [len(inputs), 10]}, bytes(40 * len(inputs)))\n"
               "    return model(inputs)\n",
               "smoke", "failed", "where 'warm' was due"),
+    StateCase("forges logits not bound to the run", "tta",
+              PREDICT + FORGE + "    if message.get('type') == 'go':\n"
+              "        forge({'type': 'logits', 'nonce': 'guess', 'shape': [len(inputs), 10]}, bytes(40 * len(inputs)))\n"
+              "    return model(inputs)\n",
+              "timed", "failed", "does not carry this run's nonce"),
     StateCase("forges logits with this run's nonce and a checked reply", "tta",
-              PREDICT + FORGE + "    frame = torch.sys._getframe()\n    while frame is not None:\n"
-              "        message = frame.f_locals.get('message')\n"
-              "        if isinstance(message, dict) and message.get('type') == 'go':\n"
-              "            logits = model(inputs).float().cpu().numpy().tobytes()\n"
-              "            forge({'type': 'logits', 'nonce': message['nonce'], 'shape': [len(inputs), 10]}, logits)\n"
-              "            forge({'type': 'checked', 'nonce': message['nonce']})\n"
-              "        frame = frame.f_back\n    return model(inputs)\n",
-              "timed", "failed", "where 'checked' was due"),
+              PREDICT + FORGE + "    if message.get('type') == 'go':\n"
+              "        logits = model(inputs).float().cpu().numpy().tobytes()\n"
+              "        forge({'type': 'logits', 'nonce': message['nonce'], 'shape': [len(inputs), 10]}, logits)\n"
+              "        forge({'type': 'checked', 'nonce': message['nonce']})\n"
+              "    return model(inputs)\n",
+              "timed", "failed", "wrote on its pipe before the parent sent"),
 ]
 
 
