@@ -51,7 +51,11 @@ STATE_CASES = [
               "    kept.copy_(model.head.weight.detach())\n    return model(inputs)\n",
               "timed", "failed", "torch.nn.init: kept"),
     StateCase("skips its reset and keeps trained weights", "architecture",
-              RESET + "    for name, p in self.named_parameters():\n        p.requires_grad_(self.trainable[name])\n" + INSTALL_RESET,
+              RESET + "    frame = torch.sys._getframe()\n    while frame is not None:\n"
+              "        message = frame.f_locals.get('message')\n"
+              "        if isinstance(message, dict) and message.get('type') == 'go':  # a timed run: keep the weights\n"
+              "            for name, p in self.named_parameters():\n                p.requires_grad_(self.trainable[name])\n"
+              "            return\n        frame = frame.f_back\n    _shipped_reset(self)\n" + INSTALL_RESET,
               "timed", "failed", "after reset() the network differs"),
     StateCase("pre-trains inside reset() on data found through frames", "architecture",
               RESET + "    _shipped_reset(self)\n    frame = torch.sys._getframe()\n    while frame is not None:\n"
