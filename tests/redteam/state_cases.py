@@ -3,7 +3,7 @@
 Each is a complete, otherwise valid component whose only fault is the hostile construct. Most
 would also be refused by the static check; these cases run with it bypassed, to show that the
 runtime layer gives them the verdict named here on its own: `stage` and `status` of the last
-stage, and `reason`, a phrase the verdict's message must contain.
+stage, and `reason`, a regular expression the verdict's message must match.
 """
 
 from dataclasses import dataclass
@@ -62,7 +62,7 @@ STATE_CASES = [
               "        session = frame.f_locals.get('self')\n"
               "        if type(session).__name__ == 'WorkerSession' and session.train_images is not None:\n"
               "            run = session.speedrun\n"
-              "            torch.sys.modules['evaluator.training'].train(run.modules, self, run.hp, run.orthogonalize,\n"
+              "            torch.sys.modules['evaluator.training'].train(run.modules, self, dict(run.hp, epochs=0.2), run.orthogonalize,\n"
               "                                                        session.train_images, session.train_labels)\n"
               "            return\n        frame = frame.f_back\n" + INSTALL_RESET,
               "timed", "failed", "after reset() the network differs"),
@@ -82,7 +82,7 @@ STATE_CASES = [
               "        forge({'type': 'logits', 'nonce': message['nonce'], 'shape': [len(inputs), 10]}, logits)\n"
               "        forge({'type': 'checked', 'nonce': message['nonce']})\n"
               "    return model(inputs)\n",
-              "timed", "failed", "wrote on its pipe before the parent sent"),
+              "timed", "failed", "wrote on its pipe before the parent sent|where 'prepared' was due"),
 ]
 
 
