@@ -144,7 +144,12 @@ class Speedrun:
         self.check_state(seed)
         return logits
 
-    def check_state(self, seed: int | None) -> None:
+    def check_state(self, seed: int | None, inputs: tuple[tuple[torch.Tensor, int], ...] = ()) -> None:
+        """`inputs`: the run's own data tensors with their version counters before it; the run
+        may neither write into them nor set attributes on them."""
+        for tensor, version in inputs:
+            if tensor._version != version or vars(tensor):
+                raise HarnessError("a run wrote into or marked the harness's data tensors: components may only read their inputs")
         self._check_prediction_left_model_unchanged()
         if seed is not None:
             self._check_reset_was_fresh(seed)

@@ -136,6 +136,7 @@ class WorkerSession:
         self.run_seed = int(message["seed"])
         order = training_order(self.run_seed, len(self.train_labels))
         self.run_train_images, self.run_train_labels = reordered(self.train_images, self.train_labels, order)
+        self.input_versions = [t._version for t in (self.run_train_images, self.run_train_labels, self.test_images)]
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.stage = "prepared"
@@ -154,8 +155,9 @@ class WorkerSession:
             "worker_seconds": out.timing.host_seconds,
         }
         self.reply(header, logits.tobytes())
+        inputs = tuple((t, v) for t, v in zip((self.run_train_images, self.run_train_labels, self.test_images), self.input_versions))
         self.run_train_images = self.run_train_labels = None
-        self.speedrun.check_state(self.run_seed)  # off the clock: the parent has its logits
+        self.speedrun.check_state(self.run_seed, inputs)  # off the clock: the parent has its logits
         self.reply({"type": "checked", "nonce": nonce})
 
     def on_finish(self, message: dict, payload: bytes) -> None:
