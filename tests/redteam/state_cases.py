@@ -56,7 +56,7 @@ STATE_CASES = [
               "        if isinstance(message, dict) and message.get('type') == 'go':  # a timed run: keep the weights\n"
               "            for name, p in self.named_parameters():\n                p.requires_grad_(self.trainable[name])\n"
               "            return\n        frame = frame.f_back\n    _shipped_reset(self)\n" + INSTALL_RESET,
-              "timed", "failed", "after reset() the network differs"),
+              "timed", "failed", r"after reset\(\) the network differs"),
     StateCase("pre-trains inside reset() on data found through frames", "architecture",
               RESET + "    _shipped_reset(self)\n    frame = torch.sys._getframe()\n    while frame is not None:\n"
               "        session = frame.f_locals.get('self')\n"
@@ -65,7 +65,7 @@ STATE_CASES = [
               "            torch.sys.modules['evaluator.training'].train(run.modules, self, dict(run.hp, epochs=0.2), run.orthogonalize,\n"
               "                                                        session.train_images, session.train_labels)\n"
               "            return\n        frame = frame.f_back\n" + INSTALL_RESET,
-              "timed", "failed", "after reset() the network differs"),
+              "timed", "failed", r"after reset\(\) the network differs"),
     StateCase("forges early prepared and logits replies during the warm-up", "tta",
               PREDICT + FORGE + "    if message.get('type') == 'warmup':\n        forge({'type': 'prepared'})\n"
               "        forge({'type': 'logits', 'shape': [len(inputs), 10]}, bytes(40 * len(inputs)))\n"
