@@ -5,26 +5,22 @@
 3. smoke: in the sandboxed worker on the evaluation device, the untimed warm-up: one full run on
    random data that must train and predict (it also compiles, so it is never wasted).
 4. timed: up to N runs on fresh seeds in the same worker, timed by the parent from "go" to the
-   receipt of the logits. After `min_runs`, stop early when the candidate is clearly failing the
+   receipt of the logits (evaluator/runs.py assembles every timed run). After `min_runs`, stop early when the candidate is clearly failing the
    accuracy target (its upper confidence bound is below it) or clearly slower than the champion
    (one-sided Welch test).
 Every stage records its verdict and cost, so the GPU time the cascade saves can be reported.
 """
 
-import secrets
 import time
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field
 from scipy import stats
 
-from components.interface import NUM_CLASSES
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.harness import accuracy
-from evaluator.results import Evaluation, ProfileSummary, RunSample, StageVerdict
-from evaluator.runs import device_description
+from evaluator.results import Evaluation, ProfileSummary, StageVerdict
+from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample, worker_setup
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.sandbox.static_check import check_source
 from evaluator.settings import HarnessSettings, ScoreSettings
@@ -37,23 +33,6 @@ class CascadeSettings(BaseModel):
     clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
     limits: WorkerLimits = Field(default_factory=WorkerLimits)
     profile: bool = Field(False, description="after the timed runs, one extra profiled run summarized for the prompts")
-
-
-def fresh_seed() -> int:
-    return secrets.randbelow(2**31 - 1)
-
-
-def worker_setup(component_set: ComponentSet, device: str, compile: bool, overrides: dict, worker: SandboxedWorker) -> dict:
-    return {
-        "type": "setup",
-        "sources": component_set.sources,
-        "device": device,
-        "compile": compile,
-        "hyperparams": overrides,
-        "threads": worker.limits.threads,
-        "gpu_memory_fraction": worker.limits.gpu_memory_fraction,
-        "writable_dirs": [str(worker.workdir), worker.env_cache_dir],
-    }
 
 
 def static_stage(component_set: ComponentSet, changed: list[str]) -> StageVerdict:
@@ -74,17 +53,6 @@ def contracts_stage(component_set: ComponentSet, changed: list[str], limits: Wor
     failures = [f"{name}: {r['message']}" for name, r in answer["results"].items() if not r["passed"]]
     status = "rejected" if failures else "passed"
     return StageVerdict(stage="contracts", status=status, message="\n".join(failures), seconds=time.perf_counter() - start)
-
-
-def logits_from(answer: dict, payload: bytes, num_test: int) -> np.ndarray:
-    """Parse the worker's logits without trusting it: exact size, finite float32 values."""
-    expected = num_test * NUM_CLASSES * 4
-    if answer.get("shape") != [num_test, NUM_CLASSES] or len(payload) != expected:
-        raise WorkerFailure(f"the worker returned logits of shape {answer.get('shape')}, expected [{num_test}, {NUM_CLASSES}]", "error")
-    logits = np.frombuffer(payload, dtype=np.float32).reshape(num_test, NUM_CLASSES)
-    if not np.isfinite(logits).all():
-        raise WorkerFailure("the worker returned NaN or infinite logits", "error")
-    return logits
 
 
 def clearly_failing(accuracies: list[float], target: float, confidence: float) -> bool:
@@ -129,50 +97,19 @@ def evaluate_candidate(
     return evaluation
 
 
-def start_speedrun_worker(worker: SandboxedWorker, component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings) -> None:
-    """Set up an entered worker and run its untimed warm-up (the smoke test; it also compiles)."""
-    limits = worker.limits
-    setup = worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker)
-    worker.request(setup, "ready", limits.setup_seconds)
-    data_path = worker.write_data(dataset)
-    worker.request({"type": "warmup", "data_path": str(data_path), "seed": fresh_seed()}, "warm", limits.warmup_seconds)
-
-
-def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset, clock_tolerance: float, flags: list[str]) -> RunSample:
-    """One timed run: untimed preparation, then the parent's clock from "go" to the logits."""
-    worker.request({"type": "prepare", "seed": seed}, "prepared", worker.limits.run_seconds)
-    answer, payload, parent_seconds = worker.timed_request({"type": "go"}, "logits", worker.limits.run_seconds)
-    logits = logits_from(answer, payload, len(dataset.test_labels))
-    device_seconds = answer.get("device_seconds")
-    device_seconds = float(device_seconds) if isinstance(device_seconds, (int, float)) else None
-    if device_seconds is not None and abs(device_seconds - parent_seconds) > clock_tolerance * parent_seconds:
-        flags.append(f"run {run}: device-event time {device_seconds:.4f} s differs from the parent's {parent_seconds:.4f} s")
-    device = torch.device(worker.device)
-    device_name, driver = device_description(device) if device.type == "cpu" or torch.cuda.is_available() else (worker.device, None)
-    return RunSample(
-        run=run,
-        seed=seed,
-        accuracy=accuracy(torch.from_numpy(logits.copy()), dataset.test_labels),
-        time_seconds=parent_seconds,
-        device_time_seconds=device_seconds,
-        device_name=device_name,
-        torch_version=torch.__version__,
-        driver_version=driver,
-    )
-
-
 def timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None) -> None:
     stage_start = time.perf_counter()
     stage = "smoke"
     try:
         with SandboxedWorker(cascade.limits, harness.device, gpu) as worker:
-            start_speedrun_worker(worker, component_set, dataset, harness)
+            seeds = [fresh_seed() for _ in range(cascade.runs)]
+            start_speedrun_worker(worker, component_set, dataset, harness, seeds)
             evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
 
             stage, stage_start = "timed", time.perf_counter()
             stop_reason = ""
             for run in range(cascade.runs):
-                evaluation.samples.append(timed_sample(worker, run, fresh_seed(), dataset, cascade.clock_tolerance, evaluation.flags))
+                evaluation.samples.append(timed_sample(worker, run, seeds[run], dataset, cascade.clock_tolerance, evaluation.flags))
                 if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
                     accs = [s.accuracy for s in evaluation.samples]
                     times = [s.time_seconds for s in evaluation.samples]
@@ -182,6 +119,7 @@ def timed_runs(component_set, dataset, harness, score, cascade, champion_times, 
                         stop_reason = f"stopped after {run + 1} runs: clearly slower than the champion"
                     if stop_reason:
                         break
+            finish_runs(worker)
             status = "stopped" if stop_reason else "passed"
             evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
             if cascade.profile and not stop_reason:

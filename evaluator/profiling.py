@@ -15,6 +15,7 @@ import torch
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
+from evaluator import training
 from evaluator.results import KernelShare, ProfileSummary
 
 PHASES = ("data and augmentation", "forward", "backward", "optimizer", "prediction")
@@ -115,16 +116,14 @@ def summarize_profile(prof: profile, device: torch.device, top: int = 8) -> Prof
 
 
 def profile_run(speedrun, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> ProfileSummary:
-    """One untimed, profiled run of a warmed-up Speedrun (evaluator.harness)."""
+    """One untimed, profiled run of a warmed-up Speedrun (evaluator.harness): its checks are not
+    made, so a worker makes it only after its last timed run."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if speedrun.device.type == "cuda" else [])
-    speedrun.prepare(seed)
-    original = speedrun.modules
-    speedrun.modules = instrumented(original)
-    try:
-        with profile(activities=activities) as prof:
-            speedrun._train_and_predict(train_images, train_labels, test_images)
-            if speedrun.device.type == "cuda":
-                torch.cuda.synchronize(speedrun.device)
-    finally:
-        speedrun.modules = original
+    with profile(activities=activities) as prof:
+        training.speedrun(
+            instrumented(speedrun.modules), speedrun.model, speedrun.hp, speedrun.orthogonalize, seed, speedrun.device,
+            train_images, train_labels, test_images,
+        )
+        if speedrun.device.type == "cuda":
+            torch.cuda.synchronize(speedrun.device)
     return summarize_profile(prof, speedrun.device)

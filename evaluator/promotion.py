@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy import stats
 
-from evaluator.cascade import fresh_seed, start_speedrun_worker, timed_sample
+from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import RunSample, Summary
@@ -144,13 +144,15 @@ def confirm_promotion(
     try:
         with SandboxedWorker(settings.limits, harness.device, gpu) as c_worker, SandboxedWorker(settings.limits, harness.device, gpu) as i_worker:
             workers = {"candidate": c_worker, "incumbent": i_worker}
-            start_speedrun_worker(c_worker, candidate, dataset, harness)
-            start_speedrun_worker(i_worker, incumbent, dataset, harness)
-            for pair in range(settings.pairs):
-                seed = fresh_seed()
+            seeds = [fresh_seed() for _ in range(settings.pairs)]
+            start_speedrun_worker(c_worker, candidate, dataset, harness, seeds)
+            start_speedrun_worker(i_worker, incumbent, dataset, harness, seeds)
+            for pair, seed in enumerate(seeds):
                 order = ("candidate", "incumbent") if pair % 2 == 0 else ("incumbent", "candidate")
                 for side in order:
                     samples[side].append(timed_sample(workers[side], pair, seed, dataset, settings.clock_tolerance, flags))
+            finish_runs(c_worker)
+            finish_runs(i_worker)
     except WorkerFailure as e:
         return PromotionDecision(
             promoted=False,

@@ -89,11 +89,36 @@ def build_model(components: dict, hp: dict, device: torch.device, compile: bool)
     return model, orthogonalize
 
 
-def prepare_run(model: torch.nn.Module, seed: int, device: torch.device) -> None:
-    """Untimed: global flags back to the harness's values, the run's seed, a fresh network."""
+def speedrun(
+    components: dict,
+    model: torch.nn.Module,
+    hp: dict,
+    orthogonalize,
+    seed: int,
+    device: torch.device,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    after_reset=None,
+    after_training=None,
+) -> torch.Tensor:
+    """One whole run, all of it timed: the harness's flags, the run's seed, `model.reset()`,
+    training and prediction; returns the test logits as prediction made them.
+
+    Every call into a component happens in here, on the clock: a candidate that does work in
+    `reset()` pays for it, and no candidate code runs untimed while the run's data is at hand.
+    `after_reset` and `after_training` (harness hooks, called with no arguments) let the
+    harness snapshot the network cheaply for the checks it makes after the clock stops.
+    """
     reset_torch_flags(device)
     torch.manual_seed(seed)
     model.reset()
+    if after_reset is not None:
+        after_reset()
+    train(components, model, hp, orthogonalize, train_images, train_labels)
+    if after_training is not None:
+        after_training()
+    return predict(components, model, hp, test_images)
 
 
 def train(components: dict, model: torch.nn.Module, hp: dict, orthogonalize, train_images: torch.Tensor, train_labels: torch.Tensor) -> None:

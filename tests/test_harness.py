@@ -7,7 +7,8 @@ import torch
 from evaluator.component_set import ComponentError, ComponentSet, load_module
 from evaluator.data import synthetic_dataset
 from evaluator.harness import HarnessError, Speedrun, checked_logits
-from evaluator.runs import run_speedruns
+from evaluator.runs import iter_speedruns, run_speedruns
+from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evaluator.settings import HarnessSettings
 from evaluator.torch_flags import current_torch_flags, reset_torch_flags
 
@@ -15,21 +16,26 @@ from evaluator.torch_flags import current_torch_flags, reset_torch_flags
 def test_speedruns_learn_synthetic_data_well_above_chance(baseline_set):
     dataset = synthetic_dataset(1000, 300, seed=1)
     settings = HarnessSettings(device="cpu", data="synthetic", seed=7, hyperparams={"epochs": 4})
-    samples = run_speedruns(baseline_set, dataset, settings, runs=2)
-    assert [s.run for s in samples] == [0, 1]
-    assert len({s.seed for s in samples}) == 2
-    for s in samples:
-        assert s.accuracy > 0.5  # chance is 0.1
-        assert s.time_seconds > 0 and s.device_time_seconds is None
-        assert s.torch_version == torch.__version__
+    outputs = list(iter_speedruns(baseline_set, dataset, settings, runs=2))
+    assert len({seed for seed, _ in outputs}) == 2
+    for _, out in outputs:
+        assert float((out.logits.argmax(1).numpy() == dataset.test_labels).mean()) > 0.5  # chance is 0.1
+        assert out.timing.host_seconds > 0 and out.timing.device_seconds is None
 
 
-def test_same_seed_same_result(baseline_set):
+def test_baseline_through_the_worker_matches_the_in_process_harness(baseline_set):
+    """`evolve baseline` runs in a sandboxed worker, timed as candidates are; its seeds and
+    accuracies equal the in-process harness's (the parent un-permutes the test logits)."""
     dataset = synthetic_dataset(400, 100, seed=2)
     settings = HarnessSettings(device="cpu", data="synthetic", seed=11, hyperparams={"epochs": 1})
-    first = run_speedruns(baseline_set, dataset, settings, runs=1)
-    second = run_speedruns(baseline_set, dataset, settings, runs=1)
-    assert first[0].seed == second[0].seed and first[0].accuracy == second[0].accuracy
+    samples = run_speedruns(baseline_set, dataset, settings, runs=2, limits=WorkerLimits(run_seconds=300, warmup_seconds=300))
+    expected = list(iter_speedruns(baseline_set, dataset, settings, runs=2))
+    assert [s.run for s in samples] == [0, 1]
+    assert [s.seed for s in samples] == [seed for seed, _ in expected]
+    for sample, (_, out) in zip(samples, expected):
+        assert sample.accuracy == float((out.logits.argmax(1).numpy() == dataset.test_labels).mean())
+        assert sample.time_seconds > 0 and sample.device_time_seconds is None
+        assert sample.torch_version == torch.__version__
 
 
 def test_global_flags_are_reset_between_runs(baseline_set):

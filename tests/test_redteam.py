@@ -4,6 +4,8 @@ All on the CPU with small synthetic data and short time limits. Cases marked run
 second time with the static check switched off, to show the runtime guards stop them too.
 """
 
+import re
+
 import pytest
 
 import evaluator.cascade as cascade_module
@@ -12,6 +14,7 @@ from evaluator.data import synthetic_dataset
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits, scrubbed_environment
 from evaluator.settings import HarnessSettings, ScoreSettings
 from tests.redteam.cases import CASES
+from tests.redteam.state_cases import STATE_CASES, memorising_tta
 
 LIMITS = WorkerLimits(setup_seconds=60, warmup_seconds=60, run_seconds=30, memory_bytes=6 << 30, output_bytes=8 << 20)
 CASCADE = CascadeSettings(runs=2, min_runs=2, limits=LIMITS)
@@ -48,6 +51,25 @@ def test_runtime_guards_stop_it_without_the_static_check(baseline_set, dataset, 
     evaluation = evaluate(baseline_set, case, dataset)
     assert evaluation.status in ("rejected", "failed"), evaluation.stages
     assert evaluation.summary is None and not evaluation.samples
+
+
+@pytest.mark.parametrize("case", STATE_CASES, ids=[c.name for c in STATE_CASES])
+def test_state_and_clock_attacks_fail_at_run_time(baseline_set, dataset, case, monkeypatch):
+    monkeypatch.setattr(cascade_module, "check_source", lambda name, source: [])
+    evaluation = evaluate(baseline_set, case, dataset)
+    last = evaluation.stages[-1]
+    assert (last.stage, last.status) == (case.stage, case.status), last.message
+    assert re.search(case.reason, last.message), last.message
+    assert evaluation.status == "failed" and evaluation.summary is None
+
+
+def test_answers_memorised_by_test_position_score_at_chance(baseline_set, dataset, monkeypatch):
+    """The parent permutes the test images afresh for every run, so a table by position is worth nothing."""
+    monkeypatch.setattr(cascade_module, "check_source", lambda name, source: [])
+    candidate = baseline_set.with_component("tta", baseline_set.sources["tta"] + memorising_tta(dataset.test_labels))
+    evaluation = evaluate_candidate(candidate, ["tta"], dataset, HARNESS, SCORE, CASCADE)
+    assert evaluation.status == "evaluated", evaluation.stages
+    assert all(s.accuracy < 0.35 for s in evaluation.samples), [s.accuracy for s in evaluation.samples]  # 1.0 unpermuted
 
 
 def test_the_evaluator_still_scores_the_baseline_afterwards(baseline_set):

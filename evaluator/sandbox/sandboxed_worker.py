@@ -10,6 +10,7 @@ The parent alone holds the test labels and the authoritative clock.
 import functools
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -45,7 +46,7 @@ class WorkerFailure(RuntimeError):
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)
-        self.kind = kind  # crash, timeout, error, protocol
+        self.kind = kind  # crash, timeout, error, protocol (a forged, early or unbound reply)
 
 
 @functools.cache
@@ -145,9 +146,10 @@ class SandboxedWorker:
             self.process.wait()
 
     def write_data(self, dataset: Dataset) -> Path:
-        """Training images and labels and test images for the worker; never the test labels."""
+        """The training images and labels for the worker, written after its warm-up; never the
+        test images (each run gets them freshly permuted) and never the test labels."""
         path = self.workdir / "data.npz"
-        np.savez(path, train_images=dataset.train_images, train_labels=dataset.train_labels, test_images=dataset.test_images)
+        np.savez(path, train_images=dataset.train_images, train_labels=dataset.train_labels)
         return path
 
     def output_tail(self, limit: int = 2000) -> str:
@@ -157,13 +159,30 @@ class SandboxedWorker:
             f.seek(max(0, f.tell() - limit))
             return f.read().decode(errors="replace")
 
-    def send(self, header: dict) -> None:
+    def _check_quiet(self, header: dict) -> None:
+        """Nothing may arrive before the parent asks: a reply written early is forged."""
+        readable, _, _ = select.select([self._from_worker], [], [], 0)
+        if readable:
+            if self.process is not None and self.process.poll() is not None:
+                raise self._failure("the worker exited")
+            self.kill()
+            raise WorkerFailure(
+                f"the worker wrote on its pipe before the parent sent {header['type']!r}: a reply written early "
+                "is forged (only the harness answers, and only when asked)", "protocol"
+            )
+
+    def send(self, header: dict, payload: bytes = b"") -> None:
+        self._check_quiet(header)
+        self._send(header, payload)
+
+    def _send(self, header: dict, payload: bytes = b"") -> None:
         try:
-            protocol.send(self._to_worker, header)
+            protocol.send(self._to_worker, header, payload)
         except OSError as e:
             raise self._failure(f"could not send to the worker ({e})") from e
 
-    def receive(self, expected: str, timeout: float) -> tuple[dict, bytes]:
+    def receive(self, expected: str, timeout: float, nonce: str | None = None) -> tuple[dict, bytes]:
+        """The next message, which must be `expected` (and carry `nonce` when given)."""
         try:
             header, payload = protocol.receive(self._from_worker, timeout)
         except protocol.WorkerTimeout:
@@ -175,17 +194,24 @@ class SandboxedWorker:
             raise WorkerFailure(str(header.get("message", "unknown error"))[:2000], "error")
         if header["type"] != expected:
             raise self._failure(f"the worker sent {header['type']!r} where {expected!r} was due")
+        if nonce is not None and header.get("nonce") != nonce:
+            self.kill()
+            raise WorkerFailure(
+                f"the worker's {expected!r} does not carry this run's nonce: a reply not bound to its run is forged", "protocol"
+            )
         return header, payload
 
-    def request(self, header: dict, expected: str, timeout: float) -> tuple[dict, bytes]:
-        self.send(header)
+    def request(self, header: dict, expected: str, timeout: float, payload: bytes = b"") -> tuple[dict, bytes]:
+        self.send(header, payload)
         return self.receive(expected, timeout)
 
-    def timed_request(self, header: dict, expected: str, timeout: float) -> tuple[dict, bytes, float]:
-        """Send, and measure with the parent's clock until the complete answer has arrived."""
+    def timed_request(self, header: dict, expected: str, timeout: float, nonce: str) -> tuple[dict, bytes, float]:
+        """Send, and measure with the parent's clock until the complete answer has arrived; the
+        answer must carry `nonce`, which the parent chose fresh for this message."""
+        self._check_quiet(header)
         start = time.perf_counter()
-        self.send(header)
-        answer, payload = self.receive(expected, timeout)
+        self._send(header)
+        answer, payload = self.receive(expected, timeout, nonce)
         return answer, payload, time.perf_counter() - start
 
     def _failure(self, message: str) -> WorkerFailure:
