@@ -134,6 +134,26 @@ def test_the_worker_sees_no_process_outside_and_not_the_parents_environment(tmp_
     assert int(count) <= 3 and parent_visible == "False", done.stderr
 
 
+@needs_landlock
+@needs_pid_namespace
+def test_unix_sockets_are_refused_so_no_pathname_socket_is_reachable(tmp_path):
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "daemon.sock"))  # as a docker or database socket would be
+        server.listen()
+        code = f"""
+        import socket
+        try:
+            socket.socket(socket.AF_UNIX).connect({str(tmp_path / "daemon.sock")!r})
+            print("allowed")
+        except OSError as e:
+            print(e.strerror)
+        a, b = socket.socketpair()  # what multiprocessing needs stays
+        print("pair")
+        """
+        done = run_jailed(tmp_path, code)
+    assert done.stdout.split() == ["Permission", "denied", "pair"], done.stderr
+
+
 def marker_processes(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):

@@ -97,14 +97,12 @@ def test_the_jail_stops_what_the_audit_hook_cannot_see(baseline_set, arena, case
     evaluation = evaluate_candidate(candidate, ["tta"], arena["dataset"], HARNESS, SCORE, CASCADE)
 
     last = evaluation.stages[-1]
-    print("\nVERDICT", case.name, last.stage, last.status, last.message[:400])
     assert (last.stage, last.status) == (case.stage, case.status), last.message
     if case.reason:
         assert evaluation.status in ("rejected", "failed") and evaluation.summary is None
         assert re.search(case.reason, last.message), last.message
     else:  # the construct failed quietly: the candidate is the baseline and is scored as such
-        assert evaluation.status == "evaluated" and evaluation.summary is not None
-        assert all(s.accuracy > 0.2 for s in evaluation.samples)
+        assert evaluation.status == "evaluated" and evaluation.summary is not None and len(evaluation.samples) == 2
     # nothing escaped
     assert not list(arena["outside"].iterdir())
     assert np.load(arena["secret"])["test_labels"].shape == (100,)

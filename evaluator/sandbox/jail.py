@@ -54,6 +54,12 @@ CREATE_RULESET_VERSION = 1 << 0
 RULE_PATH_BENEATH = 1
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446), "arm64": (444, 445, 446)}
 PR_SET_NO_NEW_PRIVS = 38
+# seccomp: the audit architecture and socket(2)'s number per machine (linux/audit.h, unistd.h)
+SECCOMP_ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198), "arm64": (0xC00000B7, 198)}
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+X32_SYSCALL_BIT = 0x40000000
+AF_UNIX = 1
 
 READ = ("read_file", "read_dir", "execute")
 DEVICE = ("read_file", "write_file", "truncate")
@@ -149,11 +155,51 @@ def restrict_self(policy: JailPolicy) -> int:
             for path in paths:
                 _add_path_rule(add_rule, ruleset, path, rights, abi)
         # No rule of type LANDLOCK_RULE_NET_PORT: every TCP bind and connect is refused.
-        _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        if _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         _syscall(restrict, ctypes.c_int(ruleset), ctypes.c_uint32(0))
     finally:
         os.close(ruleset)
+    deny_unix_sockets()
     return abi
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def deny_unix_sockets() -> None:
+    """seccomp: socket(AF_UNIX, ...) fails with EACCES; so do syscalls of a foreign ABI (i386, x32).
+
+    Landlock (ABI 7) does not govern connecting to a pathname unix socket (a docker or database
+    socket the user may reach); the network namespace does not either, as such sockets live in
+    the file system. socketpair(2) and pipes stay allowed (multiprocessing, compile workers).
+    """
+    arch, socket_nr = SECCOMP_ARCH[platform.machine()]
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    deny = SECCOMP_RET_ERRNO | 13  # EACCES
+    program = [
+        (ld, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 1, 0, arch),
+        (ret, 0, 0, deny),  # a foreign ABI: nothing
+        (ld, 0, 0, 0),  # seccomp_data.nr
+        (jge, 0, 1, X32_SYSCALL_BIT) if arch == 0xC000003E else (0x05, 0, 0, 1),  # BPF_JMP|JA: skip
+        (ret, 0, 0, deny),  # x32 syscalls on x86_64
+        (jeq, 0, 3, socket_nr),
+        (ld, 0, 0, 16),  # seccomp_data.args[0], low 32 bits: the address family
+        (jeq, 0, 1, AF_UNIX),
+        (ret, 0, 0, deny),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),
+    ]
+    filters = (_SockFilter * len(program))(*(_SockFilter(*i) for i in program))
+    fprog = _SockFprog(len(program), filters)
+    if _libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise JailUnavailable(f"could not install the seccomp filter on unix sockets: {os.strerror(err)}")
 
 
 def _add_path_rule(add_rule: int, ruleset: int, path: str, rights: tuple[str, ...], abi: int) -> None:

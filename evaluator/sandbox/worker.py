@@ -1,7 +1,9 @@
 """The worker process: runs one candidate component set, sandboxed, for the parent.
 
-Started by evaluator.sandbox.sandboxed_worker as `python -m evaluator.sandbox.worker IN_FD OUT_FD` in its own process
-group, with a scrubbed environment, a temporary working directory and resource limits. It gets
+Started by evaluator.sandbox.sandboxed_worker as `python -m evaluator.sandbox.jail POLICY IN_FD OUT_FD`, which
+enters the kernel jail (evaluator/sandbox/jail.py) before this module, and so torch, is even
+imported; in its own PID namespace and process group, with a scrubbed environment, a private
+folder and resource limits. It gets
 the training images and labels and the test images (never the test labels) in a file the parent
 wrote. Harness code (timing, protocol, guard) is imported before any candidate text is loaded.
 

@@ -28,7 +28,8 @@ class JailCase:
 HEAD = "\n\ndef predict(model, inputs, hp):\n"
 # A shell through a torch helper: cpp_extension runs `ninja` from PATH without pipes (so the audit
 # hook sees only a process started by torch, which it trusts); the candidate's `ninja` is a script
-# in its own folder. Its stderr goes to err.txt, which the candidate raises on failure.
+# in its own folder. Its stderr goes to err.txt, which the candidate raises on failure. (Found by
+# trying: collect_env.run and the like open pipe file descriptors, which the hook refuses.)
 SHELL_HELPER = """
 
 def shell(command):
@@ -36,9 +37,9 @@ def shell(command):
         f.write('#!/bin/sh\\nexec 2> err.txt\\n' + command + '\\n')
     torch.serialization.os.chmod('ninja', 0o755)
     torch.serialization.os.environ['PATH'] = torch.serialization.os.getcwd() + ':/usr/bin:/bin'
-    from torch.utils.cpp_extension import _run_ninja_build
+    torch.ops.import_module('torch.utils.cpp_extension')  # imported by torch, so the audit hook allows it
     try:
-        _run_ninja_build('.', True, '')
+        torch.utils.cpp_extension._run_ninja_build('.', True, '')
     except RuntimeError as e:
         raise RuntimeError(open('err.txt').read()) from e
 """
