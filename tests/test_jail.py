@@ -199,6 +199,43 @@ def test_setsid_grandchildren_die_with_the_worker(tmp_path):
     assert not marker_processes(marker)
 
 
+@needs_landlock
+@needs_pid_namespace
+def test_a_worker_that_leaves_its_group_and_parent_death_signal_is_still_killed(tmp_path):
+    marker = f"{5000 + os.getpid() % 1000}.{time.time_ns() % 10**6}"
+    code = f"""
+    import ctypes, os, subprocess, time
+    os.setsid()  # out of the process group the parent kills
+    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG 0: unshare's death no longer kills it
+    subprocess.Popen(["sleep", "{marker}"])
+    print("started", flush=True)
+    time.sleep(300)
+    """
+    workdir, packages = tmp_path / "work", tmp_path / "packages"
+    workdir.mkdir()
+    jail.link_packages(packages)
+    policy = jail.worker_policy(workdir, packages, cuda=False).model_dump_json()
+    prelude = f"from evaluator.sandbox import jail\njail.restrict_self(jail.JailPolicy.model_validate_json({policy!r}))\n"
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join([str(packages), *jail.library_paths()])}
+    worker = SandboxedWorker(WorkerLimits(), "cpu")
+    worker.pid_namespace = True
+    worker.process = subprocess.Popen([*jail.namespaces().prefix, sys.executable, "-P", "-c", prelude + textwrap.dedent(code)],
+                                      stdout=subprocess.PIPE, text=True, cwd=workdir, env=env, start_new_session=True)
+    try:
+        assert worker.process.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 10
+        while not marker_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker_processes(marker)
+    finally:
+        worker.kill()
+        worker._tmp.cleanup()
+    deadline = time.monotonic() + 5
+    while marker_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not marker_processes(marker)
+
+
 def test_no_landlock_is_a_refusal_naming_the_feature_and_the_opt_out(monkeypatch):
     monkeypatch.setattr(jail, "landlock_abi", lambda: 0)
     with pytest.raises(jail.JailUnavailable, match=r"Landlock \(Linux >= 5.13.*--unjailed-trusted-code"):

@@ -121,6 +121,22 @@ def check_jail(limits: WorkerLimits) -> None:
         raise jail.JailUnavailable(reason)
 
 
+def child_pids(parent: int) -> list[int]:
+    """The children of a process, from the parent field of /proc/PID/stat."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()  # after "(comm)", which may hold spaces
+        except OSError:
+            continue  # exited meanwhile
+        if len(fields) > 1 and fields[1] == str(parent):
+            found.append(int(entry))
+    return found
+
+
 def folder_usage(folder: Path, most_entries: int) -> tuple[int, int]:
     """Bytes allocated and entries beneath folder; stops counting past most_entries."""
     size = count = 0
@@ -220,6 +236,13 @@ class SandboxedWorker:
     def kill(self) -> None:
         """Kill the worker's process group; with a PID namespace that takes every process it started."""
         if self.process and self.process.poll() is None:
+            # The namespace's PID 1 (unshare's child) first: it may have left the group (setsid) and
+            # cleared its parent-death signal; killing it ends every process in its namespace.
+            for pid in child_pids(self.process.pid) if self.pid_namespace else ():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
