@@ -71,7 +71,8 @@ WRITE = tuple(r for r in FS if r not in ("make_char", "make_block", "make_sock",
 SYSTEM_READABLE = (
     "/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32", "/usr/libexec", "/usr/local/lib",
     "/usr/bin", "/bin", "/usr/include", "/usr/local/include", "/usr/share/zoneinfo", "/usr/local/cuda",
-    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/ssl",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+    "/etc/ssl/openssl.cnf", "/etc/ssl/certs",  # openssl (inductor hashes headers with it); not /etc/ssl/private
     "/etc/localtime", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/sbin/ldconfig", "/usr/sbin/ldconfig",
     "/proc", "/sys",
 )
@@ -161,7 +162,11 @@ def restrict_self(policy: JailPolicy) -> int:
     finally:
         os.close(ruleset)
     deny_unix_sockets()
-    return abi
+    try:  # the file system's root is in no rule: if it can be listed, the restriction did not take
+        os.listdir("/")
+    except PermissionError:
+        return abi
+    raise JailUnavailable("the Landlock restriction did not take effect (the root folder is still listable)")
 
 
 class _SockFilter(ctypes.Structure):
