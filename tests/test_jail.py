@@ -270,6 +270,20 @@ def test_a_dataset_cache_the_worker_could_read_is_refused(tmp_path):
         jail.ensure_unreadable(policy, [Path(sys.prefix) / "evolve-cache"])
 
 
+
+@needs_landlock
+def test_a_data_file_or_cache_the_worker_could_read_is_refused_up_front(monkeypatch):
+    import evaluator
+
+    inside_package = Path(evaluator.__file__).parent / "labels.npz"
+    with pytest.raises(jail.JailUnavailable, match="holds test labels"):
+        check_jail(WorkerLimits(), str(inside_package))
+    check_jail(WorkerLimits(), str(inside_package.parents[1] / "labels.npz"))  # the repository root is not readable
+    monkeypatch.setenv("EVOLVE_CACHE", str(Path(sys.prefix) / "evolve-cache"))
+    with pytest.raises(jail.JailUnavailable, match="EVOLVE_CACHE"):
+        check_jail(WorkerLimits(), "synthetic")
+
+
 def test_the_worker_environment_keeps_every_cache_in_its_folder(tmp_path):
     env = sandboxed_worker.scrubbed_environment(tmp_path, packages=tmp_path / "packages")
     for key in ("HOME", "TMPDIR", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TRITON_HOME"):

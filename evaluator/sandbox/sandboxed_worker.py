@@ -114,11 +114,21 @@ def jail_refusal(limits: WorkerLimits) -> str | None:
     return None
 
 
-def check_jail(limits: WorkerLimits) -> None:
-    """Raise JailUnavailable with the reason and the opt-out, before any work is done."""
+def check_jail(limits: WorkerLimits, data: str | None = None) -> None:
+    """Raise JailUnavailable with the reason and the opt-out, before any work is done.
+
+    `data` is the --data setting: a file of test labels that the worker must not be able to read.
+    """
     reason = jail_refusal(limits)
     if reason:
         raise jail.JailUnavailable(reason)
+    if jail.landlock_abi() >= 1:  # the folders are the worker's own; what else it may read is fixed
+        unused = Path(tempfile.gettempdir()) / "evolve-worker-check"
+        jail.ensure_unreadable(jail.worker_policy(unused / "work", unused / "packages", cuda=True), [cache_dir()] + labelled_files(data))
+
+
+def labelled_files(data: str | None) -> list[Path]:
+    return [Path(data)] if data and data not in ("cifar10", "synthetic") else []
 
 
 def child_pids(parent: int) -> list[int]:

@@ -175,7 +175,7 @@ def eval_(
         score_settings = ScoreSettings(target=target, confidence=confidence)
         limits = WorkerLimits(unjailed_trusted_code=unjailed_trusted_code)
         cascade = CascadeSettings(runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2, profile=profile, limits=limits)
-        check_jail(limits)
+        check_jail(limits, settings.data)
         dataset = load_dataset(settings.data)
     except (ValueError, DatasetError, ComponentError, JailUnavailable) as e:
         fail(str(e))

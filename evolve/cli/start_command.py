@@ -92,8 +92,8 @@ def start(
     except ConfigError as e:
         fail(str(e))
     try:
-        check_jail(config.cascade.limits)
-        check_jail(config.promotion.limits)
+        check_jail(config.cascade.limits, config.harness.data)
+        check_jail(config.promotion.limits, config.harness.data)
     except JailUnavailable as e:
         fail(str(e))
     try:
