@@ -1,10 +1,14 @@
 """The parent's side of a sandboxed worker: start it, talk to it, time it, kill it.
 
-The worker is a fresh `python -m evaluator.sandbox.worker` in its own process group (so a kill reaches
-every process it started), with a scrubbed environment (no API keys or credentials), a temporary
-working directory, limits on address space (CPU only: CUDA reserves more than any sane limit),
-file size (so flooding stdout ends it) and process count, and a wall-clock limit per message.
-The parent alone holds the test labels and the authoritative clock.
+The worker is a fresh `python -m evaluator.sandbox.jail POLICY IN OUT`, which enters the kernel
+jail (evaluator/sandbox/jail.py: Landlock, before any candidate text exists) and then runs
+evaluator.sandbox.worker. It starts as PID 1 of its own PID namespace (so a kill reaches every
+process it started, `setsid` or not) and in an empty network namespace, in its own process group,
+with a scrubbed environment (no API keys or credentials), a private folder that is its HOME,
+TMPDIR and compile cache, limits on address space (CPU only: CUDA reserves more than any sane
+limit), on the size of one file and of the whole folder (so flooding a file or the disk ends it),
+on process count, and a wall-clock limit per message. The parent alone holds the test labels and
+the authoritative clock.
 """
 
 import functools
@@ -16,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,9 +28,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evaluator.data import Dataset, cache_dir
-from evaluator.sandbox import protocol
+from evaluator.sandbox import jail, protocol
 
-ENVIRONMENT_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME")
+ENVIRONMENT_PASSED = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME")
 
 
 class WorkerLimits(BaseModel):
@@ -33,12 +38,24 @@ class WorkerLimits(BaseModel):
     warmup_seconds: float = Field(900, description="warm-up run including compilation")
     run_seconds: float = Field(120, description="one timed run")
     memory_bytes: int = Field(16 << 30, description="address-space limit of a CPU worker")
-    output_bytes: int = Field(64 << 20, description="largest file (stdout, stderr included) a worker may write")
+    output_bytes: int = Field(
+        512 << 20, description="largest file (stdout, stderr included) a worker may write; inductor's precompiled header is ~150 MB"
+    )
+    folder_bytes: int = Field(8 << 30, description="most bytes in the worker's folder (its data, compile cache, files)")
+    folder_files: int = Field(200_000, description="most files and folders in the worker's folder")
+    processes: int = Field(
+        4096, description="RLIMIT_NPROC: processes and threads of the worker's user (the kernel does not apply it to root)"
+    )
     threads: int = Field(2, description="CPU threads of torch in the worker")
     gpu_memory_fraction: float = Field(
         0.45, gt=0, le=1, description="share of the GPU's memory a CUDA worker may allocate (two fit for paired runs)"
     )
     isolate_network: bool = Field(True, description="start the worker in an empty network namespace where the OS allows")
+    unjailed_trusted_code: bool = Field(
+        False,
+        description="run workers without the kernel jail where the system has none (no Landlock or PID namespace): "
+        "for a trusted single user only, candidates can then read and write what the user can",
+    )
 
 
 class WorkerFailure(RuntimeError):
@@ -68,20 +85,88 @@ def network_namespace_prefix() -> tuple[str, ...]:
     return ()
 
 
-def scrubbed_environment(workdir: Path, gpu: int | None = None) -> dict[str, str]:
+def scrubbed_environment(workdir: Path, gpu: int | None = None, packages: Path | None = None) -> dict[str, str]:
+    """No credentials; HOME, TMPDIR and every compile cache inside the worker's own folder."""
     env = {k: os.environ[k] for k in ENVIRONMENT_PASSED if k in os.environ}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    compile_cache = cache_dir() / "compile"
+    path = ([str(packages)] if packages else []) + jail.library_paths()
     env.update(
-        TMPDIR=str(workdir),
-        PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path),
+        HOME=str(workdir),
+        TMPDIR=str(workdir / "tmp"),  # inductor's precompiled headers go to $TMPDIR/torchinductor_*
+        PYTHONPATH=os.pathsep.join(dict.fromkeys(path)),
         PYTHONDONTWRITEBYTECODE="1",
-        TORCHINDUCTOR_CACHE_DIR=str(compile_cache / "inductor"),
-        TRITON_CACHE_DIR=str(compile_cache / "triton"),
+        TORCHINDUCTOR_CACHE_DIR=str(workdir / "cache" / "inductor"),
+        TRITON_CACHE_DIR=str(workdir / "cache" / "triton"),
+        TRITON_HOME=str(workdir),
         OMP_NUM_THREADS="2",
     )
     return env
+
+
+def jail_refusal(limits: WorkerLimits) -> str | None:
+    """Why this system cannot jail a worker, or None when it can (or the user opted out)."""
+    if limits.unjailed_trusted_code:
+        return None
+    if jail.landlock_abi() < 1:
+        return jail.unavailable_message()
+    if jail.namespaces(limits.isolate_network) is None:
+        return jail.no_pid_namespace_message()
+    return None
+
+
+def check_jail(limits: WorkerLimits, data: str | None = None) -> None:
+    """Raise JailUnavailable with the reason and the opt-out, before any work is done.
+
+    `data` is the --data setting: a file of test labels that the worker must not be able to read.
+    """
+    reason = jail_refusal(limits)
+    if reason:
+        raise jail.JailUnavailable(reason)
+    if jail.landlock_abi() >= 1:  # the folders are the worker's own; what else it may read is fixed
+        unused = Path(tempfile.gettempdir()) / "evolve-worker-check"
+        jail.ensure_unreadable(jail.worker_policy(unused / "work", unused / "packages", cuda=True), [cache_dir()] + labelled_files(data))
+
+
+def labelled_files(data: str | None) -> list[Path]:
+    return [Path(data)] if data and data not in ("cifar10", "synthetic") else []
+
+
+def child_pids(parent: int) -> list[int]:
+    """The children of a process, from the parent field of /proc/PID/stat."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()  # after "(comm)", which may hold spaces
+        except OSError:
+            continue  # exited meanwhile
+        if len(fields) > 1 and fields[1] == str(parent):
+            found.append(int(entry))
+    return found
+
+
+def folder_usage(folder: Path, most_entries: int) -> tuple[int, int]:
+    """Bytes allocated and entries beneath folder; stops counting past most_entries."""
+    size = count = 0
+    stack = [str(folder)]
+    while stack and count <= most_entries:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            size += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue  # removed while we looked
+        except OSError:
+            continue
+    return size, count
 
 
 class SandboxedWorker:
@@ -92,42 +177,64 @@ class SandboxedWorker:
         self.device = device
         self.gpu = gpu  # the one GPU the worker sees (CUDA_VISIBLE_DEVICES), None: what the parent sees
         self._tmp = tempfile.TemporaryDirectory(prefix="evolve-worker-")
-        self.workdir = Path(self._tmp.name)
-        self.env_cache_dir = str(cache_dir() / "compile")
+        self.workdir = Path(self._tmp.name) / "work"  # the worker's only writable folder
+        self.packages = Path(self._tmp.name) / "packages"  # links to the project's packages, read-only
+        self.env_cache_dir = str(self.workdir / "cache")  # private: no compile cache is shared between workers
         self.process: subprocess.Popen | None = None
         self.network_isolated = False
+        self.pid_namespace = False
+        self.landlock_abi = 0  # 0: not jailed (only with unjailed_trusted_code)
+        self.folder_problem = ""  # set by the folder watch when it killed the worker
+        self._watch_stop = threading.Event()
 
     def __enter__(self) -> "SandboxedWorker":
-        to_worker_r, self._to_worker = os.pipe()
-        self._from_worker, from_worker_w = os.pipe()
         limits, cpu_only = self.limits, self.device == "cpu"
+        check_jail(limits)
+        for folder in (self.workdir / "tmp", self.workdir / "cache"):
+            folder.mkdir(parents=True)
+        jail.link_packages(self.packages)
+        namespaces = jail.namespaces(limits.isolate_network)
+        if namespaces is not None:
+            prefix, self.pid_namespace, self.network_isolated = namespaces.prefix, namespaces.pid, namespaces.network
+        else:  # only reachable with unjailed_trusted_code
+            prefix = list(network_namespace_prefix() if limits.isolate_network else ())
+            self.network_isolated = bool(prefix)
+        if jail.landlock_abi() >= 1:
+            policy = jail.worker_policy(self.workdir, self.packages, cuda=not cpu_only)
+            jail.ensure_unreadable(policy, [cache_dir()])
+            policy = policy.model_dump_json()
+            self.landlock_abi = jail.landlock_abi()
+        else:
+            policy = "unjailed"
 
         def restrict() -> None:  # runs in the child before exec
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
             if cpu_only:
                 resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
 
-        (cache_dir() / "compile").mkdir(parents=True, exist_ok=True)
+        to_worker_r, self._to_worker = os.pipe()
+        self._from_worker, from_worker_w = os.pipe()
         self._stdout = open(self.workdir / "output.log", "wb")
-        prefix = network_namespace_prefix() if limits.isolate_network else ()
-        self.network_isolated = bool(prefix)
         self.process = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "evaluator.sandbox.worker", str(to_worker_r), str(from_worker_w)],
+            [*prefix, sys.executable, "-P", "-m", "evaluator.sandbox.jail", policy, str(to_worker_r), str(from_worker_w)],
             pass_fds=(to_worker_r, from_worker_w),
             stdin=subprocess.DEVNULL,
             stdout=self._stdout,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
-            env=scrubbed_environment(self.workdir, self.gpu),
-            start_new_session=True,  # its own process group: killpg reaches everything it spawns
+            env=scrubbed_environment(self.workdir, self.gpu, self.packages),
+            start_new_session=True,  # its own process group; the PID namespace reaches what leaves it
             preexec_fn=restrict,
         )
         os.close(to_worker_r)
         os.close(from_worker_w)
+        threading.Thread(target=self._watch_folder, name="worker-folder-watch", daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._watch_stop.set()
         self.kill()
         for fd in (self._to_worker, self._from_worker):
             try:
@@ -138,12 +245,35 @@ class SandboxedWorker:
         self._tmp.cleanup()
 
     def kill(self) -> None:
+        """Kill the worker's process group; with a PID namespace that takes every process it started."""
         if self.process and self.process.poll() is None:
+            # The namespace's PID 1 (unshare's child) first: it may have left the group (setsid) and
+            # cleared its parent-death signal; killing it ends every process in its namespace.
+            for pid in child_pids(self.process.pid) if self.pid_namespace else ():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # the group exited between poll() and killpg()
             self.process.wait()
+
+    def _watch_folder(self, interval: float = 1.0) -> None:
+        """Kill the worker when its folder grows past the limits (RLIMIT_FSIZE bounds one file only)."""
+        while not self._watch_stop.wait(interval):
+            size, count = folder_usage(self.workdir, self.limits.folder_files)
+            if size > self.limits.folder_bytes or count > self.limits.folder_files:
+                self.folder_problem = (
+                    f"the worker's folder exceeded its limit ({size / 2**20:.0f} MiB in {count} entries; "
+                    f"at most {self.limits.folder_bytes / 2**20:.0f} MiB in {self.limits.folder_files})"
+                )
+                self.kill()
+                return
+            if self.process is None or self.process.poll() is not None:
+                return
+
 
     def write_data(self, dataset: Dataset) -> Path:
         """The training images and labels for the worker, written after its warm-up; never the
@@ -222,6 +352,8 @@ class SandboxedWorker:
             reason = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             if code == -signal.SIGXFSZ:
                 reason += " (output or file size limit exceeded)"
+            if self.folder_problem:
+                reason += f": {self.folder_problem}"
             message = f"the worker ended ({reason}): {message}"
         tail = self.output_tail()
         return WorkerFailure(message + (f"\n--- worker output (tail) ---\n{tail}" if tail.strip() else ""), "crash")

@@ -1,8 +1,10 @@
 """The worker process: runs one candidate component set, sandboxed, for the parent.
 
-Started by evaluator.sandbox.sandboxed_worker as `python -m evaluator.sandbox.worker IN_FD OUT_FD` in its own process
-group, with a scrubbed environment, a temporary working directory and resource limits. Harness
-code (timing, protocol, guard) is imported before any candidate text is loaded.
+Started by evaluator.sandbox.sandboxed_worker as `python -m evaluator.sandbox.jail POLICY IN_FD OUT_FD`, which
+enters the kernel jail (evaluator/sandbox/jail.py) before this module, and so torch, is even
+imported; in its own PID namespace and process group, with a scrubbed environment, a private
+folder and resource limits. Harness code (timing, protocol, guard) is imported before any
+candidate text is loaded.
 
 The conversation, in order (the worker refuses a message out of turn):
   setup {sources, ...}          -> ready       components loaded; no data exists in this process

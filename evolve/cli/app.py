@@ -14,6 +14,8 @@ from evaluator.component_set import ComponentError, ComponentSet
 from evaluator.data import DatasetError, load_dataset
 from evaluator.harness import HarnessError
 from evaluator.runs import run_speedruns
+from evaluator.sandbox.jail import JailUnavailable
+from evaluator.sandbox.sandboxed_worker import WorkerLimits, check_jail
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
 from evolve.cli.export_command import export
@@ -68,6 +70,15 @@ TargetOption = Annotated[float, typer.Option(help="accuracy target of the score 
 ConfidenceOption = Annotated[float, typer.Option(help="one-sided confidence of the accuracy lower bound")]
 ScaleOption = Annotated[Optional[str], typer.Option(help="full or tiny; default full on cuda, tiny on cpu")]
 SetOption = Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE (repeatable)")]
+CompileOption = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile; default on for cuda")]
+UnjailedOption = Annotated[
+    bool,
+    typer.Option(
+        "--unjailed-trusted-code",
+        help="where the kernel offers no jail (Landlock, a PID namespace), run workers without it: "
+        "for a trusted single user only",
+    ),
+]
 
 
 @app.command()
@@ -79,7 +90,7 @@ def baseline(
     target: TargetOption = 0.94,
     confidence: ConfidenceOption = 0.95,
     scale: ScaleOption = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile; default on for cuda")] = None,
+    compile: CompileOption = None,
     set_: SetOption = [],
     seed: Annotated[Optional[int], typer.Option(help="base seed; default fresh random seeds")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print samples and summary as JSON")] = False,
@@ -151,18 +162,22 @@ def eval_(
     target: TargetOption = 0.94,
     confidence: ConfidenceOption = 0.95,
     scale: ScaleOption = None,
+    compile: CompileOption = None,
     set_: SetOption = [],
     profile: Annotated[bool, typer.Option(help="one extra profiled run: top kernels and the time share of each phase")] = False,
+    unjailed_trusted_code: UnjailedOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the evaluation as JSON")] = False,
 ) -> None:
     """Evaluate a hand-written candidate through the sandboxed cascade and print every verdict."""
     try:
         component_set, changed = candidate_set(candidate, component, components)
-        settings = HarnessSettings(device=device, data=data, scale=scale, hyperparams=parse_overrides(set_))
+        settings = HarnessSettings(device=device, data=data, scale=scale, compile=compile, hyperparams=parse_overrides(set_))
         score_settings = ScoreSettings(target=target, confidence=confidence)
-        cascade = CascadeSettings(runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2, profile=profile)
+        limits = WorkerLimits(unjailed_trusted_code=unjailed_trusted_code)
+        cascade = CascadeSettings(runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2, profile=profile, limits=limits)
+        check_jail(limits, settings.data)
         dataset = load_dataset(settings.data)
-    except (ValueError, DatasetError, ComponentError) as e:
+    except (ValueError, DatasetError, ComponentError, JailUnavailable) as e:
         fail(str(e))
     if not as_json:
         console.print(f"evaluating {', '.join(changed)} from {candidate} on {dataset.describe()}, device {device}")

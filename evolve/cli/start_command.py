@@ -11,6 +11,8 @@ from rich.table import Table
 
 from evaluator.data import DatasetError, load_dataset
 from evaluator.runs import device_description
+from evaluator.sandbox.jail import JailUnavailable
+from evaluator.sandbox.sandboxed_worker import check_jail
 from evolve.config import ConfigError, ExperimentConfig, load_config, masked_dump, parse_assignments
 from evolve.database import DEFAULT_URL, DatabaseError, Store
 from evolve.llm.client import Budget, LLMClient
@@ -59,6 +61,13 @@ def start(
     name: Annotated[Optional[str], typer.Option(help="experiment name (default: component and time)")] = None,
     resume: Annotated[Optional[str], typer.Option(help="continue this experiment where it stopped")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="any setting as dotted KEY=VALUE, e.g. population.islands=2")] = [],
+    unjailed_trusted_code: Annotated[
+        bool,
+        typer.Option(
+            "--unjailed-trusted-code",
+            help="where the kernel offers no jail (Landlock, a PID namespace), run workers without it: for a trusted single user only",
+        ),
+    ] = False,
 ) -> None:
     """Evolve components of the speedrun: propose, evaluate in the sandbox, promote on paired evidence."""
     flags: dict[str, object] = parse_assignments(set_) if set_ else {}
@@ -73,12 +82,19 @@ def start(
         "seed_set": components,
         "prompts_dir": str(prompts) if prompts else None,
         "database_url": db,
+        "cascade.limits.unjailed_trusted_code": True if unjailed_trusted_code else None,
+        "promotion.limits.unjailed_trusted_code": True if unjailed_trusted_code else None,
     }.items():
         if value is not None:
             flags[key] = value
     try:
         config = load_config(config_file, flags).config
     except ConfigError as e:
+        fail(str(e))
+    try:
+        check_jail(config.cascade.limits, config.harness.data)
+        check_jail(config.promotion.limits, config.harness.data)
+    except JailUnavailable as e:
         fail(str(e))
     try:
         with Store.open(config.database_url) as store:
