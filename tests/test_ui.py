@@ -1,0 +1,206 @@
+"""`evolve ui` in a real browser (headless Chromium), over a database that a real CPU search filled.
+
+One small search (the built-in mutator, one generation) fills the database for every test here;
+a hostile LLM call and candidate are added through the Store. Screenshots of each page are kept
+in test-artifacts/ui/ (or $EVOLVE_TEST_ARTIFACTS).
+"""
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import uvicorn
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+from typer.testing import CliRunner
+
+from evaluator.data import synthetic_dataset
+from evolve.cli.app import app as cli
+from evolve.database import LLMCallRecord, NewCandidate, Store
+from evolve.ui.app import create_app
+from tests.browser_support import artifacts_dir, chromium, close
+from tests.database_support import evaluation, rejection
+
+SEARCH = [
+    "--set", "candidates_per_generation=2", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
+    "--set", "score.target=0.2", "--set", "promotion.pairs=2", "--set", "harness.hyperparams.epochs=1",
+    "--set", "population.islands=2", "--set", "seed=7", "--set", "cascade.profile=true",
+]
+HOSTILE_REPLY = (
+    "Faster!\n</pre><script>window.__pwned = 'reply';</script>"
+    "<img src=x onerror=\"window.__pwned = 'img'\"> & <b>bold</b>"
+)
+HOSTILE_PROMPT = "Improve this </textarea><script>window.__pwned = 'prompt';</script>"
+HOSTILE_ERROR = "line 1: <svg onload=\"window.__pwned = 'error'\"></svg> is not allowed"
+HOSTILE_LINE = "# </pre><script>window.__pwned = 'diff';</script>"
+
+
+def wait(driver, condition, seconds: float = 20.0, message: str = ""):
+    return WebDriverWait(driver, seconds, poll_frequency=0.2).until(lambda d: condition(d), message)
+
+
+@pytest.fixture(scope="session")
+def filled(tmp_path_factory):
+    """The database URL of a finished one-generation CPU search, plus a hostile LLM candidate."""
+    folder = tmp_path_factory.mktemp("ui")
+    d = synthetic_dataset(200, 50, seed=11)
+    data = folder / "small.npz"
+    np.savez(data, train_images=d.train_images, train_labels=d.train_labels, test_images=d.test_images,
+             test_labels=d.test_labels)
+    url = f"sqlite:///{folder / 'evolve.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+            patch.delenv(name, raising=False)
+        result = CliRunner().invoke(cli, ["start", "--component", "optimizer", "--device", "cpu", "--data", str(data),
+                                          "--db", url, *SEARCH, "--generations", "1", "--name", "tiny"])
+    assert result.exit_code == 0, result.output
+    with Store.open(url) as store:
+        experiment = store.experiment("tiny")
+        candidates = store.candidates(experiment.id)
+        parent = candidates[-1]
+        call = store.record_llm_call(LLMCallRecord(
+            experiment_id=experiment.id, model="scripted <i>model</i>", endpoint="http://127.0.0.1:9/v1",
+            prompt=HOSTILE_PROMPT, response=HOSTILE_REPLY, tokens_in=1234, tokens_out=56, latency_seconds=2.5, cost=0.0042,
+        ))
+        hostile, _ = store.add_candidate(NewCandidate(
+            experiment_id=experiment.id, component="optimizer", source=parent.source + "\n" + HOSTILE_LINE + "\n",
+            origin="llm", parent_id=parent.id, generation=parent.generation + 1, island=parent.island, llm_call_id=call,
+        ))
+        store.record_evaluation(hostile.id, rejection(HOSTILE_ERROR))
+    return {"url": url, "experiment": experiment.id, "hostile": hostile.id, "parent": parent.id}
+
+
+@pytest.fixture(scope="session")
+def server(filled):
+    """The app served by uvicorn on a free loopback port, in a thread of this process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    instance = uvicorn.Server(uvicorn.Config(create_app(filled["url"]), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the UI server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    driver = chromium()
+    yield driver
+    close(driver)
+
+
+def candidates(url: str, experiment: int):
+    with Store.open(url, create=False) as store:
+        return store.candidates(experiment)
+
+
+def open_experiment(browser, server, experiment: int) -> None:
+    browser.get(f"{server}/experiments/{experiment}")
+    wait(browser, lambda d: d.execute_script("return document.body.dataset.loaded"), message="the experiment data never loaded")
+
+
+def screenshot(browser, name: str) -> None:
+    browser.execute_script("window.scrollTo(0, 0)")
+    path = artifacts_dir() / f"{name}.png"
+    browser.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+
+
+def test_experiments_page_lists_the_search(browser, server, filled):
+    browser.get(server + "/")
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-experiment='{filled['experiment']}']")
+    assert "tiny" in row.text and "optimizer" in row.text and "baseline" in row.text
+    assert "champion" in row.text and "$0.00" in row.text  # candidates by status; the LLM cost of the added call rounds
+    screenshot(browser, "experiments")
+    row.find_element(By.LINK_TEXT, "tiny").click()
+    wait(browser, lambda d: d.execute_script("return document.body.dataset.loaded"))
+
+
+def test_tree_shows_every_candidate(browser, server, filled):
+    open_experiment(browser, server, filled["experiment"])
+    stored = {c.id for c in candidates(filled["url"], filled["experiment"])}
+    drawn = {node["id"] for node in browser.execute_script("return window.evolveUI.treeNodes()")}
+    assert drawn == stored
+    screenshot(browser, "experiment")
+
+
+def test_plot_has_one_point_per_scored_candidate(browser, server, filled):
+    open_experiment(browser, server, filled["experiment"])
+    scored = [c.id for c in candidates(filled["url"], filled["experiment"]) if c.score is not None]
+    points = [p["id"] for p in browser.execute_script("return window.evolveUI.plotPoints()")]
+    assert scored and sorted(points) == sorted(scored)
+
+
+def click_tree_node(browser, candidate_id: int) -> None:
+    tree = browser.find_element(By.ID, "tree")
+    node = next(n for n in browser.execute_script("return window.evolveUI.treeNodes()") if n["id"] == candidate_id)
+    size = tree.size
+    ActionChains(browser).move_to_element_with_offset(
+        tree, int(node["x"] - size["width"] / 2), int(node["y"] - size["height"] / 2)
+    ).click().perform()
+
+
+def test_clicking_a_tree_node_opens_its_diff(browser, server, filled):
+    open_experiment(browser, server, filled["experiment"])
+    child = filled["parent"]
+    click_tree_node(browser, child)
+    diff = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#panel pre.diff[data-diff-of='{child}']"),
+                message="clicking the node did not show its diff")[0]
+    with Store.open(filled["url"], create=False) as store:
+        stored = store.candidate(child).diff
+    changed = [line for line in stored.splitlines() if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    assert changed and all(line[1:].strip() in diff.text for line in changed)
+    screenshot(browser, "experiment-selected")
+    browser.find_element(By.CSS_SELECTOR, "#panel a.open").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"pre.diff[data-diff-of='{child}']"))
+    assert "Cascade" in browser.page_source and "evolve export --candidate" in browser.find_element(By.ID, "export-command").text
+    screenshot(browser, "candidate")
+
+
+def test_hostile_llm_strings_are_shown_as_text(browser, server, filled):
+    browser.get(f"{server}/candidates/{filled['hostile']}")
+    assert browser.find_element(By.ID, "llm-reply").text == HOSTILE_REPLY
+    assert HOSTILE_LINE in browser.find_element(By.CSS_SELECTOR, "pre.diff").text
+    assert 'onload="window.__pwned' in browser.find_element(By.CSS_SELECTOR, "pre.message").text
+    page = browser.find_element(By.ID, "candidate")
+    assert not page.find_elements(By.TAG_NAME, "script") and not page.find_elements(By.TAG_NAME, "img")
+    assert not any(page.find_elements(By.TAG_NAME, tag) for tag in ("svg", "b", "i", "textarea"))
+    browser.find_element(By.CSS_SELECTOR, "#llm-call details summary").click()  # open the prompt
+    assert browser.find_element(By.CSS_SELECTOR, "#llm-call pre.prompt").text == HOSTILE_PROMPT
+    assert browser.execute_script("return window.__pwned === undefined")
+    screenshot(browser, "candidate-llm")
+    open_experiment(browser, server, filled["experiment"])  # the diff panel over the hostile source
+    click_tree_node(browser, filled["hostile"])
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#panel pre.diff[data-diff-of='{filled['hostile']}']"))
+    assert HOSTILE_LINE in browser.find_element(By.ID, "panel").text
+    assert browser.execute_script("return window.__pwned === undefined")
+
+
+def test_page_updates_when_a_new_candidate_is_stored(browser, server, filled):
+    open_experiment(browser, server, filled["experiment"])
+    before = {n["id"] for n in browser.execute_script("return window.evolveUI.treeNodes()")}
+    with Store.open(filled["url"], create=False) as store:
+        parent = store.candidate(filled["parent"])
+        new, created = store.add_candidate(NewCandidate(
+            experiment_id=filled["experiment"], component="optimizer", source=parent.source + "\n# live\n", origin="mutator",
+            parent_id=parent.id, generation=parent.generation + 1, island=parent.island,
+        ))
+        assert created
+    wait(browser, lambda d: new.id in {n["id"] for n in d.execute_script("return window.evolveUI.treeNodes()")},
+         message="the tree never showed the new candidate")
+    assert before < {n["id"] for n in browser.execute_script("return window.evolveUI.treeNodes()")}
+    assert "1 pending" in browser.find_element(By.ID, "summary").text
+    points = len(browser.execute_script("return window.evolveUI.plotPoints()"))
+    with Store.open(filled["url"], create=False) as store:  # once scored, it joins the plot too
+        store.record_evaluation(new.id, evaluation([0.3, 0.31], [5.0, 5.1]))
+    wait(browser, lambda d: len(d.execute_script("return window.evolveUI.plotPoints()")) == points + 1,
+         message="the plot never showed the newly scored candidate")
