@@ -1,14 +1,20 @@
-"""Headless Chromium for the web UI tests (Debian's chromium and chromium-driver packages).
+"""A served UI and headless Chromium for the web UI tests (Debian's chromium and chromium-driver packages).
 
 Without the browser these tests skip locally and fail under CI, where .ci/run installs it.
 """
 
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -51,3 +57,23 @@ def chromium():
 def close(driver) -> None:
     driver.quit()
     shutil.rmtree(driver.profile_dir, ignore_errors=True)
+
+
+@contextmanager
+def running(app) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the UI server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -5,13 +5,8 @@ a hostile LLM call and candidate are added through the Store. Screenshots of eac
 in test-artifacts/ui/ (or $EVOLVE_TEST_ARTIFACTS).
 """
 
-import socket
-import threading
-import time
-
 import numpy as np
 import pytest
-import uvicorn
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -21,8 +16,8 @@ from evaluator.data import synthetic_dataset
 from evolve.cli.app import app as cli
 from evolve.database import LLMCallRecord, NewCandidate, Store
 from evolve.ui.app import create_app
-from tests.browser_support import artifacts_dir, chromium, close
-from tests.database_support import evaluation, rejection
+from browser_support import artifacts_dir, chromium, close, running
+from database_support import evaluation, rejection
 
 SEARCH = [
     "--set", "candidates_per_generation=2", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
@@ -35,7 +30,7 @@ HOSTILE_REPLY = (
 )
 HOSTILE_PROMPT = "Improve this </textarea><script>window.__pwned = 'prompt';</script>"
 HOSTILE_ERROR = "line 1: <svg onload=\"window.__pwned = 'error'\"></svg> is not allowed"
-HOSTILE_LINE = "# </pre><script>window.__pwned = 'diff';</script>"
+HOSTILE_LINE = "NOTE = \"</pre><script>window.__pwned = 'diff';</script>\""
 
 
 def wait(driver, condition, seconds: float = 20.0, message: str = ""):
@@ -65,30 +60,19 @@ def filled(tmp_path_factory):
             experiment_id=experiment.id, model="scripted <i>model</i>", endpoint="http://127.0.0.1:9/v1",
             prompt=HOSTILE_PROMPT, response=HOSTILE_REPLY, tokens_in=1234, tokens_out=56, latency_seconds=2.5, cost=0.0042,
         ))
-        hostile, _ = store.add_candidate(NewCandidate(
+        hostile, created = store.add_candidate(NewCandidate(
             experiment_id=experiment.id, component="optimizer", source=parent.source + "\n" + HOSTILE_LINE + "\n",
             origin="llm", parent_id=parent.id, generation=parent.generation + 1, island=parent.island, llm_call_id=call,
         ))
+        assert created
         store.record_evaluation(hostile.id, rejection(HOSTILE_ERROR))
     return {"url": url, "experiment": experiment.id, "hostile": hostile.id, "parent": parent.id}
 
 
 @pytest.fixture(scope="session")
 def server(filled):
-    """The app served by uvicorn on a free loopback port, in a thread of this process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(create_app(filled["url"]), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the UI server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(10)
+    with running(create_app(filled["url"])) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -191,7 +175,7 @@ def test_page_updates_when_a_new_candidate_is_stored(browser, server, filled):
     with Store.open(filled["url"], create=False) as store:
         parent = store.candidate(filled["parent"])
         new, created = store.add_candidate(NewCandidate(
-            experiment_id=filled["experiment"], component="optimizer", source=parent.source + "\n# live\n", origin="mutator",
+            experiment_id=filled["experiment"], component="optimizer", source=parent.source + "\nLIVE = 1\n", origin="mutator",
             parent_id=parent.id, generation=parent.generation + 1, island=parent.island,
         ))
         assert created

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from evolve.database.errors import DatabaseError
-from evolve.database.store import NotFound, Store
+from evolve.database.store import NotFound
 from evolve.ui import queries, render
 
 STATIC = Path(__file__).parent / "static"
@@ -52,13 +52,23 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def scoped(query: str) -> dict[str, int]:
+    """experiment=ID&candidate=ID (either optional) as fingerprint arguments; anything else is ignored."""
+    scope = {}
+    for key, _, value in (part.partition("=") for part in query.split("&")):
+        if key in ("experiment", "candidate") and value.isdigit():
+            scope[f"{key}_id"] = int(value)
+    return scope
+
+
 def create_app(db_url: str, allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "::1", "[::1]")) -> Starlette:
     """The app over the database at db_url, opened read-only now (so that a bad URL fails at once)."""
     store = queries.open_read_only(db_url)
 
-    def html(template: str, status_code: int = 200, **context) -> HTMLResponse:
-        body = render.page(template, version=queries.fingerprint(store), poll_ms=POLL_MILLISECONDS, db=store.db.describe(),
-                           **context)
+    def html(template: str, scope: str = "", status_code: int = 200, **context) -> HTMLResponse:
+        """A page, with the fingerprint of what it shows and where to poll it (the query string `scope`)."""
+        version = queries.fingerprint(store, **scoped(scope))
+        body = render.page(template, version=version, scope=scope, poll_ms=POLL_MILLISECONDS, db=store.db.describe(), **context)
         return HTMLResponse(body, status_code=status_code)
 
     def experiments_page(request: Request) -> Response:
@@ -67,11 +77,12 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = ("127.0.0.1", "localh
     def experiment_page(request: Request) -> Response:
         experiment = store.experiment(request.path_params["name"])
         rows = [r for r in queries.experiments(store) if r.overview.experiment.id == experiment.id]
-        return html("experiment.html", row=rows[0], experiment=experiment)
+        return html("experiment.html", f"experiment={experiment.id}", row=rows[0], experiment=experiment)
 
     def candidate_page(request: Request) -> Response:
         page = queries.candidate_page(store, request.path_params["candidate_id"], db_url)
-        return html("candidate.html", page=page, c=page.detail.candidate)
+        candidate = page.detail.candidate
+        return html("candidate.html", f"experiment={candidate.experiment_id}&candidate={candidate.id}", page=page, c=candidate)
 
     def diff_fragment(request: Request) -> Response:
         candidate = store.candidate(request.path_params["candidate_id"])
@@ -83,7 +94,7 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = ("127.0.0.1", "localh
         return Response(data.model_dump_json(), media_type="application/json")
 
     def version(request: Request) -> Response:
-        return JSONResponse({"version": queries.fingerprint(store)})
+        return JSONResponse({"version": queries.fingerprint(store, **scoped(str(request.query_params)))})
 
     def highlight_css(request: Request) -> Response:
         return Response(render.highlight_css(), media_type="text/css")
@@ -96,7 +107,7 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = ("127.0.0.1", "localh
     async def database_error(request: Request, error: Exception) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": str(error)}, status_code=503)
-        return HTMLResponse(render.page("error.html", version="", poll_ms=POLL_MILLISECONDS, db=store.db.describe(),
+        return HTMLResponse(render.page("error.html", version="", scope="", poll_ms=POLL_MILLISECONDS, db=store.db.describe(),
                                         message=str(error)), status_code=503)
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ import sqlite3
 from datetime import datetime, timezone
 
 from pydantic import BaseModel
-from sqlalchemy import case, create_engine, event, func, select
+from sqlalchemy import case, create_engine, event, func, or_, select, true
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.orm import sessionmaker
@@ -186,23 +186,31 @@ def experiment_data(store: Store, experiment_id: int) -> ExperimentData:
     return ExperimentData(nodes=everyone, champions=champions, champion_path=path)
 
 
-def fingerprint(store: Store) -> str:
+def fingerprint(store: Store, experiment_id: int | None = None, candidate_id: int | None = None) -> str:
     """Changes whenever anything a page shows changes: new candidates, claims, verdicts, samples,
-    champions, experiments and their status. One cheap query, polled by every open page."""
+    champions, experiments and their status; scoped to one experiment, or to one candidate and its
+    children, so that a page refreshes only for its own news. One cheap query, polled by every page."""
     def count_where(condition):
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    def latest(column):
-        return select(func.max(column)).scalar_subquery()
-
+    if candidate_id is not None:
+        scope = or_(Candidate.id == candidate_id, Candidate.parent_id == candidate_id)
+    elif experiment_id is not None:
+        scope = Candidate.experiment_id == experiment_id
+    else:
+        scope = true()
+    in_scope = select(Candidate.id).where(scope)
+    changes = select(func.max(ChampionChange.id))
+    if experiment_id is not None:
+        changes = changes.where(ChampionChange.experiment_id == experiment_id)
     query = select(
-        func.count(Candidate.id),
-        func.max(Candidate.id),
-        count_where(Candidate.status.in_(FINISHED_STATUSES)),
-        count_where(Candidate.status == "running"),
-        latest(Sample.id),
-        latest(StageResult.id),
-        latest(ChampionChange.id),
+        select(func.count(Candidate.id)).where(scope).scalar_subquery(),
+        select(func.max(Candidate.id)).where(scope).scalar_subquery(),
+        select(count_where(Candidate.status.in_(FINISHED_STATUSES))).where(scope).scalar_subquery(),
+        select(count_where(Candidate.status == "running")).where(scope).scalar_subquery(),
+        select(func.max(Sample.id)).where(Sample.candidate_id.in_(in_scope)).scalar_subquery(),
+        select(func.max(StageResult.id)).where(StageResult.candidate_id.in_(in_scope)).scalar_subquery(),
+        changes.scalar_subquery(),
         select(func.count(Experiment.id)).scalar_subquery(),
         select(count_where(Experiment.status == "running")).scalar_subquery(),
     )

@@ -70,7 +70,8 @@
     const step = function (name, field, axis) {
       return {
         name: name, type: "line", step: "end", xAxisIndex: axis, yAxisIndex: axis, data: championSteps(field),
-        symbol: "none", lineStyle: { width: 2, color: STATUS_COLOURS.champion }, z: 1, silent: true,
+        symbol: "none", lineStyle: { width: 2, color: STATUS_COLOURS.champion }, itemStyle: { color: STATUS_COLOURS.champion },
+        z: 1, silent: true,
       };
     };
     plot.setOption({

@@ -31,7 +31,7 @@
     if (state.busy || document.hidden) return;
     state.busy = true;
     try {
-      const reply = await fetch("/api/version", { cache: "no-store" });
+      const reply = await fetch("/api/version?" + (body.dataset.scope || ""), { cache: "no-store" });
       if (!reply.ok) throw new Error("the server answered " + reply.status);
       const now = (await reply.json()).version;
       if (now !== state.version) {
