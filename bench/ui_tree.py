@@ -7,7 +7,7 @@ reports the data endpoint's time and size, the time from navigation until both c
 the time of one full redraw after a live update, the nodes the tree draws, and the page's
 JS heap.
 
-    python bench/ui_tree.py --candidates 3000
+    python bench/ui_tree.py --candidates 3000 [--reuse /tmp/evolve-ui-bench-XXXX/evolve.db]
 """
 
 import argparse
@@ -67,12 +67,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", type=Path, help="a database this script filled before (filling takes minutes)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="evolve-ui-bench-"))
-    url = f"sqlite:///{folder / 'evolve.db'}"
-    started = time.perf_counter()
-    fill(url, args.candidates, random.Random(args.seed))
-    print(f"filled {args.candidates} candidates in {time.perf_counter() - started:.1f} s")
+    folder = args.reuse.parent if args.reuse else Path(tempfile.mkdtemp(prefix="evolve-ui-bench-"))
+    url = f"sqlite:///{args.reuse or folder / 'evolve.db'}"
+    if not args.reuse:
+        started = time.perf_counter()
+        fill(url, args.candidates, random.Random(args.seed))
+        print(f"filled {args.candidates} candidates in {time.perf_counter() - started:.1f} s")
     with running(create_app(url)) as base:
         started = time.perf_counter()
         body = urllib.request.urlopen(f"{base}/api/experiments/1", timeout=60).read()
@@ -86,6 +88,8 @@ def main() -> None:
             started = time.perf_counter()
             driver.get(f"{base}/experiments/1")
             while not driver.execute_script("return document.body.dataset.loaded"):
+                if time.perf_counter() - started > 300:
+                    raise SystemExit(f"the page never finished drawing: {driver.get_log('browser')}")
                 time.sleep(0.05)
             print(f"experiment page drawn: {time.perf_counter() - started:.2f} s after navigation")
             redraw = driver.execute_async_script(

@@ -5,9 +5,12 @@ a hostile LLM call and candidate are added through the Store. Screenshots of eac
 in test-artifacts/ui/ (or $EVOLVE_TEST_ARTIFACTS).
 """
 
+import math
+import time
+
 import numpy as np
 import pytest
-from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from typer.testing import CliRunner
@@ -93,9 +96,15 @@ def open_experiment(browser, server, experiment: int) -> None:
 
 
 def screenshot(browser, name: str) -> None:
+    """The page from its top, the window as tall as the page (within limits), kept as a test artifact."""
+    size = browser.get_window_size()
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(size["width"], max(600, min(height + 140, 2800)))
     browser.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.3)  # the charts redraw on resize
     path = artifacts_dir() / f"{name}.png"
     browser.save_screenshot(str(path))
+    browser.set_window_size(size["width"], size["height"])
     assert path.stat().st_size > 10_000
 
 
@@ -103,7 +112,7 @@ def test_experiments_page_lists_the_search(browser, server, filled):
     browser.get(server + "/")
     row = browser.find_element(By.CSS_SELECTOR, f"tr[data-experiment='{filled['experiment']}']")
     assert "tiny" in row.text and "optimizer" in row.text and "baseline" in row.text
-    assert "champion" in row.text and "$0.00" in row.text  # candidates by status; the LLM cost of the added call rounds
+    assert "1 champion" in row.text and "$0.0042" in row.text  # candidates by status; the LLM cost of the added call
     screenshot(browser, "experiments")
     row.find_element(By.LINK_TEXT, "tiny").click()
     wait(browser, lambda d: d.execute_script("return document.body.dataset.loaded"))
@@ -119,18 +128,21 @@ def test_tree_shows_every_candidate(browser, server, filled):
 
 def test_plot_has_one_point_per_scored_candidate(browser, server, filled):
     open_experiment(browser, server, filled["experiment"])
-    scored = [c.id for c in candidates(filled["url"], filled["experiment"]) if c.score is not None]
+    scored = [c.id for c in candidates(filled["url"], filled["experiment"]) if c.score is not None and math.isfinite(c.score)]
     points = [p["id"] for p in browser.execute_script("return window.evolveUI.plotPoints()")]
     assert scored and sorted(points) == sorted(scored)
 
 
 def click_tree_node(browser, candidate_id: int) -> None:
-    tree = browser.find_element(By.ID, "tree")
+    """A real pointer click where the chart drew the node (chart coordinates from the page's own ECharts)."""
+    browser.execute_script("document.getElementById('tree').scrollIntoView({block: 'center'})")
+    left, top = browser.execute_script(
+        "const t = document.getElementById('tree'); const r = t.getBoundingClientRect();"
+        "return [r.left + t.clientLeft, r.top + t.clientTop]")
     node = next(n for n in browser.execute_script("return window.evolveUI.treeNodes()") if n["id"] == candidate_id)
-    size = tree.size
-    ActionChains(browser).move_to_element_with_offset(
-        tree, int(node["x"] - size["width"] / 2), int(node["y"] - size["height"] / 2)
-    ).click().perform()
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(round(left + node["x"]), round(top + node["y"])).click()
+    actions.perform()
 
 
 def test_clicking_a_tree_node_opens_its_diff(browser, server, filled):
@@ -185,6 +197,6 @@ def test_page_updates_when_a_new_candidate_is_stored(browser, server, filled):
     assert "1 pending" in browser.find_element(By.ID, "summary").text
     points = len(browser.execute_script("return window.evolveUI.plotPoints()"))
     with Store.open(filled["url"], create=False) as store:  # once scored, it joins the plot too
-        store.record_evaluation(new.id, evaluation([0.3, 0.31], [5.0, 5.1]))
+        store.record_evaluation(new.id, evaluation([0.95, 0.951], [5.0, 5.1]))
     wait(browser, lambda d: len(d.execute_script("return window.evolveUI.plotPoints()")) == points + 1,
          message="the plot never showed the newly scored candidate")

@@ -34,6 +34,13 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def usd(value: Any) -> str:
+    """Dollars: cents, or four decimals for the fractions of a cent a cheap call costs."""
+    if value is None:
+        return "-"
+    return f"${value:.2f}" if value == 0 or abs(value) >= 0.01 else f"${value:.4f}"
+
+
 def points(value: Any) -> str:
     return "-" if value is None or isinstance(value, str) else f"{100 * value:.2f}%"
 
@@ -88,7 +95,7 @@ def highlight_css() -> str:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
-    env.filters.update(number=number, points=points, when=when, pretty_json=pretty_json, python=python_html, diff=diff_html)
+    env.filters.update(number=number, usd=usd, points=points, when=when, pretty_json=pretty_json, python=python_html, diff=diff_html)
     return env
 
 

@@ -27,12 +27,16 @@
     return Date.parse(node.evaluated_at || node.created_at);
   }
 
+  function compact(value) {
+    return Math.abs(value) >= 1e5 ? value.toExponential(1) : String(Number(value.toPrecision(6)));
+  }
+
   function label(node) {
     const score = node.score === null ? "-" : node.score.toPrecision(6);
     const seconds = node.time_mean === null ? "-" : node.time_mean.toFixed(4) + " s";
     const accuracy = node.accuracy_mean === null ? "-" : (100 * node.accuracy_mean).toFixed(2) + "%";
     return "#" + node.id + " " + esc(node.component) + " · " + esc(node.origin) + " · " + esc(node.status) +
-      "<br>score " + score + " · " + seconds + " · " + accuracy + (node.verdict ? "<br>" + esc(node.verdict) : "");
+      "<br>score " + score + " · " + seconds + " · " + accuracy + (node.verdict && node.verdict !== node.status ? "<br>" + esc(node.verdict) : "");
   }
 
   // ---------------------------------------------------------------- plot
@@ -87,8 +91,8 @@
       grid: [{ left: 90, right: 30, top: 35, height: "34%" }, { left: 90, right: 30, top: "55%", height: "30%" }],
       xAxis: [{ type: "time", gridIndex: 0 }, { type: "time", gridIndex: 1 }],
       yAxis: [
-        { type: "value", gridIndex: 0, name: "score", scale: true },
-        { type: "value", gridIndex: 1, name: "time (s)", scale: true },
+        { type: "value", gridIndex: 0, name: "score", scale: true, axisLabel: { formatter: compact } },
+        { type: "value", gridIndex: 1, name: "time (s)", scale: true, axisLabel: { formatter: compact } },
       ],
       dataZoom: [{ type: "inside", xAxisIndex: [0, 1] }, { type: "slider", xAxisIndex: [0, 1], bottom: 5 }],
       series: [scatter("score", "score", 0), step("champion score", "score", 0),
@@ -158,7 +162,7 @@
           borderWidth: onPath ? 3 : (kids.length && state.collapsed.has(n.id) ? 2 : 1),
         },
         lineStyle: onPath ? { color: "#fbbc04", width: 3, opacity: 1 } : { color: "#c0c4c8", width: 1, opacity: dim },
-        label: { show: !many || onPath, opacity: dim },
+        label: { show: !many || n.status === "champion" || n.parent_id === null, opacity: dim },
         children: kids.map(item),
       };
     };
@@ -245,11 +249,19 @@
   async function load() {
     const reply = await fetch("/api/experiments/" + encodeURIComponent(experiment), { cache: "no-store" });
     if (!reply.ok) throw new Error("the data request answered " + reply.status);
-    state.data = await reply.json();
-    state.byId = new Map(state.data.nodes.map(function (n) { return [n.id, n]; }));
+    const data = await reply.json();
+    // Redraw only what changed: a new sample or stage alone changes neither chart.
+    const plotKey = JSON.stringify([data.champions.length, data.nodes.map(function (n) {
+      return [n.id, n.status, n.score, n.time_mean, n.evaluated_at];
+    })]);
+    const treeKey = JSON.stringify([data.champion_path, data.nodes.map(function (n) { return [n.id, n.status, n.score]; })]);
+    state.data = data;
+    state.byId = new Map(data.nodes.map(function (n) { return [n.id, n]; }));
     fillFilters();
-    drawPlot();
-    drawTree();
+    if (plotKey !== state.plotKey) drawPlot();
+    if (treeKey !== state.treeKey) drawTree();
+    state.plotKey = plotKey;
+    state.treeKey = treeKey;
     document.body.dataset.loaded = String(state.data.nodes.length);
   }
 
