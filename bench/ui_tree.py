@@ -37,15 +37,14 @@ def fill(url: str, n: int, rng: random.Random) -> None:
     source = "def step(x):\n    return x * {}\n"
     with Store.open(url) as store:
         experiment = store.create_experiment("bench", ["optimizer"], {"seed_set": "baseline"}, "baseline", "cpu")
-        ids, best = [], None
+        alive, best = [], None  # parents are drawn from the recent evaluated candidates, as selection would
         for i in range(n):
-            parent = rng.choice(ids[-200:]) if ids else None
+            parent = rng.choice(alive[-200:]) if alive else None
             origin = "seed" if parent is None else rng.choice(["llm", "mutator", "mutator"])
             candidate, _ = store.add_candidate(NewCandidate(
                 experiment_id=experiment.id, component="optimizer", source=source.format(i), origin=origin,
                 parent_id=parent, generation=i // 8, island=i % 4,
             ))
-            ids.append(candidate.id)
             if rng.random() < 0.2 and parent is not None:
                 store.record_evaluation(candidate.id, Evaluation(
                     changed=["optimizer"], status="rejected",
@@ -54,6 +53,7 @@ def fill(url: str, n: int, rng: random.Random) -> None:
                 continue
             samples = [run(r, rng.gauss(0.94, 0.002), rng.gauss(3.0 - i / n, 0.05)) for r in range(3)]
             summary = summarize(samples)
+            alive.append(candidate.id)
             store.record_evaluation(candidate.id, Evaluation(
                 changed=["optimizer"], status="evaluated", samples=samples, summary=summary,
                 stages=[StageVerdict(stage="timed", status="passed", seconds=9.0)],

@@ -10,7 +10,9 @@ import time
 
 import numpy as np
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from typer.testing import CliRunner
@@ -184,6 +186,11 @@ def test_hostile_llm_strings_are_shown_as_text(browser, server, filled):
 def test_page_updates_when_a_new_candidate_is_stored(browser, server, filled):
     open_experiment(browser, server, filled["experiment"])
     before = {n["id"] for n in browser.execute_script("return window.evolveUI.treeNodes()")}
+    browser.execute_script("document.getElementById('tree').scrollIntoView({block: 'center'})")
+    tree = browser.find_element(By.ID, "tree")
+    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(tree), 0, -400).perform()  # the wheel zooms in
+    zoom = lambda d: d.execute_script("return window.evolveUI.tree.getOption().series[0].zoom")  # noqa: E731
+    zoomed = wait(browser, lambda d: zoom(d) if (zoom(d) or 1) > 1 else None, message="the mouse wheel did not zoom the tree")
     with Store.open(filled["url"], create=False) as store:
         parent = store.candidate(filled["parent"])
         new, created = store.add_candidate(NewCandidate(
@@ -195,6 +202,7 @@ def test_page_updates_when_a_new_candidate_is_stored(browser, server, filled):
          message="the tree never showed the new candidate")
     assert before < {n["id"] for n in browser.execute_script("return window.evolveUI.treeNodes()")}
     assert "1 pending" in browser.find_element(By.ID, "summary").text
+    assert zoom(browser) == zoomed  # the reader's zoom survives the redraw
     points = len(browser.execute_script("return window.evolveUI.plotPoints()"))
     with Store.open(filled["url"], create=False) as store:  # once scored, it joins the plot too
         store.record_evaluation(new.id, evaluation([0.95, 0.951], [5.0, 5.1]))

@@ -88,13 +88,16 @@
         },
       },
       legend: { data: ["score", "champion score", "time (s)", "champion time"], top: 0 },
-      grid: [{ left: 90, right: 30, top: 35, height: "34%" }, { left: 90, right: 30, top: "55%", height: "30%" }],
+      grid: [{ left: 90, right: 40, top: 35, height: "34%" }, { left: 90, right: 40, top: "55%", height: "30%" }],
       xAxis: [{ type: "time", gridIndex: 0 }, { type: "time", gridIndex: 1 }],
       yAxis: [
         { type: "value", gridIndex: 0, name: "score", scale: true, axisLabel: { formatter: compact } },
         { type: "value", gridIndex: 1, name: "time (s)", scale: true, axisLabel: { formatter: compact } },
       ],
-      dataZoom: [{ type: "inside", xAxisIndex: [0, 1] }, { type: "slider", xAxisIndex: [0, 1], bottom: 5 }],
+      dataZoom: [
+        { type: "inside", xAxisIndex: [0, 1] }, { type: "slider", xAxisIndex: [0, 1], bottom: 5 },
+        { type: "slider", yAxisIndex: 0, right: 5, width: 14, filterMode: "none", showDetail: false },  // scores can span decades
+      ],
       series: [scatter("score", "score", 0), step("champion score", "score", 0),
         scatter("time (s)", "time_mean", 1), step("champion time", "time_mean", 1)],
     }, { replaceMerge: ["series"] });
@@ -170,6 +173,8 @@
     const data = roots.length === 1 ? roots : [{
       name: "experiment", id: -1, children: roots, symbolSize: 4, itemStyle: { color: "#5f6368" }, label: { show: false },
     }];
+    const previous = tree.getOption() && tree.getOption().series;  // keep the reader's zoom and pan across redraws
+    const view = previous && previous[0] ? { zoom: previous[0].zoom || 1, center: previous[0].center } : { zoom: 1 };
     tree.setOption({
       animation: false,
       tooltip: {
@@ -178,6 +183,7 @@
       },
       series: [{
         type: "tree", data: data, orient: "LR", layout: "orthogonal", roam: true, expandAndCollapse: false,
+        zoom: view.zoom, center: view.center,
         left: 40, right: 60, top: 20, bottom: 20, symbolSize: 8, edgeShape: "curve",
         label: { position: "top", fontSize: 11, color: "#202124" },
         leaves: { label: { position: "right", verticalAlign: "middle", align: "left" } },
