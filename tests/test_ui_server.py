@@ -69,12 +69,20 @@ def test_queries_read_both_backends_and_never_write(database_url):  # noqa: F811
             with store.db.session(write=True) as session:
                 session.execute(text("DELETE FROM samples"))
         with Store.open(database_url) as writer:
-            writer.add_candidate(NewCandidate(experiment_id=ids["experiment"], component="optimizer", source=SEED.replace("1", "3"),
-                                              origin="mutator", parent_id=ids["seed"]))
+            late, _ = writer.add_candidate(NewCandidate(experiment_id=ids["experiment"], component="optimizer",
+                                                        source=SEED.replace("1", "3"), origin="mutator", parent_id=ids["seed"]))
         assert queries.fingerprint(store) != before  # a new child of the seed:
         assert queries.fingerprint(store, experiment_id=ids["experiment"], candidate_id=ids["seed"]) != of_seed
         assert queries.fingerprint(store, candidate_id=ids["llm"]) == elsewhere  # not news for an unrelated page
         assert len(store.samples(ids["seed"])) == 5  # nothing was deleted
+        with Store.open(database_url) as writer:  # compared with the champion and not promoted
+            writer.record_evaluation(late.id, evaluation([0.95, 0.95], [2.4, 2.4]))
+            writer.record_samples(late.id, [sample(i, 0.95, 2.4, seed=70 + i) for i in range(2)], "confirm")
+            writer.record_samples(ids["child"], [sample(i, 0.95, 2.5, seed=70 + i) for i in range(2)], "confirm")
+        comparison = queries.candidate_page(store, late.id, database_url).comparison
+        assert comparison.incumbent_id == ids["child"] and not queries.candidate_page(store, late.id, database_url).promotions
+        assert [s.seed for s in comparison.candidate_samples] == [s.seed for s in comparison.incumbent_samples] == [70, 71]
+        assert queries.candidate_page(store, ids["child"], database_url).comparison is None  # it was promoted
 
 
 def test_a_missing_or_foreign_database_is_refused_with_the_fix(tmp_path):

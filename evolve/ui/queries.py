@@ -116,12 +116,20 @@ class Promotion(BaseModel):
     incumbent_samples: list[StoredSample]
 
 
+class Comparison(BaseModel):
+    """A paired comparison that did not promote: both sides' samples, the verdict not stored."""
+
+    incumbent_id: int | None
+    candidate_samples: list[StoredSample]
+    incumbent_samples: list[StoredSample]
+
+
 class CandidatePage(BaseModel):
     detail: CandidateDetail
     experiment_name: str
     children: list[Node]
     promotions: list[Promotion]
-    confirm_samples: list[StoredSample]
+    comparison: Comparison | None
     export_command: str
 
 
@@ -226,27 +234,44 @@ def export_command(candidate_id: int, db_url: str) -> str:
     return f"evolve export --candidate {candidate_id}{db} -o speedrun_{candidate_id}.py"
 
 
-def paired_samples(store: Store, change: ChampionInfo) -> tuple[list[StoredSample], list[StoredSample]]:
-    """Both sides' confirm samples of one champion change.
+def paired_samples(store: Store, candidate_id: int, incumbent_id: int | None) -> tuple[list[StoredSample], list[StoredSample]]:
+    """Both sides' confirm samples of one paired comparison.
 
-    The loop stores the candidate's paired runs, then the incumbent's, just before the change: the
-    incumbent's samples of this comparison are its first confirm samples stored after the
-    candidate's last one. (A promotion-decisions table, once there is one, should replace this.)"""
-    candidate = store.samples(change.candidate_id, ["confirm"])
-    if change.incumbent_id is None or not candidate:
+    The loop stores the candidate's paired runs, then the incumbent's: the incumbent's samples of
+    this comparison are its first confirm samples stored after the candidate's last one.
+    (A promotion-decisions table, once there is one, should replace this reconstruction.)"""
+    candidate = store.samples(candidate_id, ["confirm"])
+    if incumbent_id is None or not candidate:
         return candidate, []
     with store.db.session() as session:
-        last = session.scalar(
-            select(func.max(Sample.id)).where(Sample.candidate_id == change.candidate_id, Sample.stage == "confirm")
-        )
+        last = session.scalar(select(func.max(Sample.id)).where(Sample.candidate_id == candidate_id, Sample.stage == "confirm"))
         rows = session.scalars(
             select(Sample)
-            .where(Sample.candidate_id == change.incumbent_id, Sample.stage == "confirm", Sample.id > last)
+            .where(Sample.candidate_id == incumbent_id, Sample.stage == "confirm", Sample.id > last)
             .order_by(Sample.id)
             .limit(len(candidate))
         )
         incumbent = [StoredSample.model_validate(s) for s in rows]
     return candidate, incumbent
+
+
+def unpromoted_comparison(store: Store, detail: CandidateDetail) -> Comparison | None:
+    """The paired runs of a candidate that was compared and not promoted, against the champion of
+    that moment (the last champion change before its paired runs)."""
+    confirm = [s for s in detail.samples if s.stage == "confirm"]
+    if not confirm:
+        return None
+    with store.db.session() as session:
+        incumbent = session.scalar(
+            select(ChampionChange.candidate_id)
+            .where(ChampionChange.experiment_id == detail.candidate.experiment_id,
+                   ChampionChange.created_at <= confirm[0].created_at,
+                   ChampionChange.candidate_id != detail.candidate.id)
+            .order_by(ChampionChange.id.desc())
+            .limit(1)
+        )
+    ours, theirs = paired_samples(store, detail.candidate.id, incumbent)
+    return Comparison(incumbent_id=incumbent, candidate_samples=ours, incumbent_samples=theirs)
 
 
 def candidate_page(store: Store, candidate_id: int, db_url: str) -> CandidatePage:
@@ -258,7 +283,7 @@ def candidate_page(store: Store, candidate_id: int, db_url: str) -> CandidatePag
     for change in store.champion_history(candidate.experiment_id):
         if candidate_id not in (change.candidate_id, change.incumbent_id):
             continue
-        ours, theirs = paired_samples(store, change)
+        ours, theirs = paired_samples(store, change.candidate_id, change.incumbent_id)
         role = "candidate" if change.candidate_id == candidate_id else "incumbent"
         promotions.append(Promotion(role=role, change=change, candidate_samples=ours, incumbent_samples=theirs))
     return CandidatePage(
@@ -266,7 +291,7 @@ def candidate_page(store: Store, candidate_id: int, db_url: str) -> CandidatePag
         experiment_name=name,
         children=nodes(store, candidate.experiment_id, parent_id=candidate_id),
         promotions=promotions,
-        confirm_samples=[s for s in detail.samples if s.stage == "confirm"],
+        comparison=None if any(p.role == "candidate" for p in promotions) else unpromoted_comparison(store, detail),
         export_command=export_command(candidate_id, db_url),
     )
 
