@@ -22,6 +22,7 @@ from evolve.cli.export_command import export
 from evolve.cli.inspect_commands import register_inspect_commands
 from evolve.cli.report import print_evaluation, print_sample, print_summary, sample_table
 from evolve.cli.start_command import start
+from evolve.cli.ui_command import ui
 
 app = typer.Typer(
     help="LLM-driven evolutionary search over the CIFAR-10 training speedrun.",
@@ -193,6 +194,7 @@ def eval_(
 register_inspect_commands(app)
 app.command("export")(export)
 app.command("start")(start)
+app.command("ui")(ui)
 
 
 def main() -> None:
