@@ -151,6 +151,6 @@ def test_db_upgrade(tmp_path):
     refused = invoke("experiments", "--db", url)
     assert refused.exit_code == 1 and "evolve db upgrade" in refused.output
     result = invoke("db", "upgrade", "--db", url)
-    assert result.exit_code == 0 and "from schema revision 0001 to 0002" in result.stdout
+    assert result.exit_code == 0 and "from schema revision 0001 to 0003" in result.stdout
     assert invoke("experiments", "--db", url).stdout.startswith("old  running")
-    assert json.loads(invoke("db", "upgrade", "--db", url, "--json").stdout)["before"] == "0002"
+    assert json.loads(invoke("db", "upgrade", "--db", url, "--json").stdout)["before"] == "0003"
