@@ -5,7 +5,8 @@ alternating), the candidate is promoted only when all of these hold:
 
 1. Its score, on its paired samples, is not below the champion's score on the champion's whole
    record (every sample it ever had: screening, earlier confirmations and these pairs).
-2. The gain: where the champion's earlier record reaches the accuracy target, the candidate must
+2. The gain: where the champion's earlier record reaches the accuracy target (its score pays no
+   accuracy penalty: the bound at the score's reference runs is at the target), the candidate must
    be faster by more than the minimum gain `delta` (seconds): a one-sided **sign test** of
    "median of (champion time - candidate time) <= delta" over the pairs, exact binomial
    (scipy.stats.binom). A pair counts for the candidate only when it was faster by more than
@@ -191,7 +192,7 @@ def decide(
     before = context.incumbent_record or incumbent
     record = [*context.incumbent_record, *incumbent]
     c, i = summarize_with(candidate, score), summarize_with(record, score)
-    before_bound = lower_confidence_bound([s.accuracy for s in before], score.confidence, floor)
+    before_bound = lower_confidence_bound([s.accuracy for s in before], score.confidence, floor, score.reference_runs)
     branch = "time" if before_bound >= score.target else "accuracy"
     c_acc, i_acc = [s.accuracy for s in candidate], [s.accuracy for s in incumbent]
     if branch == "time":

@@ -16,6 +16,7 @@ from evaluator.harness import HarnessError
 from evaluator.runs import run_speedruns
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
+from evolve.cli.calibrate_command import calibrate
 from evolve.cli.export_command import export
 from evolve.cli.inspect_commands import register_inspect_commands
 from evolve.cli.report import print_evaluation, print_sample, print_summary, sample_table
@@ -178,6 +179,7 @@ def eval_(
 register_inspect_commands(app)
 app.command("export")(export)
 app.command("start")(start)
+app.command("calibrate")(calibrate)
 
 
 def main() -> None:
