@@ -20,7 +20,7 @@ from rich.tree import Tree
 from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET, summarize
 from evolve.database import DEFAULT_URL, CandidateInfo, DatabaseError, Store
 from evolve.database.connection import Database, parse_url, sqlite_path
-from evolve.database.decisions import DecisionInfo, decisions
+from evolve.database.decisions import RECORD_STAGES, DecisionInfo, decisions
 from evolve.database.migrate import upgrade
 from evolve.cli.ranking import ranked
 
@@ -289,12 +289,12 @@ def rescore(
     db: DbOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute every candidate's score from its raw timed samples with other parameters (no training).
+    """Recompute every candidate's score from its raw timed samples (screening and confirmations) with other parameters (no training).
 
     The stored scores stay as they are; this only prints the new ranking."""
     with opened(db) as store:
         chosen = store.experiment(experiment)
-        samples = store.samples_by_candidate(chosen.id, stages=("timed",))
+        samples = store.samples_by_candidate(chosen.id, stages=RECORD_STAGES)  # screening and confirmations: the record
         candidates = {c.id: c for c in store.candidates(chosen.id)}
     rows = []
     for candidate_id, runs in samples.items():
