@@ -34,7 +34,10 @@ def test_a_search_of_no_op_candidates_keeps_the_seed_as_champion(tmp_path, monke
     tiny = ["harness.hyperparams.epochs=1", "harness.hyperparams.width1=8", "harness.hyperparams.width2=8",
             "harness.hyperparams.width3=8", "harness.hyperparams.tta_level=0", "harness.hyperparams.whiten_init_images=200"]
     settings = ["candidates_per_generation=4", "cascade.runs=2", "cascade.min_runs=2", "score.target=0.05",
-                "population.islands=1", "seed=3", "promotion.min_gain_fraction=0.05", *tiny]
+                "population.islands=1", "seed=3", "promotion.pairs=6", "promotion.min_gain_fraction=0.05",
+                # Accuracy on 100 synthetic test images scatters by points, not the 0.14 of CIFAR-10: a wide margin leaves
+                # the time test (the one bursts of load attack) to decide.
+                "promotion.accuracy_margin=0.5", *tiny]
     command = ["start", "--component", "optimizer", "--device", "cpu", "--data", str(data), "--db", url, "--generations", "2",
                "--name", "aa", *[part for s in settings for part in ("--set", s)]]
     result = CliRunner().invoke(app, command)
