@@ -189,7 +189,7 @@ def decide(
     if len(candidate) != len(incumbent) or len(candidate) < 2:
         raise ValueError(f"need at least 2 pairs of samples, got {len(candidate)} and {len(incumbent)}")
     alpha, floor = context.alpha, score.accuracy_std_floor
-    before = context.incumbent_record or incumbent
+    before = context.incumbent_record or incumbent  # a lone comparison (no record) reads the branch from its own pairs
     record = [*context.incumbent_record, *incumbent]
     c, i = summarize_with(candidate, score), summarize_with(record, score)
     before_bound = lower_confidence_bound([s.accuracy for s in before], score.confidence, floor, score.reference_runs)

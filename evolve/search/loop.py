@@ -27,8 +27,7 @@ import numpy as np
 from evaluator.component_set import ComponentSet
 from evaluator.decision import DecisionContext, attempt_alpha, minimum_gain, pairs_for
 from evaluator.promotion import PromotionDecision, better_score
-from evaluator.results import RunSample
-from evaluator.results import Evaluation, ProfileSummary, Summary
+from evaluator.results import Evaluation, ProfileSummary, RunSample, Summary
 from evolve.config import ExperimentConfig
 from evolve.database import decisions as promotion_records
 from evolve.database.records import CandidateInfo, ExperimentInfo, LLMCallRecord, NewCandidate
