@@ -38,7 +38,7 @@ def test_a_search_of_no_op_candidates_keeps_the_seed_as_champion(tmp_path, monke
                 # Accuracy on 100 synthetic test images scatters by points, not the 0.14 of CIFAR-10: a wide margin leaves
                 # the time test (the one bursts of load attack) to decide.
                 "promotion.accuracy_margin=0.5", *tiny]
-    command = ["start", "--component", "optimizer", "--device", "cpu", "--data", str(data), "--db", url, "--generations", "2",
+    command = ["start", "--component", "hyperparams", "--device", "cpu", "--data", str(data), "--db", url, "--generations", "2",
                "--name", "aa", *[part for s in settings for part in ("--set", s)]]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
