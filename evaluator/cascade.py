@@ -6,8 +6,9 @@
    random data that must train and predict (it also compiles, so it is never wasted).
 4. timed: up to N runs on fresh seeds in the same worker, timed by the parent from "go" to the
    receipt of the logits (evaluator/runs.py assembles every timed run). After `min_runs`, stop early when the candidate is clearly failing the
-   accuracy target (its upper confidence bound is below it) or clearly slower than the champion
-   (one-sided Welch test).
+   accuracy target (its upper confidence bound, std floored at the prior noise, is below it) or
+   clearly slower than the champion's whole record (one-sided Mann-Whitney test, so that one run
+   slowed by a burst of background load does not stop it).
 Every stage records its verdict and cost, so the GPU time the cascade saves can be reported.
 """
 
@@ -24,7 +25,7 @@ from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.sandbox.static_check import check_source
 from evaluator.settings import HarnessSettings, ScoreSettings
-from evaluator.statistics import summarize
+from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, summarize_with
 
 
 class CascadeSettings(BaseModel):
@@ -55,18 +56,16 @@ def contracts_stage(component_set: ComponentSet, changed: list[str], limits: Wor
     return StageVerdict(stage="contracts", status=status, message="\n".join(failures), seconds=time.perf_counter() - start)
 
 
-def clearly_failing(accuracies: list[float], target: float, confidence: float) -> bool:
-    x = np.asarray(accuracies)
-    if x.std() == 0:
-        return bool(x.mean() < target)
-    upper = x.mean() + stats.t.ppf(confidence, len(x) - 1) * stats.sem(x)
+def clearly_failing(accuracies: list[float], target: float, confidence: float, std_floor: float = DEFAULT_ACCURACY_STD_FLOOR) -> bool:
+    x = np.asarray(accuracies, dtype=float)
+    upper = x.mean() + stats.t.ppf(confidence, len(x) - 1) * floored_std(x, std_floor) / np.sqrt(len(x))
     return bool(upper < target)
 
 
 def clearly_slower(times: list[float], champion_times: list[float] | None, confidence: float) -> bool:
     if not champion_times or len(champion_times) < 2:
         return False
-    result = stats.ttest_ind(times, champion_times, equal_var=False, alternative="greater")
+    result = stats.mannwhitneyu(times, champion_times, alternative="greater")
     return bool(result.pvalue < 1 - confidence)
 
 
@@ -93,7 +92,7 @@ def evaluate_candidate(
 
     timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation, gpu)
     if evaluation.status == "evaluated" and evaluation.samples:
-        evaluation.summary = summarize(evaluation.samples, score.confidence, score.target, score.penalty_base)
+        evaluation.summary = summarize_with(evaluation.samples, score)
     return evaluation
 
 
@@ -113,7 +112,7 @@ def timed_runs(component_set, dataset, harness, score, cascade, champion_times, 
                 if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
                     accs = [s.accuracy for s in evaluation.samples]
                     times = [s.time_seconds for s in evaluation.samples]
-                    if clearly_failing(accs, score.target, score.confidence):
+                    if clearly_failing(accs, score.target, score.confidence, score.accuracy_std_floor):
                         stop_reason = f"stopped after {run + 1} runs: accuracy clearly below the target {score.target:.4f}"
                     elif clearly_slower(times, champion_times, score.confidence):
                         stop_reason = f"stopped after {run + 1} runs: clearly slower than the champion"

@@ -8,139 +8,65 @@ incumbent, both are measured again, side by side:
 2. For each of `pairs` fresh seeds, both train once on that seed (same initialization seed and
    same order of the training set), one after the other; who goes first alternates from pair
    to pair, so that drift of the GPU's clock or temperature falls on both equally.
-3. From these confirmation runs alone: each side's score (evaluator/statistics.py), the per-pair
-   differences of time (incumbent minus candidate) and of accuracy (candidate minus incumbent),
-   and one-sided paired t-tests of them (scipy.stats.ttest_rel).
+3. The rule (evaluator/decision.py) decides on these pairs and the champion's record, spending
+   this attempt's share of the experiment's error budget.
 
-The rule, at the stated confidence c (p-values below 1 - c count as confirmed):
-- the candidate's score must be higher than the incumbent's, and
-- if the candidate's accuracy lower bound reaches the target: when the incumbent's also does,
-  the candidate must be confirmed faster (paired time test); when the incumbent's does not,
-  reaching the target is the gain and no time test is needed;
-- if the candidate's lower bound is below the target, it must be confirmed more accurate
-  (paired accuracy test): while both miss the target, accuracy is what the score rewards.
+This module runs the pairs (`measure_pairs`); the decision is made apart from it, so that the
+same rule serves the search, `evolve calibrate` and the null simulations in the tests.
 """
 
-import math
 import time
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.results import RunSample, Summary
+from evaluator.decision import DecisionContext, PromotionDecision, RuleSettings, attempt_alpha, decide, minimum_gain
+from evaluator.results import RunSample
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
-from evaluator.statistics import summarize
+
+__all__ = ["PairedMeasurement", "PromotionDecision", "PromotionSettings", "better_score", "confirm_promotion", "measure_pairs"]
 
 
-class PromotionSettings(BaseModel):
-    pairs: int = Field(10, ge=2, description="paired runs of candidate and incumbent on shared fresh seeds")
+class PromotionSettings(RuleSettings):
+    pairs: int = Field(16, ge=2, description="paired runs of candidate and incumbent on shared fresh seeds (at least what alpha needs)")
     clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
     limits: WorkerLimits = Field(default_factory=WorkerLimits)
 
 
-class PairedTest(BaseModel):
-    mean_difference: float = Field(description="mean over pairs, in the direction that favours the candidate")
-    ci_low: float = Field(description="lower end of the two-sided confidence interval of the mean difference")
-    ci_high: float
-    pvalue: float = Field(description="one-sided paired t-test of 'no gain'")
+class PairedMeasurement(BaseModel):
+    """Both sides' samples on shared seeds, and why the measurement stopped early, if it did."""
 
-
-class PromotionDecision(BaseModel):
-    """The paired comparison and its verdict, stored in the champion history."""
-
-    promoted: bool
-    reason: str
-    pairs: int
-    confidence: float
-    time_gain: PairedTest | None = Field(default=None, description="incumbent time minus candidate time, seconds")
-    accuracy_gain: PairedTest | None = Field(default=None, description="candidate accuracy minus incumbent accuracy")
-    candidate: Summary | None = None
-    incumbent: Summary | None = None
     candidate_samples: list[RunSample] = Field(default_factory=list)
     incumbent_samples: list[RunSample] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
+    error: str | None = None
     seconds: float = 0.0
 
 
-def paired_test(gains: list[float], confidence: float) -> PairedTest:
-    """One-sided test that the mean gain is above zero, with its two-sided interval."""
-    x = np.asarray(gains, dtype=float)
-    mean = float(x.mean())
-    if np.all(x == x[0]):  # no spread: the sign of the gain is the whole answer
-        return PairedTest(mean_difference=mean, ci_low=mean, ci_high=mean, pvalue=0.0 if mean > 0 else 1.0)
-    pvalue = float(stats.ttest_1samp(x, 0.0, alternative="greater").pvalue)
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * stats.sem(x))
-    return PairedTest(mean_difference=mean, ci_low=mean - half, ci_high=mean + half, pvalue=pvalue)
-
-
-def decide(candidate: list[RunSample], incumbent: list[RunSample], score: ScoreSettings) -> PromotionDecision:
-    """The promotion rule of the module docstring, on paired samples (same seeds, same order)."""
-    if len(candidate) != len(incumbent) or len(candidate) < 2:
-        raise ValueError(f"need at least 2 pairs of samples, got {len(candidate)} and {len(incumbent)}")
-    c = summarize(candidate, score.confidence, score.target, score.penalty_base)
-    i = summarize(incumbent, score.confidence, score.target, score.penalty_base)
-    time_gain = paired_test([a.time_seconds - b.time_seconds for a, b in zip(incumbent, candidate)], score.confidence)
-    accuracy_gain = paired_test([a.accuracy - b.accuracy for a, b in zip(candidate, incumbent)], score.confidence)
-    alpha = 1 - score.confidence
-    reaches, incumbent_reaches = c.accuracy_lower_bound >= score.target, i.accuracy_lower_bound >= score.target
-
-    if not better_score(c.score, i.score, c.accuracy_lower_bound, i.accuracy_lower_bound):
-        promoted, reason = False, f"its score {c.score:.4f} is not above the incumbent's {i.score:.4f}"
-    elif reaches and incumbent_reaches:
-        promoted = time_gain.pvalue < alpha
-        reason = (
-            f"faster by {time_gain.mean_difference:.4f} s per run "
-            f"(interval [{time_gain.ci_low:.4f}, {time_gain.ci_high:.4f}], p = {time_gain.pvalue:.3g})"
-            + ("" if promoted else f": not confirmed at {score.confidence:.0%}")
-        )
-    elif reaches:
-        promoted, reason = True, f"reaches the target {score.target:.4f} (lower bound {c.accuracy_lower_bound:.4f}); the incumbent does not"
-    else:
-        promoted = accuracy_gain.pvalue < alpha
-        reason = (
-            f"below the target, more accurate by {accuracy_gain.mean_difference * 100:.3f} points "
-            f"(p = {accuracy_gain.pvalue:.3g})" + ("" if promoted else f": not confirmed at {score.confidence:.0%}")
-        )
-    return PromotionDecision(
-        promoted=promoted,
-        reason=reason,
-        pairs=len(candidate),
-        confidence=score.confidence,
-        time_gain=time_gain,
-        accuracy_gain=accuracy_gain,
-        candidate=c,
-        incumbent=i,
-        candidate_samples=candidate,
-        incumbent_samples=incumbent,
-    )
-
-
-def better_score(candidate: float, incumbent: float, candidate_lcb: float, incumbent_lcb: float) -> bool:
-    """Higher score; when the penalty overflows both to -inf, the higher accuracy bound."""
-    if math.isinf(candidate) and math.isinf(incumbent):
+def better_score(candidate: float, incumbent: float, candidate_lcb: float = 0.0, incumbent_lcb: float = 0.0) -> bool:
+    """Higher score (scores are finite now; the bounds only break exact ties)."""
+    if candidate == incumbent:
         return candidate_lcb > incumbent_lcb
     return candidate > incumbent
 
 
-def confirm_promotion(
+def measure_pairs(
     candidate: ComponentSet,
     incumbent: ComponentSet,
     dataset: Dataset,
     harness: HarnessSettings,
-    score: ScoreSettings,
-    settings: PromotionSettings | None = None,
+    settings: PromotionSettings,
     gpu: int | None = None,
-) -> PromotionDecision:
-    """Measure both sets side by side on fresh shared seeds and apply the rule; never raises for a worker's failure."""
-    settings = settings or PromotionSettings()
+) -> PairedMeasurement:
+    """Measure both sets side by side on fresh shared seeds; never raises for a worker's failure."""
     start = time.perf_counter()
     flags: list[str] = []
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}
+    error = None
     try:
         with SandboxedWorker(settings.limits, harness.device, gpu) as c_worker, SandboxedWorker(settings.limits, harness.device, gpu) as i_worker:
             workers = {"candidate": c_worker, "incumbent": i_worker}
@@ -154,16 +80,46 @@ def confirm_promotion(
             finish_runs(c_worker)
             finish_runs(i_worker)
     except WorkerFailure as e:
+        error = str(e)[:2000]
+    pairs = min(len(samples["candidate"]), len(samples["incumbent"]))  # a pair counts only when both sides ran
+    return PairedMeasurement(candidate_samples=samples["candidate"][:pairs], incumbent_samples=samples["incumbent"][:pairs],
+                             flags=flags, error=error, seconds=time.perf_counter() - start)
+
+
+def default_context(settings: PromotionSettings, incumbent_samples: list[RunSample]) -> DecisionContext:
+    """A lone comparison (no experiment around it): attempt 1, the default minimum gain."""
+    champion_time = float(np.median([s.time_seconds for s in incumbent_samples])) if incumbent_samples else 0.0
+    gain, source = minimum_gain(settings, champion_time, None)
+    return DecisionContext(attempt=1, alpha=attempt_alpha(settings.experiment_alpha, 1), min_gain_seconds=gain,
+                           min_gain_source=source, accuracy_margin=settings.accuracy_margin)
+
+
+def confirm_promotion(
+    candidate: ComponentSet,
+    incumbent: ComponentSet,
+    dataset: Dataset,
+    harness: HarnessSettings,
+    score: ScoreSettings,
+    settings: PromotionSettings | None = None,
+    gpu: int | None = None,
+    context: DecisionContext | None = None,
+) -> PromotionDecision:
+    """Measure the pairs, then apply the rule; a failed measurement promotes nothing and spends nothing."""
+    settings = settings or PromotionSettings()
+    measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu)
+    context = context or default_context(settings, measured.incumbent_samples)
+    if measured.error is not None or len(measured.candidate_samples) < 2:
         return PromotionDecision(
             promoted=False,
-            reason=f"the paired re-measurement failed: {str(e)[:2000]}",
-            pairs=len(samples["incumbent"]),
+            reason=f"the paired re-measurement failed: {measured.error or 'fewer than 2 pairs'}",
+            pairs=len(measured.candidate_samples),
             confidence=score.confidence,
-            candidate_samples=samples["candidate"],
-            incumbent_samples=samples["incumbent"],
-            flags=flags,
-            seconds=time.perf_counter() - start,
+            attempt=context.attempt,
+            candidate_samples=measured.candidate_samples,
+            incumbent_samples=measured.incumbent_samples,
+            flags=measured.flags,
+            seconds=measured.seconds,
         )
-    decision = decide(samples["candidate"], samples["incumbent"], score)
-    decision.flags, decision.seconds = flags, time.perf_counter() - start
+    decision = decide(measured.candidate_samples, measured.incumbent_samples, score, context)
+    decision.flags, decision.seconds = measured.flags, measured.seconds
     return decision

@@ -24,13 +24,19 @@ class Summary(BaseModel):
     accuracy_std: float
     accuracy_ci_low: float = Field(description="two-sided confidence interval of the mean accuracy")
     accuracy_ci_high: float
-    accuracy_lower_bound: float = Field(description="one-sided lower confidence bound (LCB) of the mean accuracy")
+    accuracy_lower_bound: float = Field(description="one-sided lower confidence bound (LCB) of the mean accuracy, these runs")
+    scored_lower_bound: float | None = Field(
+        default=None, description="the LCB at the reference number of runs, which the score's penalty uses"
+    )
     time_mean: float
     time_std: float
     confidence: float
     target: float
     penalty_base: float
-    score: float = Field(description="-time_mean - (a ** max(0, target - LCB in points) - 1)")
+    reference_runs: int | None = Field(default=None, description="runs the scored lower bound is computed at")
+    accuracy_std_floor: float | None = Field(default=None, description="the std below which no set of runs is believed")
+    penalty: float | None = Field(default=None, description="seconds the accuracy shortfall costs: score = -time_mean - penalty")
+    score: float = Field(description="-time_mean - penalty")
 
 
 class StageVerdict(BaseModel):

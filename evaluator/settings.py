@@ -4,7 +4,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET
+from evaluator.statistics import (
+    DEFAULT_ACCURACY_STD_FLOOR,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_PENALTY_BASE,
+    DEFAULT_REFERENCE_RUNS,
+    DEFAULT_TARGET,
+)
 
 # Hyperparameter overrides of each training scale. 'tiny' shrinks the network and batches so a
 # CPU finishes a run in seconds; its accuracies say nothing about the full recipe's.
@@ -48,4 +54,11 @@ class ScoreSettings(BaseModel):
     confidence: float = Field(DEFAULT_CONFIDENCE, gt=0.5, lt=1, description="one-sided confidence of the lower bound")
     penalty_base: float = Field(
         DEFAULT_PENALTY_BASE, gt=1, description="a in the score: a shortfall of s points costs a**s - 1 seconds"
+    )
+    reference_runs: int = Field(
+        DEFAULT_REFERENCE_RUNS, ge=2,
+        description="the penalty uses the lower bound at this many runs, so early-stopped and full evaluations compare",
+    )
+    accuracy_std_floor: float = Field(
+        DEFAULT_ACCURACY_STD_FLOOR, ge=0, description="per-run accuracy std assumed at least (prior noise; 0.14 points)"
     )

@@ -123,12 +123,13 @@ def test_champions_and_resume(store):
     assert store.experiment("exp").status == "finished" and store.experiment("exp").finished_at is not None
 
 
-def test_a_single_run_keeps_its_infinite_bound(store):
+def test_a_single_run_is_stored_with_a_finite_score(store):
+    """One run has no bound of its own (0, clipped) but a score at the reference runs with the prior std."""
     experiment = new_experiment(store)
     candidate, _ = add(store, experiment, "b = 1", origin="seed")
     stored = store.record_evaluation(candidate.id, evaluation([0.95], [3.0]))
-    assert stored.accuracy_lower_bound == -math.inf and stored.score == -math.inf
-    assert stored.summary["accuracy_lower_bound"] == "-inf"
+    assert stored.accuracy_lower_bound == 0.0 and math.isfinite(stored.score)
+    assert stored.summary["accuracy_lower_bound"] == 0.0 and stored.summary["penalty"] == 0.0
     assert store.top(experiment.id)[0].id == candidate.id
 
 

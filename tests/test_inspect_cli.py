@@ -26,7 +26,7 @@ def lineage(request, tmp_path_factory):
             seed_a, _ = store.add_candidate(NewCandidate(experiment_id=old.id, component="optimizer", source="LR = 0.1\n", origin="seed"))
             store.record_evaluation(seed_a.id, evaluation([0.94, 0.942, 0.941], [3.2, 3.3, 3.25]))
             single, _ = store.add_candidate(NewCandidate(experiment_id=old.id, component="optimizer", source="LR = 0.3\n", origin="seed"))
-            store.record_evaluation(single.id, evaluation([0.95], [3.0]))  # one run: no lower bound, score -inf
+            store.record_evaluation(single.id, evaluation([0.95], [3.0]))  # one run: scored with the prior std, finite
 
             e = store.create_experiment("search-b", ["optimizer"], {"a": 1e8}, "baseline", "cuda", version="0.1.0")
             add = lambda **f: store.add_candidate(NewCandidate(experiment_id=e.id, component="optimizer", **f))[0]  # noqa: E731
@@ -122,7 +122,7 @@ def test_top_and_rescore(lineage):
     assert lenient["candidates"][0]["score"] == pytest.approx(-2.5333, abs=1e-3)
     for command in ("rescore", "top"):
         single_run = invoke(command, "search-a", "--db", url, "--json").stdout
-        assert "Infinity" not in single_run and "null" in single_run, "strict JSON: an infinite score is null"
+        assert "Infinity" not in single_run and "-3.0" in single_run, "a single run gets a finite score (prior std floor)"
     result = invoke("rescore", "--db", url, "--target", "0.93", "--a", "10", "--confidence", "0.9", "-k", "1")
     assert result.exit_code == 0 and "a=10, target 93.00%, confidence 0.9" in result.stdout
     assert result.stdout.splitlines()[2].split()[:2] == ["1", str(ids["grandchild"])]
@@ -151,6 +151,6 @@ def test_db_upgrade(tmp_path):
     refused = invoke("experiments", "--db", url)
     assert refused.exit_code == 1 and "evolve db upgrade" in refused.output
     result = invoke("db", "upgrade", "--db", url)
-    assert result.exit_code == 0 and "from schema revision 0001 to 0002" in result.stdout
+    assert result.exit_code == 0 and "from schema revision 0001 to 0003" in result.stdout
     assert invoke("experiments", "--db", url).stdout.startswith("old  running")
-    assert json.loads(invoke("db", "upgrade", "--db", url, "--json").stdout)["before"] == "0002"
+    assert json.loads(invoke("db", "upgrade", "--db", url, "--json").stdout)["before"] == "0003"

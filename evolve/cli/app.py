@@ -18,6 +18,7 @@ from evaluator.sandbox.jail import JailUnavailable
 from evaluator.sandbox.sandboxed_worker import WorkerLimits, check_jail
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
+from evolve.cli.calibrate_command import calibrate
 from evolve.cli.export_command import export
 from evolve.cli.inspect_commands import register_inspect_commands
 from evolve.cli.report import print_evaluation, print_sample, print_summary, sample_table
@@ -195,6 +196,7 @@ register_inspect_commands(app)
 app.command("export")(export)
 app.command("start")(start)
 app.command("ui")(ui)
+app.command("calibrate")(calibrate)
 
 
 def main() -> None:

@@ -20,7 +20,9 @@ from rich.tree import Tree
 from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET, summarize
 from evolve.database import DEFAULT_URL, CandidateInfo, DatabaseError, Store
 from evolve.database.connection import Database, parse_url, sqlite_path
+from evolve.database.decisions import RECORD_STAGES, DecisionInfo, decisions
 from evolve.database.migrate import upgrade
+from evolve.cli.ranking import ranked
 
 DbOption = Annotated[str, typer.Option("--db", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
@@ -184,8 +186,9 @@ def show(
     """A candidate's source, diff, cascade verdicts, samples, and the LLM prompt and reply behind it."""
     with opened(db) as store:
         detail = store.detail(candidate)
+        compared = decisions(store, candidate_id=candidate)
     if as_json:
-        print_json(detail.model_dump(mode="json"))
+        print_json({**detail.model_dump(mode="json"), "promotion_decisions": [d.model_dump(mode="json") for d in compared]})
         return
     out = console()
     c = detail.candidate
@@ -207,6 +210,10 @@ def show(
     emit_table("samples", ["stage", "run", "seed", "accuracy", "time (s)", "device time (s)", "device", "torch", "driver"],
                [(s.stage, str(s.run), str(s.seed), points(s.accuracy), number(s.time_seconds), number(s.device_time_seconds),
                  s.device_name, s.torch_version, s.driver_version or "-") for s in detail.samples])
+    for d in compared:
+        section(f"promotion decision #{d.id}: #{d.candidate_id} against champion #{d.incumbent_id}, "
+                f"{'promoted' if d.promoted else 'not promoted'}")
+        print_decision(out, d)
     if c.profile:
         section("profile")
         out.out(json.dumps(c.profile, indent=2), highlight=False)
@@ -222,23 +229,54 @@ def show(
         out.out("-- response\n" + (call.response or f"(none; error: {call.error})"), highlight=False)
 
 
+def print_decision(out: Console, d: DecisionInfo) -> None:
+    """The rule's inputs and verdict: budget, minimum gain, each test with its bound, both sides' samples."""
+    x = d.decision
+    gain = "-" if d.min_gain_seconds is None else f"{d.min_gain_seconds:.4f} s ({x.get('min_gain_source') or '-'})"
+    out.out(f"{d.reason}\nattempt {d.attempt or '-'}, error budget spent {d.alpha_spent:.3g}, minimum gain {gain}, "
+            f"accuracy margin {points(x.get('accuracy_margin'))}, branch {x.get('branch') or '-'}", highlight=False)
+    tests = x.get("tests") or []
+    if tests:
+        emit_table("tests", ["test", "estimate", "lower bound", "must exceed", "p", "passed"],
+                   [(t["name"], number(as_float(t["estimate"]), 5), number(as_float(t["lower_bound"]), 5),
+                     number(as_float(t["threshold"]), 5), f"{as_float(t['pvalue']):.3g}", "yes" if t["passed"] else "no")
+                    for t in tests])
+    for side in ("candidate", "incumbent"):
+        s = x.get(side)
+        if s:
+            out.out(f"{side} ({'its paired runs' if side == 'candidate' else 'whole record'}): {s['runs']} runs, "
+                    f"time {number(s['time_mean'])} s, penalty {number(s.get('penalty'))} s, accuracy {points(s['accuracy_mean'])} "
+                    f"[{points(s['accuracy_ci_low'])}, {points(s['accuracy_ci_high'])}], score {number(s['score'])}", highlight=False)
+    pairs = list(zip(x.get("candidate_samples") or [], x.get("incumbent_samples") or []))
+    emit_table("pairs", ["pair", "seed", "candidate time (s)", "champion time (s)", "candidate acc", "champion acc"],
+               [(str(a["run"]), str(a["seed"]), number(a["time_seconds"]), number(b["time_seconds"]), points(a["accuracy"]),
+                 points(b["accuracy"])) for a, b in pairs])
+
+
+def as_float(value: object) -> float:
+    return float(value)  # stored infinities come back as the strings "inf" / "-inf"
+
+
 def top(
     experiment: ExperimentArgument = None,
     k: Annotated[int, typer.Option("-k", min=1, help="how many")] = 10,
     db: DbOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """The k best candidates by stored score."""
+    """The champion, then the k best candidates by score (evolve/cli/ranking.py says why in that order)."""
     with opened(db) as store:
-        best = store.top(store.experiment(experiment).id, k)
+        best = ranked(store, store.experiment(experiment).id, k)
     if as_json:
-        print_json([c.model_dump(mode="json", exclude={"source", "diff"}) for c in best])
+        print_json([{**r.candidate.model_dump(mode="json", exclude={"source", "diff"}), "rank": r.rank, "penalty": r.penalty,
+                     "note": r.note} for r in best])
         return
     emit_table(
-        "top candidates",
-        ["rank", "id", "component", "origin", "gen", "status", "score", "time (s)", "accuracy", "lower bound", "runs"],
-        [(str(i + 1), str(c.id), c.component, c.origin, str(c.generation), c.status, number(c.score), number(c.time_mean),
-          points(c.accuracy_mean), points(c.accuracy_lower_bound), str(c.runs)) for i, c in enumerate(best)],
+        "top candidates (the champion first: only its lead was confirmed side by side)",
+        ["rank", "id", "component", "origin", "gen", "status", "score", "time (s)", "penalty (s)", "accuracy", "lower bound",
+         "runs", "note"],
+        [(str(r.rank), str(c.id), c.component, c.origin, str(c.generation), c.status, number(c.score), number(c.time_mean),
+          number(r.penalty), points(c.accuracy_mean), points(c.accuracy_lower_bound), str(c.runs), r.note)
+         for r in best for c in [r.candidate]],
     )
 
 
@@ -251,12 +289,12 @@ def rescore(
     db: DbOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute every candidate's score from its raw timed samples with other parameters (no training).
+    """Recompute every candidate's score from its raw timed samples (screening and confirmations) with other parameters (no training).
 
     The stored scores stay as they are; this only prints the new ranking."""
     with opened(db) as store:
         chosen = store.experiment(experiment)
-        samples = store.samples_by_candidate(chosen.id, stages=("timed",))
+        samples = store.samples_by_candidate(chosen.id, stages=RECORD_STAGES)  # screening and confirmations: the record
         candidates = {c.id: c for c in store.candidates(chosen.id)}
     rows = []
     for candidate_id, runs in samples.items():

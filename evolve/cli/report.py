@@ -39,7 +39,11 @@ def print_summary(console: Console, table: Table, summary: Summary) -> None:
     )
     overview.add_row(f"{100 * summary.confidence:.0f}% lower bound (one-sided)", pct(summary.accuracy_lower_bound))
     overview.add_row("time mean ± std", f"{summary.time_mean:.4f} ± {summary.time_std:.4f} s")
-    overview.add_row(f"score (target {pct(summary.target)})", f"{summary.score:.4f}")
+    if summary.scored_lower_bound is not None:
+        overview.add_row(f"lower bound at {summary.reference_runs} runs (scored)", pct(summary.scored_lower_bound))
+    if summary.penalty is not None:
+        overview.add_row(f"accuracy penalty (target {pct(summary.target)})", f"{summary.penalty:.4f} s")
+    overview.add_row("score = -time - penalty", f"{summary.score:.4f}")
     console.print(overview)
 
 

@@ -13,6 +13,7 @@ from evaluator.data import DatasetError, load_dataset
 from evaluator.runs import device_description
 from evaluator.sandbox.jail import JailUnavailable
 from evaluator.sandbox.sandboxed_worker import check_jail
+from evolve.cli.ranking import ranked
 from evolve.config import ConfigError, ExperimentConfig, load_config, masked_dump, parse_assignments
 from evolve.database import DEFAULT_URL, DatabaseError, Store
 from evolve.llm.client import Budget, LLMClient
@@ -154,12 +155,14 @@ def device_text(config: ExperimentConfig) -> str:
 
 
 def print_final(store: Store, name: str, experiment_id: int, reason: str, url: str) -> None:
-    table = Table(title=f"{name}: {reason}")
-    for column in ("rank", "candidate", "component", "status", "score", "time (s)", "accuracy"):
+    table = Table(title=f"{name}: {reason} (the champion first: only its lead was confirmed side by side)")
+    for column in ("rank", "candidate", "component", "status", "score", "time (s)", "penalty (s)", "accuracy", "note"):
         table.add_column(column)
-    for rank, c in enumerate(store.top(experiment_id, 5), 1):
-        table.add_row(str(rank), f"#{c.id}", c.component, c.status, f"{c.score:.4f}" if c.score is not None else "-",
-                      f"{c.time_mean:.4f}" if c.time_mean else "-", f"{c.accuracy_mean:.2%}" if c.accuracy_mean else "-")
+    for row in ranked(store, experiment_id, 5):
+        c = row.candidate
+        table.add_row(str(row.rank), f"#{c.id}", c.component, c.status, f"{c.score:.4f}" if c.score is not None else "-",
+                      f"{c.time_mean:.4f}" if c.time_mean else "-", f"{row.penalty:.4f}" if row.penalty is not None else "-",
+                      f"{c.accuracy_mean:.2%}" if c.accuracy_mean is not None else "-", row.note)
     console.print(table)
     db = "" if url == DEFAULT_URL else f" --db {url}"
     console.print(

@@ -1,5 +1,6 @@
 """The lineage database's tables: experiments, candidates and their ancestry, every cascade
-verdict and run sample, every LLM call, and the history of champions.
+verdict and run sample, every LLM call, the history of champions, every promotion decision
+and every noise calibration.
 
 Raw samples are kept next to the summary columns so that any score can be recomputed later
 (`evolve rescore`); the summary columns exist only to make the CLI's queries cheap.
@@ -8,7 +9,7 @@ Raw samples are kept next to the summary columns so that any score can be recomp
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so that migrations can refer to them on every backend.
@@ -162,4 +163,38 @@ class ChampionChange(Base):
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
     incumbent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"))
     statistics: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="the paired comparison's statistics")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PromotionDecisionRow(Base):
+    """One paired comparison of a candidate with the champion, promoted or not: both sides'
+    samples, the effect, the intervals and the share of the experiment's error budget it spent."""
+
+    __tablename__ = "promotion_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    incumbent_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    attempt: Mapped[Optional[int]] = mapped_column(Integer, doc="the experiment's promotion attempt number")
+    promoted: Mapped[bool] = mapped_column(Boolean)
+    alpha_spent: Mapped[float] = mapped_column(Float, doc="error budget this decision spent (0: it could not test)")
+    min_gain_seconds: Mapped[Optional[float]] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    decision: Mapped[dict[str, Any]] = mapped_column(doc="the evaluator's PromotionDecision: tests, summaries, samples")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Calibration(Base):
+    """`evolve calibrate`: a set measured against itself in the paired protocol on one device."""
+
+    __tablename__ = "calibrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_name: Mapped[str] = mapped_column(String(200), index=True)
+    subject: Mapped[str] = mapped_column(String(200), doc="what was measured: a shipped set or a candidate")
+    pairs: Mapped[int] = mapped_column(Integer)
+    time_noise_seconds: Mapped[float] = mapped_column(Float, doc="robust std of the paired time differences")
+    accuracy_std: Mapped[float] = mapped_column(Float, doc="per-run accuracy std")
+    result: Mapped[dict[str, Any]] = mapped_column(doc="the whole calibration report with its samples")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -80,22 +80,22 @@ def student_t_quantile(p: float, df: int) -> float:
             high = middle
 
 
-def summarize(accuracies: list[float], times: list[float], confidence: float, target: float) -> dict:
+def summarize(accuracies: list[float], times: list[float], confidence: float, target: float, std_floor: float = 0.0014) -> dict:
     """Mean and std of accuracy and time, the Student-t interval and one-sided lower bound of the
-    mean accuracy (infinite with a single run), as `evolve baseline` reports them."""
+    mean accuracy, as `evolve baseline` reports them (evaluator/statistics.py): the std never
+    below the prior per-run noise `std_floor`, bounds clipped to [0, 1], none from a single run."""
     acc, seconds = np.asarray(accuracies, dtype=float), np.asarray(times, dtype=float)
     n = len(acc)
     ddof = 1 if n > 1 else 0
     mean, std = float(acc.mean()), float(acc.std(ddof=ddof))
+    clip = lambda x: min(1.0, max(0.0, x))  # noqa: E731
     if n < 2:
-        low, high, lower_bound = -math.inf, math.inf, -math.inf
-    elif std == 0:
-        low = high = lower_bound = mean
+        low, high, lower_bound = 0.0, 1.0, 0.0
     else:
-        sem = std / math.sqrt(n)
+        sem = max(std, std_floor) / math.sqrt(n)
         half_width = student_t_quantile((1 + confidence) / 2, n - 1) * sem
-        low, high = mean - half_width, mean + half_width
-        lower_bound = mean - student_t_quantile(confidence, n - 1) * sem
+        low, high = clip(mean - half_width), clip(mean + half_width)
+        lower_bound = clip(mean - student_t_quantile(confidence, n - 1) * sem)
     return {
         "runs": n,
         "accuracy_mean": mean,

@@ -11,11 +11,12 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from evaluator.cascade import CascadeSettings, evaluate_candidate
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset, load_dataset
+from evaluator.decision import DecisionContext
 from evaluator.promotion import PromotionDecision, PromotionSettings, confirm_promotion
 from evaluator.results import Evaluation
 from evaluator.settings import HarnessSettings, ScoreSettings
@@ -43,6 +44,7 @@ class PromotionJob(BaseModel):
     harness: HarnessSettings
     score: ScoreSettings
     promotion: PromotionSettings
+    context: DecisionContext | None = Field(default=None, description="the attempt's error budget, minimum gain and champion record")
 
 
 Job = EvaluationJob | PromotionJob
@@ -86,7 +88,7 @@ class LocalPoolExecutor:
                 return evaluate_candidate(
                     job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu
                 )
-            return confirm_promotion(job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu)
+            return confirm_promotion(job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu, job.context)
         finally:
             self._free.put(gpu)
 

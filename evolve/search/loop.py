@@ -12,7 +12,10 @@ the whole set). Each further candidate changes one component of its parent's set
 of a candidate is the seed set with the latest change of each component along its ancestry.
 The experiment proposes `generations * candidates_per_generation` children; the k-th belongs to
 generation k // candidates_per_generation + 1 and to island `island_for(slot, generation)`.
-Promotion goes through the evaluator's paired confirmation only (evaluator/promotion.py).
+Promotion goes through the evaluator's paired confirmation only (evaluator/promotion.py), under
+the rule of evaluator/decision.py: the loop numbers the attempts (each spends its share of the
+experiment's error budget), hands the champion's whole record to the rule, stores every decision
+and refolds both sides' samples into their records (evolve/database/decisions.py).
 """
 
 import json
@@ -22,9 +25,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import numpy as np
 
 from evaluator.component_set import ComponentSet
+from evaluator.decision import DecisionContext, attempt_alpha, minimum_gain, pairs_for
 from evaluator.promotion import PromotionDecision, better_score
-from evaluator.results import Evaluation, ProfileSummary, Summary
+from evaluator.results import Evaluation, ProfileSummary, RunSample, Summary
 from evolve.config import ExperimentConfig
+from evolve.database import decisions as promotion_records
 from evolve.database.records import CandidateInfo, ExperimentInfo, LLMCallRecord, NewCandidate
 from evolve.database.store import Store
 from evolve.llm.client import Budget, LLMCall
@@ -159,7 +164,7 @@ class EvolutionLoop:
                 return
             candidate = claimed[0]
             champion = self.store.current_champion(self.experiment.id)
-            champion_times = [s.time_seconds for s in self.store.samples(champion.id, ["timed"])] if champion else None
+            champion_times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, champion.id)] if champion else None
             job = EvaluationJob(
                 candidate_id=candidate.id,
                 component_set=component_set_of(self.store, candidate, self.config.seed_set),
@@ -176,6 +181,8 @@ class EvolutionLoop:
         candidate = self.store.candidate(candidate_id)
         if champion is None or champion.id == candidate_id or not self._beats(candidate, champion):
             return
+        context = self._decision_context(champion)
+        promotion = self.promotion.model_copy(update={"pairs": max(self.promotion.pairs, pairs_for(context.alpha))})
         job = PromotionJob(
             candidate_id=candidate_id,
             incumbent_id=champion.id,
@@ -183,9 +190,11 @@ class EvolutionLoop:
             incumbent_set=component_set_of(self.store, champion, self.config.seed_set),
             harness=self.config.harness,
             score=self.config.score,
-            promotion=self.promotion,
+            promotion=promotion,
+            context=context,
         )
-        self.progress.event(f"#{candidate_id} scored above champion #{champion.id}: paired re-measurement ({self.promotion.pairs} pairs)")
+        self.progress.event(f"#{candidate_id} scored above champion #{champion.id}: paired re-measurement ({promotion.pairs} pairs, "
+                            f"attempt {context.attempt}, alpha {context.alpha:.2g})")
         self.running[self.executor.submit(job)] = ("promotion", candidate_id)
 
     def _start_proposals(self) -> None:
@@ -333,10 +342,25 @@ class EvolutionLoop:
         self._after_generation()
         self._refresh_champion()
 
+    def _min_gain(self, champion: CandidateInfo) -> tuple[float, str]:
+        """The promotion's minimum gain: a setting, else the champion's device's calibration, else the default."""
+        device = promotion_records.device_of(self.store, champion.id)
+        calibration = promotion_records.latest_calibration(self.store, device) if device else None
+        return minimum_gain(self.promotion, champion.time_mean or 0.0, calibration.time_noise_seconds if calibration else None)
+
+    def _decision_context(self, champion: CandidateInfo) -> DecisionContext:
+        attempt = promotion_records.attempts_made(self.store, self.experiment.id) + 1
+        gain, source = self._min_gain(champion)
+        record = [RunSample.model_validate(s.model_dump()) for s in promotion_records.record_samples_of(self.store, champion.id)]
+        return DecisionContext(attempt=attempt, alpha=attempt_alpha(self.promotion.experiment_alpha, attempt), min_gain_seconds=gain,
+                               min_gain_source=source, accuracy_margin=self.promotion.accuracy_margin, incumbent_record=record)
+
     def _beats(self, candidate: CandidateInfo, champion: CandidateInfo) -> bool:
+        """Worth a paired comparison: a screening score above the champion's record by the minimum gain (a gate, not a test)."""
         if candidate.score is None or champion.score is None:
             return candidate.score is not None
-        return better_score(candidate.score, champion.score, candidate.accuracy_lower_bound or 0, champion.accuracy_lower_bound or 0)
+        gain, _ = self._min_gain(champion)
+        return better_score(candidate.score, champion.score + gain, candidate.accuracy_lower_bound or 0, champion.accuracy_lower_bound or 0)
 
     def _promotion_done(self, candidate_id: int, decision: PromotionDecision) -> None:
         self.budget.add_gpu_seconds(decision.seconds)
@@ -344,11 +368,14 @@ class EvolutionLoop:
         self.store.record_samples(candidate_id, decision.candidate_samples, "confirm")
         if champion is not None:
             self.store.record_samples(champion.id, decision.incumbent_samples, "confirm")
+            promotion_records.record_decision(self.store, self.experiment.id, candidate_id, champion.id, decision)
+            for side in (candidate_id, champion.id):  # one record per candidate: all its samples make its statistics
+                promotion_records.refresh_record(self.store, side, self.config.score)
         if decision.promoted and champion is not None:
             self.store.record_champion(self.experiment.id, candidate_id, champion.id, decision.model_dump(exclude={"candidate_samples", "incumbent_samples"}))
             self.progress.event(f"#{candidate_id} is the new champion: {decision.reason}")
         else:
-            self.progress.event(f"#{candidate_id} not promoted: {decision.reason}")
+            self.progress.event(f"#{candidate_id} {decision.reason}")
         self._refresh_champion()
 
     def _after_generation(self) -> None:

@@ -1,0 +1,103 @@
+"""`evolve calibrate`: measure this device's paired noise and what the promotion rule does with it."""
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evaluator.calibration import CalibrationReport, calibration_report
+from evaluator.component_set import ComponentError, ComponentSet
+from evaluator.data import DatasetError, load_dataset
+from evaluator.promotion import PromotionSettings, measure_pairs
+from evaluator.settings import HarnessSettings, ScoreSettings
+from evolve.database import DEFAULT_URL, DatabaseError, Store
+from evolve.database.decisions import record_calibration
+
+console = Console(highlight=False)
+
+
+def fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def subject_set(store: Store, components: str, candidate: int | None) -> tuple[ComponentSet, str]:
+    if candidate is None:
+        return ComponentSet.shipped(components), f"shipped set {components}"
+    from evolve.search.loop import component_set_of  # the search's own way of rebuilding a candidate's set
+
+    info = store.candidate(candidate)
+    experiment = store.experiment(str(info.experiment_id))
+    return component_set_of(store, info, experiment.baseline), f"candidate #{candidate} of {experiment.name}"
+
+
+def calibrate(
+    components: Annotated[str, typer.Option(help="shipped set to measure against itself: baseline or record")] = "baseline",
+    candidate: Annotated[Optional[int], typer.Option(help="measure this candidate of the database instead (e.g. the champion)")] = None,
+    pairs: Annotated[int, typer.Option(min=2, help="A/A pairs to run (more pairs, a better estimate)")] = 16,
+    gain: Annotated[Optional[float], typer.Option(help="gain in seconds to size the pairs for; default twice the minimum gain")] = None,
+    simulations: Annotated[int, typer.Option(min=20, help="simulated A/A comparisons for the false-promotion rate")] = 400,
+    device: Annotated[str, typer.Option(help="cuda or cpu")] = "cuda",
+    data: Annotated[str, typer.Option(help="cifar10 (download), synthetic, or a .npz path")] = "cifar10",
+    scale: Annotated[Optional[str], typer.Option(help="full or tiny; default full on cuda, tiny on cpu")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE (repeatable)")] = [],
+    target: Annotated[float, typer.Option(help="accuracy target of the score (fraction)")] = 0.94,
+    experiment_alpha: Annotated[float, typer.Option(help="the experiment-wide false-promotion rate to judge")] = 0.05,
+    min_gain_seconds: Annotated[Optional[float], typer.Option(help="judge this minimum gain instead of the calibrated one")] = None,
+    db: Annotated[str, typer.Option("--db", help="database to store the calibration in (the search reads it from there)")] = DEFAULT_URL,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run a set against itself in the paired protocol; report the noise, the false-promotion rate of the
+    rule on it and the pairs a gain needs; store it as the default minimum gain of searches on this device."""
+    from evolve.cli.app import parse_overrides
+
+    try:
+        harness = HarnessSettings(device=device, data=data, scale=scale, hyperparams=parse_overrides(set_))
+        score = ScoreSettings(target=target)
+        settings = PromotionSettings(pairs=pairs, experiment_alpha=experiment_alpha, min_gain_seconds=min_gain_seconds)
+        dataset = load_dataset(harness.data)
+    except (ValueError, DatasetError) as e:
+        fail(str(e))
+    try:
+        with Store.open(db) as store:
+            component_set, subject = subject_set(store, components, candidate)
+            if not as_json:
+                console.print(f"calibrating {subject} against itself: {pairs} pairs on {device}, data {dataset.describe()}")
+            measured = measure_pairs(component_set, component_set, dataset, harness, settings)
+            if measured.error is not None and len(measured.candidate_samples) < 2:
+                fail(f"the paired runs failed: {measured.error}")
+            report = calibration_report(measured.candidate_samples, measured.incumbent_samples, subject, settings, score,
+                                        gain, simulations)
+            calibration_id = record_calibration(store, report.device_name, subject, report.pairs, report.time_noise_seconds,
+                                                report.accuracy_std, report)
+    except (DatabaseError, ComponentError, ValueError) as e:
+        fail(str(e))
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        return
+    print_report(report, calibration_id, measured.flags)
+
+
+def print_report(report: CalibrationReport, calibration_id: int, flags: list[str]) -> None:
+    table = Table(title=f"calibration #{calibration_id}: {report.subject} on {report.device_name}, {report.pairs} pairs",
+                  show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    table.add_row("time per run", f"{report.time_mean:.4f} s, std {report.time_std:.4f} s")
+    table.add_row("paired time noise (robust std of differences)", f"{report.time_noise_seconds:.4f} s")
+    table.add_row("accuracy per run", f"{report.accuracy_mean:.2%}, std {100 * report.accuracy_std:.3f} points")
+    table.add_row("paired accuracy differences, std", f"{100 * report.accuracy_pair_std:.3f} points")
+    table.add_row("minimum gain the search will use", f"{report.min_gain_seconds:.4f} s ({report.min_gain_source})")
+    table.add_row(f"false promotions, simulated A/A at attempt 1 ({report.simulations})",
+                  f"{report.false_promotion_rate:.2%} (may spend {report.attempt_alpha:.2%})")
+    table.add_row("false promotions, whole experiment", f"at most {report.experiment_alpha:.0%} (alpha spending)")
+    for need in report.pairs_needed:
+        pairs = "more than 64" if need.pairs is None else str(need.pairs)
+        table.add_row(f"pairs to detect {report.gain_seconds:.4f} s at attempt {need.attempt} (alpha {need.alpha:.2g})",
+                      f"{pairs} (80% power)")
+    console.print(table)
+    for flag in flags:
+        console.print(f"[yellow]flag:[/] {flag}")
+    console.print("stored; searches on this device now default to this minimum gain (set promotion.min_gain_seconds to override)")
