@@ -17,7 +17,7 @@ from evaluator.runs import run_speedruns
 from evaluator.sandbox.jail import JailUnavailable
 from evaluator.sandbox.sandboxed_worker import WorkerLimits, check_jail
 from evaluator.settings import HarnessSettings, ScoreSettings
-from evaluator.statistics import summarize
+from evaluator.statistics import summarize_with
 from evolve.cli.calibrate_command import calibrate
 from evolve.cli.export_command import export
 from evolve.cli.inspect_commands import register_inspect_commands
@@ -96,16 +96,20 @@ def baseline(
     set_: SetOption = [],
     seed: Annotated[Optional[int], typer.Option(help="base seed; default fresh random seeds")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print samples and summary as JSON")] = False,
+    unjailed_trusted_code: UnjailedOption = False,
 ) -> None:
-    """Train a shipped component set N times and report accuracy, time and their statistics."""
+    """Train a shipped component set N times, in the sandboxed worker a candidate gets, and report
+    accuracy, time and their statistics."""
     try:
         settings = HarnessSettings(
             device=device, data=data, scale=scale, compile=compile, hyperparams=parse_overrides(set_), seed=seed
         )
         score_settings = ScoreSettings(target=target, confidence=confidence)
         component_set = ComponentSet.shipped(components)
+        limits = WorkerLimits(unjailed_trusted_code=unjailed_trusted_code)
         dataset = load_dataset(settings.data)
-    except (ValueError, DatasetError, ComponentError) as e:
+        check_jail(limits, settings.data)
+    except (ValueError, DatasetError, ComponentError, JailUnavailable) as e:
         fail(str(e))
     if not as_json:
         console.print(
@@ -116,11 +120,12 @@ def baseline(
     table = sample_table()
     try:
         samples = run_speedruns(
-            component_set, dataset, settings, runs, on_sample=lambda s: None if as_json else print_sample(console, table, s)
+            component_set, dataset, settings, runs,
+            on_sample=lambda s: None if as_json else print_sample(console, table, s), limits=limits,
         )
-    except (ComponentError, HarnessError, RuntimeError) as e:
+    except (ComponentError, HarnessError, RuntimeError) as e:  # WorkerFailure is a RuntimeError
         fail(str(e))
-    summary = summarize(samples, score_settings.confidence, score_settings.target, score_settings.penalty_base)
+    summary = summarize_with(samples, score_settings)
     if as_json:
         json.dump(
             {"samples": [s.model_dump() for s in samples], "summary": summary.model_dump()}, sys.stdout, indent=2
