@@ -135,13 +135,16 @@ def start_speedrun_worker(worker: SandboxedWorker, component_set: ComponentSet, 
     setup = worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker)
     worker.request(setup, "ready", limits.setup_seconds)
     data_path = worker.write_data(dataset)
+    started = time.perf_counter()
     worker.request({"type": "warmup", "data_path": str(data_path), "seed": fresh_seed()}, "warm", limits.warmup_seconds)
+    worker.warmup_seconds = time.perf_counter() - started  # the timed runs' limit follows it (WorkerLimits.run_limit)
 
 
 def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset, clock_tolerance: float, flags: list[str]) -> RunSample:
     """One timed run: untimed preparation, then the parent's clock from "go" to the logits."""
-    worker.request({"type": "prepare", "seed": seed}, "prepared", worker.limits.run_seconds)
-    answer, payload, parent_seconds = worker.timed_request({"type": "go"}, "logits", worker.limits.run_seconds)
+    limit = worker.limits.run_limit(worker.warmup_seconds)
+    worker.request({"type": "prepare", "seed": seed}, "prepared", limit)
+    answer, payload, parent_seconds = worker.timed_request({"type": "go"}, "logits", limit)
     logits = logits_from(answer, payload, len(dataset.test_labels))
     device_seconds = answer.get("device_seconds")
     device_seconds = float(device_seconds) if isinstance(device_seconds, (int, float)) else None
