@@ -45,11 +45,11 @@ OUTPUT_INSTRUCTIONS = {
         "=======\n"
         "the new lines\n"
         ">>>>>>> REPLACE\n"
-        "Blocks apply in order. Put a short explanation before the blocks, not inside them."
+        "Blocks apply in order. Start with one line that says what you change and why; put no explanation inside the blocks."
     ),
     "full": (
         "Answer with the complete new module in exactly one ```python fence, every required name included. "
-        "Put a short explanation before the fence."
+        "Start with one line that says what you change and why, before the fence."
     ),
     "either": (
         "Answer either with SEARCH/REPLACE blocks against the parent (for a local change), each in this form:\n"
@@ -58,7 +58,8 @@ OUTPUT_INSTRUCTIONS = {
         "=======\n"
         "the new lines\n"
         ">>>>>>> REPLACE\n"
-        "or with the complete new module in exactly one ```python fence (for a rewrite), not both."
+        "or with the complete new module in exactly one ```python fence (for a rewrite), not both. "
+        "Start with one line that says what you change and why."
     ),
 }
 
@@ -74,6 +75,7 @@ class PromptCandidate(BaseModel):
     source: str
     summary: Summary | None = None
     status: str = "evaluated"
+    component: str = ""  # the component its own change replaced
     description: str = ""  # what changed relative to its own parent, and why
     diff: str = ""  # its unified diff against its parent's module
 
@@ -167,7 +169,8 @@ MAX_DIFF_LINES = 60
 
 def change_text(candidate: PromptCandidate) -> str:
     """What changed against its own parent and why, with the diff (cut to MAX_DIFF_LINES lines)."""
-    parts = [f"Its change: {candidate.description}"] if candidate.description else []
+    where = f" ({candidate.component})" if candidate.component else ""
+    parts = [f"Its change{where}: {candidate.description}"] if candidate.description else []
     if candidate.diff.strip():
         lines = candidate.diff.rstrip().splitlines()
         cut = lines[:MAX_DIFF_LINES] + ([f"... ({len(lines) - MAX_DIFF_LINES} more lines)"] if len(lines) > MAX_DIFF_LINES else [])
