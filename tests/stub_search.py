@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 from concurrent.futures import Future
+from functools import lru_cache
 
 from evaluator.component_set import ComponentSet
 from evaluator.promotion import PromotionDecision
@@ -27,8 +28,13 @@ from evolve.search.executor import EvaluationJob, PromotionJob
 SMOKE_SECONDS, TIMED_SECONDS, PROMOTION_SECONDS = 1.0, 2.0, 5.0
 
 
+@lru_cache(maxsize=1)
+def baseline_sources() -> dict[str, str]:
+    return ComponentSet.shipped("baseline").sources
+
+
 def stub_time(component_set: ComponentSet) -> float:
-    if component_set.sources == ComponentSet.shipped("baseline").sources:
+    if component_set.sources == baseline_sources():
         return 3.0
     digest = hashlib.sha256("".join(component_set.sources[k] for k in sorted(component_set.sources)).encode()).digest()
     return 2.0 + digest[0] / 2550  # 2.0 to 2.1 s

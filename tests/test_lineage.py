@@ -15,7 +15,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import evolve.cli.start_command as start_command
-from components import shipped_set_dir
 from evaluator.component_set import ComponentSet
 from evaluator.data import synthetic_dataset
 from evaluator.sandbox.sandboxed_worker import WorkerLimits

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -253,8 +253,11 @@ class Store(SearchState, ChampionHistory):
                 candidate.accuracy_lower_bound = summary.accuracy_lower_bound
                 candidate.runs = summary.runs
                 candidate.summary = json_safe(summary.model_dump())
-            for position, stage in enumerate(evaluation.stages):
-                session.add(StageResult(candidate_id=candidate_id, position=position, **stage.model_dump()))
+            if evaluation.stages:  # bulk inserts: the loop records one evaluation per proposal
+                session.execute(insert(StageResult), [
+                    {"candidate_id": candidate_id, "position": position, **stage.model_dump()}
+                    for position, stage in enumerate(evaluation.stages)
+                ])
             self._add_samples(session, candidate_id, evaluation.samples, "timed")
             if queue_promotion:
                 session.add(PromotionRequest(experiment_id=candidate.experiment_id, candidate_id=candidate_id, status="queued"))
@@ -295,6 +298,18 @@ class Store(SearchState, ChampionHistory):
             return {}
         with self.db.session() as session:
             return {c.id: CandidateInfo.model_validate(c) for c in session.scalars(select(Candidate).where(Candidate.id.in_(list(ids))))}
+
+    def prompt_material(
+        self, ids: Sequence[int], source_ids: Sequence[int], stages_of: int
+    ) -> tuple[dict[int, CandidateInfo], dict[int, str], list[StageVerdict]]:
+        """What one proposal's prompt needs, in one transaction: the candidates shown, the module
+        texts their sets take from other candidates, and the parent's cascade verdicts."""
+        with self.db.session() as session:
+            candidates = {c.id: CandidateInfo.model_validate(c) for c in session.scalars(select(Candidate).where(Candidate.id.in_(list(ids))))}
+            texts = dict(session.execute(select(Candidate.id, Candidate.source).where(Candidate.id.in_(list(source_ids)))).all())
+            query = select(StageResult).where(StageResult.candidate_id == stages_of).order_by(StageResult.position)
+            stages = [StageVerdict(stage=s.stage, status=s.status, message=s.message, seconds=s.seconds) for s in session.scalars(query)]
+        return candidates, texts, stages
 
     def stages(self, candidate_id: int) -> list[StageVerdict]:
         query = select(StageResult).where(StageResult.candidate_id == candidate_id).order_by(StageResult.position)
@@ -407,5 +422,8 @@ class Store(SearchState, ChampionHistory):
 
     @staticmethod
     def _add_samples(session: Session, candidate_id: int, samples: Sequence[RunSample], stage: str) -> None:
-        for sample in samples:
-            session.add(Sample(candidate_id=candidate_id, stage=stage, **sample.model_dump()))
+        if samples:
+            now = utcnow()
+            session.execute(insert(Sample), [
+                {"candidate_id": candidate_id, "stage": stage, "created_at": now, **sample.model_dump()} for sample in samples
+            ])

@@ -9,7 +9,7 @@ and the interfaces of the set's other components.
 
 from functools import lru_cache
 
-from evaluator.results import ProfileSummary, Summary
+from evaluator.results import ProfileSummary, StageVerdict, Summary
 from evolve.config import ExperimentConfig
 from evolve.database.records import CandidateInfo
 from evolve.database.store import Store
@@ -36,12 +36,17 @@ class RequestBuilder:
     def __init__(self, store: Store, index: PopulationIndex, seed_sources: dict[str, str], config: ExperimentConfig):
         self.store, self.index, self.seed_sources, self.config = store, index, seed_sources, config
 
-    def sets(self, candidate_ids: list[int]) -> dict[int, dict[str, str]]:
+    def sets(self, candidate_ids: list[int], texts: dict[int, str] | None = None) -> dict[int, dict[str, str]]:
         """The whole component set of each candidate: the seed set with the latest change of each
-        component along its ancestry (one query for all the texts needed)."""
+        component along its ancestry (one query for all the texts needed, unless given)."""
         providers = {cid: self.index.providers(cid) for cid in candidate_ids}
-        texts = self.store.sources(sorted({p for found in providers.values() for p in found.values()}))
+        if texts is None:
+            texts = self.store.sources(self.provider_ids(providers))
         return {cid: {**self.seed_sources, **{name: texts[p] for name, p in found.items()}} for cid, found in providers.items()}
+
+    @staticmethod
+    def provider_ids(providers: dict[int, dict[str, int]]) -> list[int]:
+        return sorted({p for found in providers.values() for p in found.values()})
 
     def changed(self, candidate_id: int) -> list[str]:
         """What the candidate's set changes against the seed set (all of it for the seed itself)."""
@@ -56,14 +61,16 @@ class RequestBuilder:
     ) -> tuple[ProposalRequest, dict[str, str]]:
         """The request for a child of `parent_id` changing `component`, and the parent's whole set."""
         failures = self.index.failed_children.get(parent_id, [])[-RECENT_FAILURES:]
-        infos = self.store.candidates_by_id([parent_id, *inspiration_ids, *failures])
-        sets = self.sets([parent_id, *inspiration_ids])
+        shown = [parent_id, *inspiration_ids]
+        providers = self.provider_ids({cid: self.index.providers(cid) for cid in shown})
+        infos, texts, stages = self.store.prompt_material([*shown, *failures], providers, parent_id)
+        sets = self.sets(shown, texts)
         parent, parent_set = infos[parent_id], sets[parent_id]
         request = ProposalRequest(
             component=component,
             parent=prompt_candidate(parent, parent_set[component]),
             inspirations=[prompt_candidate(infos[i], sets[i][component]) for i in inspiration_ids],
-            feedback=self.feedback(parent, [infos[i] for i in failures]),
+            feedback=self.feedback(parent, stages, [infos[i] for i in failures]),
             parent_id=parent_id,
             island=island,
             generation=generation,
@@ -72,10 +79,10 @@ class RequestBuilder:
         )
         return request, parent_set
 
-    def feedback(self, parent: CandidateInfo, failures: list[CandidateInfo]) -> Feedback:
+    def feedback(self, parent: CandidateInfo, stages: list[StageVerdict], failures: list[CandidateInfo]) -> Feedback:
         profile = ProfileSummary.model_validate(parent.profile).as_text() if parent.profile else None
         return Feedback(
-            stages=self.store.stages(parent.id),
+            stages=stages,
             flags=parent.flags,
             recent_failures=[
                 f"child #{c.id} ({c.component}: {c.description[:200] or 'no description'}): {c.status}: "
