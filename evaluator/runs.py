@@ -19,6 +19,7 @@ verification compares an exported script's logits with it bit for bit).
 import platform
 import secrets
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -85,7 +86,9 @@ def start_speedrun_worker(
         "type": "warmup", "seed": fresh_seed() if warm_up_seed is None else warm_up_seed, "seeds": list(seeds),
         "num_train": len(dataset.train_labels), "num_test": len(dataset.test_images),
     }
+    started = time.perf_counter()
     worker.request(warmup, "warm", limits.warmup_seconds)
+    worker.warmup_seconds = time.perf_counter() - started  # the timed runs' limit follows it (WorkerLimits.run_limit)
     worker.request({"type": "load", "data_path": str(worker.write_data(dataset))}, "loaded", limits.setup_seconds)
 
 
@@ -105,12 +108,13 @@ def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset,
     rng = np.random.default_rng(secrets.randbits(128))
     permutation = rng.permutation(len(dataset.test_images))  # never leaves the parent
     test_images = np.ascontiguousarray(dataset.test_images[permutation])
+    limit = worker.limits.run_limit(worker.warmup_seconds)
     prepare = {"type": "prepare", "seed": seed, "shape": list(test_images.shape)}
-    worker.request(prepare, "prepared", worker.limits.run_seconds, payload=test_images.tobytes())
+    worker.request(prepare, "prepared", limit, payload=test_images.tobytes())
     nonce = secrets.token_hex(16)
-    answer, payload, parent_seconds = worker.timed_request({"type": "go", "nonce": nonce}, "logits", worker.limits.run_seconds, nonce)
+    answer, payload, parent_seconds = worker.timed_request({"type": "go", "nonce": nonce}, "logits", limit, nonce)
     permuted = logits_from(answer, payload, len(dataset.test_labels))
-    worker.receive("checked", worker.limits.run_seconds, nonce)  # off the clock; a failed check fails the run
+    worker.receive("checked", limit, nonce)  # off the clock; a failed check fails the run
     logits = np.empty_like(permuted)
     logits[permutation] = permuted  # row i of the worker's answer is test image permutation[i]
     device_seconds = answer.get("device_seconds")
@@ -134,7 +138,7 @@ def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset,
 def finish_runs(worker: SandboxedWorker) -> None:
     """After the last timed run: the worker confirms, so a reply forged during the last run,
     which would otherwise go unread, arrives where "finished" is due and fails the runs."""
-    worker.request({"type": "finish"}, "finished", worker.limits.run_seconds)
+    worker.request({"type": "finish"}, "finished", worker.limits.run_limit(worker.warmup_seconds))
 
 
 def run_speedruns(

@@ -12,7 +12,8 @@ Values come from three layers, later ones winning:
 Values given as text (environment, `--set`) are read as TOML literals (`3`, `0.5`, `true`,
 `[0, 1]`, `"text"`) where the field is not a string; plain text otherwise. Lists such as `gpus`
 and `components` also accept `0,1`. The API key falls back to OPENAI_API_KEY and the endpoint to
-OPENAI_BASE_URL when no layer sets them.
+OPENAI_BASE_URL when no layer sets them, and the models to EVOLVE_MODEL (names, comma-separated;
+`evolve start --model NAME` sets the same). Showing the configuration: config_display.py.
 
 Every problem (unknown key, wrong type, value out of range) becomes one ConfigError that names
 the field by its dotted path and the layer the value came from, for example
@@ -36,6 +37,7 @@ from evaluator.promotion import PromotionSettings
 from evaluator.settings import HarnessSettings, ScoreSettings
 
 ENV_PREFIX = "EVOLVE_"
+MODEL_VARIABLE = "EVOLVE_MODEL"  # like --model: model names, comma-separated, for llm.models
 ENV_NESTING = "__"
 DEFAULT_LABEL = "default"
 
@@ -235,6 +237,8 @@ def load_config(
     for field, variable in (("api_key", "OPENAI_API_KEY"), ("base_url", "OPENAI_BASE_URL")):
         if llm.get(field) is None and environ.get(variable):
             _set(data, sources, ("llm", field), environ[variable], f"env {variable}")
+    if not llm.get("models") and environ.get(MODEL_VARIABLE, "").strip():
+        _set(data, sources, ("llm", "models"), model_specs(environ[MODEL_VARIABLE]), f"env {MODEL_VARIABLE}")
     problems = _unknown_keys(ExperimentConfig, data, (), sources)
     if problems:
         raise ConfigError(_join(problems))
@@ -243,6 +247,12 @@ def load_config(
     except ValidationError as e:
         raise ConfigError(_join([_describe_error(error, sources) for error in e.errors()])) from None
     return LoadedConfig(config=config, sources=sources)
+
+
+def model_specs(names: str | list[str]) -> list[dict[str, Any]]:
+    """`--model NAME` (repeatable) or EVOLVE_MODEL="a,b" as llm.models entries of weight 1."""
+    parts = names.split(",") if isinstance(names, str) else [p for name in names for p in name.split(",")]
+    return [{"name": part.strip()} for part in parts if part.strip()]
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
@@ -401,57 +411,3 @@ def _join(problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
     return f"{len(problems)} problems in the configuration:\n" + "\n".join(f"  {p}" for p in problems)
-
-
-# ---------------------------------------------------------------------------------------------
-# Display.
-
-
-class SettingRow(BaseModel):
-    """One leaf of the configuration, for `evolve config show`."""
-
-    name: str
-    value: Any
-    source: str
-    description: str
-
-
-def mask_secret(secret: str) -> str:
-    """Enough of a key to recognize it, never all of it."""
-    if len(secret) <= 12:
-        return "*" * len(secret)
-    return f"{secret[:3]}...{secret[-4:]}"
-
-
-def setting_rows(loaded: LoadedConfig) -> list[SettingRow]:
-    """Every leaf of the effective configuration with its value, source and description."""
-    rows: list[SettingRow] = []
-    _rows(loaded.config, (), rows, loaded)
-    return rows
-
-
-def _rows(model: BaseModel, prefix: Path_, rows: list[SettingRow], loaded: LoadedConfig) -> None:
-    for name, field in type(model).model_fields.items():
-        keys = (*prefix, name)
-        value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            _rows(value, keys, rows, loaded)
-            continue
-        if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
-            for index, item in enumerate(value):
-                _rows(item, (*keys, index), rows, loaded)
-            continue
-        if isinstance(value, SecretStr):
-            value = mask_secret(value.get_secret_value())
-        elif isinstance(value, Path):
-            value = str(value)
-        dotted = format_path(keys)
-        rows.append(SettingRow(name=dotted, value=value, source=loaded.source_of(dotted), description=field.description or ""))
-
-
-def masked_dump(config: ExperimentConfig) -> dict[str, Any]:
-    """The configuration as JSON-ready data, the API key masked."""
-    data = config.model_dump(mode="json")
-    if config.llm.api_key is not None:
-        data["llm"]["api_key"] = mask_secret(config.llm.api_key.get_secret_value())
-    return data

@@ -3,15 +3,8 @@ from pathlib import Path
 import pytest
 
 from components import COMPONENT_NAMES
-from evolve.config import (
-    ConfigError,
-    ExperimentConfig,
-    load_config,
-    mask_secret,
-    masked_dump,
-    parse_assignments,
-    setting_rows,
-)
+from evolve.config import ConfigError, ExperimentConfig, load_config, parse_assignments
+from evolve.config_display import mask_secret, masked_dump, setting_rows
 
 EXAMPLE = Path(__file__).parent.parent / "evolve.example.toml"
 KEY = "sk-test-0123456789abcdef"

@@ -158,7 +158,7 @@ def test_references_are_checked(store):
 
 def downgrade_to(url: str, revision: str) -> None:
     database = Database(parse_url(url))
-    with database.connect(write=True) as connection:
+    with database.connect(write=True, schema_change=True) as connection:
         command.downgrade(alembic_config(connection), revision)
     database.dispose()
 

@@ -100,7 +100,7 @@ def test_user_templates(tmp_path, baseline_set):
 def test_shipped_templates_are_valid():
     values = {name: "x" for name in ("component", "interface", "gpu", "target_percent", "confidence_percent", "error",
                                       "output_instructions", "parent_source", "parent_stats", "inspirations",
-                                      "feedback", "hyperparams")}
+                                      "feedback", "hyperparams", "parent_change", "siblings")}
     for name in ("system", "mutation", "repair"):
         assert "{" not in fill_template(name, values)
 

@@ -36,7 +36,16 @@ ENVIRONMENT_PASSED = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "NVIDIA_
 class WorkerLimits(BaseModel):
     setup_seconds: float = Field(120, description="loading the set and the contract tests")
     warmup_seconds: float = Field(900, description="warm-up run including compilation")
-    run_seconds: float = Field(120, description="one timed run")
+    run_seconds: float | None = Field(
+        None, description="fixed limit of one timed run; none: run_warmup_multiple times the measured warm-up"
+    )
+    run_warmup_multiple: float = Field(
+        3.0, gt=0, description="one timed run may take this many times the warm-up run (which also compiles)"
+    )
+    min_run_seconds: float = Field(30.0, gt=0, description="the least limit of one timed run that follows the warm-up")
+    reference_warmup_seconds: float | None = Field(
+        None, description="the warm-up the run limit follows (a search sets its seed's); none: the worker's own"
+    )
     memory_bytes: int = Field(16 << 30, description="address-space limit of a CPU worker")
     output_bytes: int = Field(
         512 << 20, description="largest file (stdout, stderr included) a worker may write; inductor's precompiled header is ~150 MB"
@@ -56,6 +65,17 @@ class WorkerLimits(BaseModel):
         description="run workers without the kernel jail where the system has none (no Landlock or PID namespace): "
         "for a trusted single user only, candidates can then read and write what the user can",
     )
+
+
+    def run_limit(self, own_warmup_seconds: float | None) -> float:
+        """Seconds one timed run may take. A busy machine slows the warm-up as much as the runs, so
+        a multiple of the measured warm-up fits where a fixed limit fails a healthy seed set."""
+        if self.run_seconds is not None:
+            return self.run_seconds
+        warmup = self.reference_warmup_seconds if self.reference_warmup_seconds is not None else own_warmup_seconds
+        if warmup is None:
+            return self.warmup_seconds  # nothing measured yet: as long as a warm-up may take
+        return max(self.min_run_seconds, self.run_warmup_multiple * warmup)
 
 
 class WorkerFailure(RuntimeError):
@@ -174,6 +194,7 @@ class SandboxedWorker:
 
     def __init__(self, limits: WorkerLimits, device: str, gpu: int | None = None):
         self.limits = limits
+        self.warmup_seconds: float | None = None  # measured by the cascade's warm-up; the run limit follows it
         self.device = device
         self.gpu = gpu  # the one GPU the worker sees (CUDA_VISIBLE_DEVICES), None: what the parent sees
         self._tmp = tempfile.TemporaryDirectory(prefix="evolve-worker-")

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from evolve.config import ConfigError, load_config, masked_dump, parse_assignments, setting_rows
+from evolve.config import ConfigError, load_config, parse_assignments
+from evolve.config_display import masked_dump, setting_rows
 
 config_app = typer.Typer(help="Inspect the experiment configuration.", no_args_is_help=True)
 

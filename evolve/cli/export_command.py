@@ -11,7 +11,6 @@ from evaluator.results import Summary
 from evolve.database import DEFAULT_URL, DatabaseError, Store
 from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance, export_script
 from evolve.export.verify import verify_export
-from evolve.search.loop import component_set_of
 
 
 def looks_like_path(argument: str) -> bool:
@@ -37,7 +36,7 @@ def from_database(url: str, experiment_name: str | None, candidate_id: int | Non
                 f"candidate {candidate_id} was never evaluated successfully (status {candidate.status}): "
                 "export an evaluated one (see `evolve top`)"
             )
-        component_set = component_set_of(store, candidate, experiment.baseline)
+        component_set = ComponentSet(sources=store.component_set_sources(candidate.id))  # the stored seed set, not the package's
         ancestors = [
             Ancestor(id=c.id, description=f"{c.origin}, {c.component}, {c.status}" + (f", score {c.score:.4f}" if c.score is not None else ""))
             for c in reversed(store.ancestry(candidate.id))

@@ -11,10 +11,13 @@ from rich.table import Table
 
 from evaluator.data import DatasetError, load_dataset
 from evaluator.runs import device_description
+from evaluator.component_set import ComponentSet
 from evaluator.sandbox.jail import JailUnavailable
 from evaluator.sandbox.sandboxed_worker import check_jail
 from evolve.cli.ranking import ranked
-from evolve.config import ConfigError, ExperimentConfig, load_config, masked_dump, parse_assignments
+from evolve.cli.resume import ResumeError, resumed_config
+from evolve.config import ConfigError, ExperimentConfig, LoadedConfig, load_config, model_specs, parse_assignments
+from evolve.config_display import masked_dump
 from evolve.database import DEFAULT_URL, DatabaseError, Store
 from evolve.llm.client import Budget, LLMClient
 from evolve.search.executor import LocalPoolExecutor
@@ -41,9 +44,20 @@ def gpu_text(config: ExperimentConfig) -> str:
         return "an NVIDIA GPU"
 
 
+def mutator_reason(config: ExperimentConfig) -> str:
+    """Why the built-in mutator proposes, and what to add for an LLM."""
+    llm = config.llm
+    if llm.base_url is None and llm.api_key is None:
+        return "no LLM configured: add --model NAME with OPENAI_API_KEY or OPENAI_BASE_URL to use one"
+    endpoint = f"OPENAI_BASE_URL / llm.base_url {llm.base_url}" if llm.base_url else "OPENAI_API_KEY (OpenAI)"
+    return f"an LLM endpoint is set ({endpoint}) but no model: add --model NAME (or EVOLVE_MODEL=NAME) to use it"
+
+
 def make_proposer(config: ExperimentConfig, rng: np.random.Generator) -> Proposer:
     if not config.llm.enabled:
-        return MutatorProposer(config.mutator, rng)
+        proposer = MutatorProposer(config.mutator, rng)
+        proposer.name = f"built-in mutator ({mutator_reason(config)})"
+        return proposer
     return LLMProposer(LLMClient(config.llm, rng), config.score, config.llm.output_format, gpu_text(config), config.prompts_dir)
 
 
@@ -57,6 +71,7 @@ def start(
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu")] = None,
     data: Annotated[Optional[str], typer.Option(help="cifar10, synthetic, or a path to a .npz")] = None,
     components: Annotated[Optional[str], typer.Option("--components", help="shipped set to start from (baseline, record, frontier)")] = None,
+    model: Annotated[list[str], typer.Option("--model", help="LLM model name (repeatable; env EVOLVE_MODEL); needs OPENAI_API_KEY or OPENAI_BASE_URL")] = [],
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="folder with your own prompt templates")] = None,
     db: Annotated[Optional[str], typer.Option(help=f"SQLAlchemy URL of the lineage database (default {DEFAULT_URL})")] = None,
     name: Annotated[Optional[str], typer.Option(help="experiment name (default: component and time)")] = None,
@@ -85,46 +100,71 @@ def start(
         "database_url": db,
         "cascade.limits.unjailed_trusted_code": True if unjailed_trusted_code else None,
         "promotion.limits.unjailed_trusted_code": True if unjailed_trusted_code else None,
+        "llm.models": model_specs(model) if model else None,
     }.items():
         if value is not None:
             flags[key] = value
     try:
-        config = load_config(config_file, flags).config
+        loaded = load_config(config_file, flags)
     except ConfigError as e:
         fail(str(e))
+    if not resume:
+        require_device(loaded.config)
     try:
-        check_jail(config.cascade.limits, config.harness.data)
-        check_jail(config.promotion.limits, config.harness.data)
+        check_jail(loaded.config.cascade.limits, loaded.config.harness.data)
+        check_jail(loaded.config.promotion.limits, loaded.config.harness.data)
     except JailUnavailable as e:
         fail(str(e))
     try:
-        with Store.open(config.database_url) as store:
-            run(config, store, name, resume)
+        with Store.open(loaded.config.database_url) as store:
+            run(loaded, flags, store, name, resume)
     except DatabaseError as e:
         fail(str(e))
 
 
-def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | None) -> None:
+def require_device(config: ExperimentConfig) -> None:
+    """One line, before anything is stored or trained, when the search cannot run here."""
+    if config.harness.device != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        fail("no CUDA GPU is visible on this machine: pass --device cpu to search on the CPU (a tiny network, for "
+             "checks only: its times say nothing about a GPU's), or run where `nvidia-smi` lists a GPU")
+
+
+def run(loaded: LoadedConfig, flags: dict, store: Store, name: str | None, resume: str | None) -> None:
+    config = loaded.config
     if resume:
         experiment = store.experiment(resume)
-        stored = ExperimentConfig.model_validate({**experiment.config, "generations": config.generations})
-        config = stored.model_copy(update={"llm": config.llm})  # the key is never stored; the rest is the experiment's
+        try:
+            config, changes = resumed_config(experiment.config, loaded, flags)
+        except (ResumeError, ConfigError) as e:
+            fail(f"cannot resume {experiment.name}: {e}")
+        require_device(config)
+        store.update_experiment_config(experiment.id, masked_dump(config))  # a later resume continues with them
         requeued = store.requeue_unfinished(experiment.id)
         store.set_experiment_status(experiment.id, "running")
-        console.print(f"resuming {experiment.name}: {requeued} unfinished candidate(s) re-queued")
+        console.print(f"resuming {experiment.name} with its stored settings: {requeued} unfinished candidate(s) re-queued",
+                      highlight=False)
+        for change in changes:
+            console.print(f"  given again, overrides the stored setting: {change}", highlight=False)
     else:
         name = name or f"{'+'.join(config.components)}-{datetime.now():%Y%m%d-%H%M%S}"
         experiment = store.create_experiment(
-            name, config.components, masked_dump(config), config.seed_set, device_text(config)
+            name, config.components, masked_dump(config), config.seed_set, device_text(config),
+            seed_sources=ComponentSet.shipped(config.seed_set).sources,
         )
     try:
         dataset = load_dataset(config.harness.data)
     except DatasetError as e:
         fail(str(e))
     # Seeded runs stay reproducible, and a resumed one does not replay the choices it made before.
-    offset = len(store.candidates(experiment.id))
+    offset = len(store.index_rows(experiment.id)) + sum(store.proposal_counts(experiment.id).values())
     loop_rng, proposer_rng = (np.random.default_rng(None if config.seed is None else [config.seed, offset, i]) for i in (0, 1))
     proposer = make_proposer(config, proposer_rng)
+    if not config.llm.enabled and (config.llm.base_url or config.llm.api_key):
+        console.print(f"[yellow]note:[/] {mutator_reason(config)}; the built-in mutator proposes meanwhile", highlight=False)
     usd, gpu_seconds = store.spending(experiment.id)
     budget = Budget.from_config(config, usd_spent=usd, gpu_hours_spent=gpu_seconds / 3600)
     stats = LoopStats(experiment=experiment.name, proposer=proposer.name)

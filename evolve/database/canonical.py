@@ -3,6 +3,7 @@ formatting or docstrings count as duplicates and are evaluated once."""
 
 import ast
 import hashlib
+from functools import lru_cache
 
 
 def strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -23,5 +24,6 @@ def canonical_source(source: str) -> str:
         return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
+@lru_cache(maxsize=4096)  # the loop hashes whole sets: their unchanged modules again and again
 def source_hash(source: str) -> str:
     return hashlib.sha256(canonical_source(source).encode()).hexdigest()

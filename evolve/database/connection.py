@@ -140,12 +140,29 @@ class Database:
                 yield session
 
     @contextmanager
-    def connect(self, write: bool = False):
-        """A bare connection in one transaction, for schema checks and migrations."""
+    def connect(self, write: bool = False, schema_change: bool = False):
+        """A bare connection in one transaction, for schema checks and migrations.
+
+        With `schema_change` on SQLite, foreign keys are off for the transaction: SQLite alters a
+        table by copying it and dropping the original, and with foreign keys on, that drop would
+        cascade to every row that refers to it. The keys are checked before the commit instead."""
         engine = self._write_engine if write else self.engine
         with self.translate_errors():
-            with engine.begin() as connection:
-                yield connection
+            if not (schema_change and self.backend == "sqlite"):
+                with engine.begin() as connection:
+                    yield connection
+                return
+            with engine.connect() as connection:
+                raw = connection.connection.driver_connection  # outside any transaction, or SQLite ignores the pragma
+                raw.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with connection.begin():
+                        yield connection
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise DatabaseError(f"the schema change would break {len(broken)} reference(s), e.g. {broken[0]}")
+                finally:
+                    raw.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def translate_errors(self) -> Iterator[None]:

@@ -64,7 +64,7 @@ def lock_for_schema_change(connection: Connection) -> None:
 def check_schema(database: Database, create: bool) -> None:
     """Create an empty database at head, accept one at head, refuse any other with the fix."""
     where = database.describe()
-    with database.connect(write=create) as connection:
+    with database.connect(write=create, schema_change=create) as connection:
         if create:
             lock_for_schema_change(connection)
         revision = current_revision(connection)
@@ -98,7 +98,7 @@ def refuse_unless_head(revision: str, where: str) -> None:
 
 def upgrade(database: Database) -> tuple[str | None, str]:
     """Bring the database to the newest schema in one transaction; returns (before, after)."""
-    with database.connect(write=True) as connection:
+    with database.connect(write=True, schema_change=True) as connection:
         lock_for_schema_change(connection)
         before = current_revision(connection)
         if before is None and has_foreign_tables(connection):

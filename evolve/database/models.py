@@ -1,6 +1,8 @@
 """The lineage database's tables: experiments, candidates and their ancestry, every cascade
 verdict and run sample, every LLM call, the history of champions, every promotion decision
-and every noise calibration.
+and every noise calibration; and the search's own
+state (the seed set's sources, every proposal's outcome, the promotion queue, the migrants and
+the generations done), so that a resumed search continues exactly where it stopped.
 
 Raw samples are kept next to the summary columns so that any score can be recomputed later
 (`evolve rescore`); the summary columns exist only to make the CLI's queries cheap.
@@ -50,6 +52,7 @@ class Experiment(Base):
     code_version: Mapped[str] = mapped_column(String(200), doc="package version and git commit")
     device: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="running")
+    completed_generations: Mapped[int] = mapped_column(Integer, default=0, doc="generations whose migration is done")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
@@ -80,7 +83,7 @@ class Candidate(Base):
 
     __tablename__ = "candidates"
     __table_args__ = (
-        UniqueConstraint("experiment_id", "component", "source_hash"),
+        UniqueConstraint("experiment_id", "set_hash"),
         Index("ix_candidates_experiment_status", "experiment_id", "status"),
         Index("ix_candidates_experiment_score", "experiment_id", "score"),
     )
@@ -90,7 +93,11 @@ class Candidate(Base):
     component: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(Text)
     diff: Mapped[str] = mapped_column(Text, default="", doc="unified diff against the parent's source")
-    source_hash: Mapped[str] = mapped_column(String(64), doc="sha256 of the canonical source, for deduplication")
+    source_hash: Mapped[str] = mapped_column(String(64), doc="sha256 of the canonical source of `component`")
+    set_hash: Mapped[str] = mapped_column(
+        String(64), doc="identity: sha256 of the whole component set and the harness settings that change behaviour"
+    )
+    description: Mapped[str] = mapped_column(Text, default="", doc="what changed and why (mutator edit, LLM's summary)")
     parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"), index=True)
     second_parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"), doc="crossovers only")
     inspiration_ids: Mapped[list[Any]] = mapped_column(default=list, doc="programs shown to the LLM")
@@ -197,4 +204,67 @@ class Calibration(Base):
     time_noise_seconds: Mapped[float] = mapped_column(Float, doc="robust std of the paired time differences")
     accuracy_std: Mapped[float] = mapped_column(Float, doc="per-run accuracy std")
     result: Mapped[dict[str, Any]] = mapped_column(doc="the whole calibration report with its samples")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SeedComponent(Base):
+    """One module of the set an experiment started from, stored when it starts: rebuilds and
+    exports read the seed set from here, never from the installed package."""
+
+    __tablename__ = "seed_components"
+    __table_args__ = (UniqueConstraint("experiment_id", "component"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    component: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(Text)
+
+
+class Proposal(Base):
+    """One proposal the loop asked for, whatever came of it: a new candidate, a duplicate of a
+    known one, or an unusable reply. Their count is the number of proposals made."""
+
+    __tablename__ = "proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"))
+    component: Mapped[str] = mapped_column(String(100))
+    generation: Mapped[int] = mapped_column(Integer)
+    island: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(20), doc="new, duplicate or unusable")
+    candidate_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"), doc="the new or the duplicated one")
+    reason: Mapped[str] = mapped_column(Text, default="", doc="why a reply was unusable")
+    llm_call_id: Mapped[Optional[int]] = mapped_column(ForeignKey("llm_calls.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PromotionRequest(Base):
+    """A candidate that scored above the champion, waiting for (or in, or done with) its paired
+    re-measurement; stored before the measurement starts so that a killed search redoes it."""
+
+    __tablename__ = "promotion_queue"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    status: Mapped[str] = mapped_column(String(20), default="queued", doc="queued, running or done")
+    promoted: Mapped[Optional[bool]] = mapped_column(doc="the decision, once done")
+    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, doc="device time of the paired runs")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class Migrant(Base):
+    """A copy of an island's elite on the next island of the ring, after a migration."""
+
+    __tablename__ = "migrants"
+    __table_args__ = (UniqueConstraint("experiment_id", "candidate_id", "island"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    island: Mapped[int] = mapped_column(Integer, doc="the island it was copied to")
+    generation: Mapped[int] = mapped_column(Integer, doc="the generation after which it migrated")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -27,7 +27,11 @@ class LLMCallRecord(BaseModel):
 
 
 class NewCandidate(BaseModel):
-    """A program to evaluate. The diff is computed from the parent's source when not given."""
+    """A program to evaluate. The diff is computed from the parent's source when not given.
+
+    `set_hash` is its identity (evolve/search/identity.py: the whole component set and the
+    harness settings that change behaviour); without one, the store keys it on this component's
+    text alone, which only suits single-component lineages such as tests of the store."""
 
     experiment_id: int
     component: str
@@ -40,6 +44,60 @@ class NewCandidate(BaseModel):
     island: int = 0
     llm_call_id: int | None = None
     diff: str | None = None
+    set_hash: str | None = None
+    description: str = Field("", description="what changed and why: the mutator's edit, the LLM's own summary")
+
+
+class ProposalRecord(BaseModel):
+    """What came of one proposal: a new candidate, a duplicate of a known one, or nothing usable."""
+
+    experiment_id: int
+    parent_id: int | None
+    component: str
+    generation: int
+    island: int
+    outcome: Literal["new", "duplicate", "unusable"]
+    candidate_id: int | None = None
+    reason: str = ""
+    llm_call_id: int | None = None
+
+
+class PromotionInfo(BaseModel):
+    """A queued, running or finished paired re-measurement."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    experiment_id: int
+    candidate_id: int
+    status: str
+    promoted: bool | None
+    gpu_seconds: float
+
+
+class MigrantInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    candidate_id: int
+    island: int
+    generation: int
+
+
+class IndexRow(BaseModel):
+    """A candidate as the loop's in-memory population index holds it: no source text."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    component: str
+    parent_id: int | None
+    island: int
+    generation: int
+    origin: str
+    status: str
+    score: float | None
+    accuracy_lower_bound: float | None
+    set_hash: str
 
 
 class ExperimentInfo(BaseModel):
@@ -53,6 +111,7 @@ class ExperimentInfo(BaseModel):
     code_version: str
     device: str
     status: str
+    completed_generations: int = 0
     created_at: datetime
     finished_at: datetime | None = None
 
@@ -66,6 +125,8 @@ class CandidateInfo(BaseModel):
     source: str
     diff: str
     source_hash: str
+    set_hash: str
+    description: str
     parent_id: int | None
     second_parent_id: int | None
     inspiration_ids: list[int]

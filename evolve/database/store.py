@@ -7,14 +7,12 @@ Claiming is safe with several worker processes: FOR UPDATE SKIP LOCKED on Postgr
 BEGIN IMMEDIATE transaction on SQLite.
 """
 
-import difflib
-import math
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
-from sqlalchemy import func, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,52 +22,34 @@ from evolve.database.canonical import source_hash
 from evolve.database.connection import DEFAULT_URL, Database, parse_url, sqlite_path
 from evolve.database.errors import DatabaseError
 from evolve.database.migrate import check_schema
+from evolve.database.champions import ChampionHistory
 from evolve.database.models import (
     EXPERIMENT_STATUSES,
     FINISHED_STATUSES,
     Candidate,
-    ChampionChange,
     Experiment,
     LLMCall,
+    PromotionRequest,
     Sample,
+    SeedComponent,
     StageResult,
     utcnow,
 )
 from evolve.database.records import (
     CandidateDetail,
     CandidateInfo,
-    ChampionInfo,
     ExperimentInfo,
-    ExperimentOverview,
     LLMCallInfo,
     LLMCallRecord,
     NewCandidate,
     StoredSample,
 )
+from evolve.database.search_state import SearchState
+from evolve.database.serialize import json_safe, unified_diff
 
 
 class NotFound(DatabaseError):
     """No experiment or candidate with that name or id."""
-
-
-def json_safe(value: Any) -> Any:
-    """JSON that every backend accepts: pydantic models, paths and dates as JSON values, and
-    infinities and NaN (e.g. the lower bound of a single run) as strings."""
-    value = to_jsonable_python(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def unified_diff(before: str, after: str, before_name: str, after_name: str) -> str:
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile=before_name, tofile=after_name
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def verdict_of(evaluation: Evaluation) -> tuple[str, str | None]:
@@ -82,8 +62,16 @@ def verdict_of(evaluation: Evaluation) -> tuple[str, str | None]:
     return f"{evaluation.status} at {stopped.stage}", stopped.message or None
 
 
-class Store:
-    """The lineage database of every search: open it with `Store.open(url)`."""
+def single_component_key(component: str, digest: str) -> str:
+    """The identity of a candidate stored without a full-set one: its component's text alone."""
+    return hashlib.sha256(f"{component}:{digest}".encode()).hexdigest()
+
+
+class Store(SearchState, ChampionHistory):
+    """The lineage database of every search: open it with `Store.open(url)`.
+
+    Candidates and experiments here; the search's own state (seed set, proposals, promotion
+    queue, migrants, generations, spending) in search_state.py; champions in champions.py."""
 
     def __init__(self, database: Database) -> None:
         self.db = database
@@ -123,7 +111,10 @@ class Store:
         baseline: str,
         device: str,
         version: str | None = None,
+        seed_sources: Mapping[str, str] | None = None,
     ) -> ExperimentInfo:
+        """A new experiment; `seed_sources` (component -> module text) is the set it starts from,
+        stored with it so that its lineage never depends on the installed package."""
         exists = DatabaseError(f"an experiment named {name!r} exists already: resume it, or choose another name")
         with self.db.session(write=True) as session:
             if session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
@@ -142,6 +133,8 @@ class Store:
                     session.add(experiment)
             except IntegrityError:
                 raise exists from None  # created by another process since we looked
+            for component, source in (seed_sources or {}).items():
+                session.add(SeedComponent(experiment_id=experiment.id, component=component, source=source))
             return ExperimentInfo.model_validate(experiment)
 
     def find_experiment(self, name: str) -> ExperimentInfo | None:
@@ -179,36 +172,41 @@ class Store:
     # candidates
 
     def add_candidate(self, new: NewCandidate) -> tuple[CandidateInfo, bool]:
-        """Store a candidate unless its canonical source is known; returns it and whether it is new."""
-        digest = source_hash(new.source)
+        """Store a candidate unless its identity is known; returns it and whether it is new."""
         with self.db.session(write=True) as session:
-            existing = self._by_hash(session, new.experiment_id, new.component, digest)
-            if existing is not None:
-                return CandidateInfo.model_validate(existing), False
-            self._get(session, Experiment, new.experiment_id)
-            diff = new.diff
-            for parent_id in (new.parent_id, new.second_parent_id):
-                if parent_id is not None:
-                    parent = self._get(session, Candidate, parent_id)
-                    if parent.experiment_id != new.experiment_id:
-                        raise DatabaseError(f"candidate {parent_id} belongs to another experiment: it cannot be a parent")
-            if diff is None:
-                parent = session.get(Candidate, new.parent_id) if new.parent_id is not None else None
-                same = parent is not None and parent.component == new.component
-                diff = unified_diff(parent.source, new.source, f"{new.component} #{parent.id}", f"{new.component} (new)") if same else ""
-            candidate = Candidate(
-                **new.model_dump(exclude={"diff"}), diff=diff, source_hash=digest, status="pending", flags=[], profile=None
-            )
-            try:
-                with session.begin_nested():
-                    session.add(candidate)
-            except IntegrityError:
-                # Another process stored the same program since we looked: return theirs.
-                existing = self._by_hash(session, new.experiment_id, new.component, digest)
-                if existing is None:
-                    raise
-                return CandidateInfo.model_validate(existing), False
-            return CandidateInfo.model_validate(candidate), True
+            return self._insert_candidate(session, new)
+
+    def _insert_candidate(self, session: Session, new: NewCandidate) -> tuple[CandidateInfo, bool]:
+        digest = source_hash(new.source)
+        identity = new.set_hash or single_component_key(new.component, digest)
+        existing = self._by_identity(session, new.experiment_id, identity)
+        if existing is not None:
+            return CandidateInfo.model_validate(existing), False
+        self._get(session, Experiment, new.experiment_id)
+        diff = new.diff
+        for parent_id in (new.parent_id, new.second_parent_id):
+            if parent_id is not None:
+                parent = self._get(session, Candidate, parent_id)
+                if parent.experiment_id != new.experiment_id:
+                    raise DatabaseError(f"candidate {parent_id} belongs to another experiment: it cannot be a parent")
+        if diff is None:
+            parent = session.get(Candidate, new.parent_id) if new.parent_id is not None else None
+            same = parent is not None and parent.component == new.component
+            diff = unified_diff(parent.source, new.source, f"{new.component} #{parent.id}", f"{new.component} (new)") if same else ""
+        candidate = Candidate(
+            **new.model_dump(exclude={"diff", "set_hash"}), diff=diff, source_hash=digest, set_hash=identity,
+            status="pending", flags=[], profile=None,
+        )
+        try:
+            with session.begin_nested():
+                session.add(candidate)
+        except IntegrityError:
+            # Another process stored the same program since we looked: return theirs.
+            existing = self._by_identity(session, new.experiment_id, identity)
+            if existing is None:
+                raise
+            return CandidateInfo.model_validate(existing), False
+        return CandidateInfo.model_validate(candidate), True
 
     def claim_pending(self, experiment_id: int, limit: int = 1, worker: str = "") -> list[CandidateInfo]:
         """Mark up to `limit` pending candidates running, oldest first, for this worker only."""
@@ -230,8 +228,9 @@ class Store:
             session.flush()
             return [CandidateInfo.model_validate(c) for c in claimed]
 
-    def record_evaluation(self, candidate_id: int, evaluation: Evaluation) -> CandidateInfo:
-        """Store the evaluator's verdicts, samples, summary and profile (when taken) in one transaction."""
+    def record_evaluation(self, candidate_id: int, evaluation: Evaluation, queue_promotion: bool = False) -> CandidateInfo:
+        """Store the evaluator's verdicts, samples, summary and profile (when taken) in one transaction;
+        with `queue_promotion`, the candidate's paired re-measurement is queued in the same one."""
         profile = evaluation.profile
         if evaluation.status not in ("evaluated", "rejected", "failed"):
             raise ValueError(f"evaluation status {evaluation.status!r}: expected evaluated, rejected or failed")
@@ -254,9 +253,14 @@ class Store:
                 candidate.accuracy_lower_bound = summary.accuracy_lower_bound
                 candidate.runs = summary.runs
                 candidate.summary = json_safe(summary.model_dump())
-            for position, stage in enumerate(evaluation.stages):
-                session.add(StageResult(candidate_id=candidate_id, position=position, **stage.model_dump()))
+            if evaluation.stages:  # bulk inserts: the loop records one evaluation per proposal
+                session.execute(insert(StageResult), [
+                    {"candidate_id": candidate_id, "position": position, **stage.model_dump()}
+                    for position, stage in enumerate(evaluation.stages)
+                ])
             self._add_samples(session, candidate_id, evaluation.samples, "timed")
+            if queue_promotion:
+                session.add(PromotionRequest(experiment_id=candidate.experiment_id, candidate_id=candidate_id, status="queued"))
             session.flush()
             return CandidateInfo.model_validate(candidate)
 
@@ -269,18 +273,58 @@ class Store:
             self._add_samples(session, candidate_id, samples, stage)
 
     def requeue_unfinished(self, experiment_id: int) -> int:
-        """On resume: candidates left running by a stopped search go back to pending."""
+        """On resume: candidates and paired re-measurements left running by a stopped search go back
+        to the queue; returns how many candidates."""
         with self.db.session(write=True) as session:
             result = session.execute(
                 update(Candidate)
                 .where(Candidate.experiment_id == experiment_id, Candidate.status == "running")
                 .values(status="pending", claimed_by=None, claimed_at=None)
             )
+            session.execute(
+                update(PromotionRequest)
+                .where(PromotionRequest.experiment_id == experiment_id, PromotionRequest.status == "running")
+                .values(status="queued", started_at=None)
+            )
             return result.rowcount
 
     def candidate(self, candidate_id: int) -> CandidateInfo:
         with self.db.session() as session:
             return CandidateInfo.model_validate(self._get(session, Candidate, candidate_id))
+
+    def candidates_by_id(self, ids: Sequence[int]) -> dict[int, CandidateInfo]:
+        """Several candidates in one query (the loop's prompts need a parent and its relatives)."""
+        if not ids:
+            return {}
+        with self.db.session() as session:
+            return {c.id: CandidateInfo.model_validate(c) for c in session.scalars(select(Candidate).where(Candidate.id.in_(list(ids))))}
+
+    def prompt_material(
+        self, ids: Sequence[int], source_ids: Sequence[int], stages_of: int
+    ) -> tuple[dict[int, CandidateInfo], dict[int, str], list[StageVerdict]]:
+        """What one proposal's prompt needs, in one transaction: the candidates shown, the module
+        texts their sets take from other candidates, and the parent's cascade verdicts."""
+        with self.db.session() as session:
+            candidates = {c.id: CandidateInfo.model_validate(c) for c in session.scalars(select(Candidate).where(Candidate.id.in_(list(ids))))}
+            texts = dict(session.execute(select(Candidate.id, Candidate.source).where(Candidate.id.in_(list(source_ids)))).all())
+            query = select(StageResult).where(StageResult.candidate_id == stages_of).order_by(StageResult.position)
+            stages = [StageVerdict(stage=s.stage, status=s.status, message=s.message, seconds=s.seconds) for s in session.scalars(query)]
+        return candidates, texts, stages
+
+    def stages(self, candidate_id: int) -> list[StageVerdict]:
+        query = select(StageResult).where(StageResult.candidate_id == candidate_id).order_by(StageResult.position)
+        with self.db.session() as session:
+            return [StageVerdict(stage=s.stage, status=s.status, message=s.message, seconds=s.seconds) for s in session.scalars(query)]
+
+    def component_set_sources(self, candidate_id: int) -> dict[str, str]:
+        """The candidate's whole set: its experiment's stored seed set with, for each component,
+        the most recent change along its ancestry."""
+        chain = self.ancestry(candidate_id)
+        sources = self.seed_sources(chain[0].experiment_id)
+        for ancestor in reversed(chain):
+            if ancestor.origin != "seed":
+                sources[ancestor.component] = ancestor.source
+        return sources
 
     def candidates(self, experiment_id: int, status: str | Sequence[str] | None = None) -> list[CandidateInfo]:
         query = select(Candidate).where(Candidate.experiment_id == experiment_id).order_by(Candidate.id)
@@ -356,91 +400,6 @@ class Store:
         with self.db.session() as session:
             return LLMCallInfo.model_validate(self._get(session, LLMCall, call_id))
 
-    # champions
-
-    def record_champion(
-        self, experiment_id: int, candidate_id: int, incumbent_id: int | None, statistics: dict[str, Any] | BaseModel
-    ) -> ChampionInfo:
-        """The candidate beat the incumbent (None for the first champion) in a paired comparison;
-        `statistics` is that comparison (e.g. the evaluator's promotion decision), stored as JSON."""
-        with self.db.session(write=True) as session:
-            candidate = self._locked(session, candidate_id)
-            if candidate.experiment_id != experiment_id:
-                raise DatabaseError(f"candidate {candidate_id} belongs to another experiment than {experiment_id}")
-            if candidate.status not in ("evaluated", "champion"):
-                raise DatabaseError(f"candidate {candidate_id} is {candidate.status}: only an evaluated candidate can become champion")
-            if incumbent_id is not None:
-                incumbent = self._locked(session, incumbent_id)
-                if incumbent.status == "champion":
-                    incumbent.status = "evaluated"
-            for other in session.scalars(
-                select(Candidate).where(Candidate.experiment_id == experiment_id, Candidate.status == "champion")
-            ):
-                other.status = "evaluated"
-            candidate.status = "champion"
-            change = ChampionChange(
-                experiment_id=experiment_id, candidate_id=candidate_id, incumbent_id=incumbent_id, statistics=json_safe(statistics)
-            )
-            session.add(change)
-            session.flush()
-            return ChampionInfo.model_validate(change)
-
-    def current_champion(self, experiment_id: int) -> CandidateInfo | None:
-        with self.db.session() as session:
-            change = session.scalar(
-                select(ChampionChange)
-                .where(ChampionChange.experiment_id == experiment_id)
-                .order_by(ChampionChange.id.desc())
-                .limit(1)
-            )
-            return None if change is None else CandidateInfo.model_validate(session.get(Candidate, change.candidate_id))
-
-    def champion_history(self, experiment_id: int) -> list[ChampionInfo]:
-        query = select(ChampionChange).where(ChampionChange.experiment_id == experiment_id).order_by(ChampionChange.id)
-        with self.db.session() as session:
-            return [ChampionInfo.model_validate(c) for c in session.scalars(query)]
-
-    # overview
-
-    def spending(self, experiment_id: int) -> tuple[float, float]:
-        """USD spent on LLM calls and seconds of device-side cascade stages so far, for budgets on resume."""
-        device_stages = ("smoke", "timed", "profile")
-        with self.db.session() as session:
-            usd = session.scalar(select(func.coalesce(func.sum(LLMCall.cost), 0.0)).where(LLMCall.experiment_id == experiment_id))
-            seconds = session.scalar(
-                select(func.coalesce(func.sum(StageResult.seconds), 0.0))
-                .join(Candidate, Candidate.id == StageResult.candidate_id)
-                .where(Candidate.experiment_id == experiment_id, StageResult.stage.in_(device_stages))
-            )
-        return float(usd), float(seconds)
-
-    def overview(self) -> list[ExperimentOverview]:
-        """Each experiment with its candidates counted by status, best score and champion."""
-        lines = []
-        with self.db.session() as session:
-            counts: dict[int, dict[str, int]] = {}
-            for experiment_id, status, count in session.execute(
-                select(Candidate.experiment_id, Candidate.status, func.count()).group_by(Candidate.experiment_id, Candidate.status)
-            ):
-                counts.setdefault(experiment_id, {})[status] = count
-            best = {
-                experiment_id: score
-                for experiment_id, score in session.execute(
-                    select(Candidate.experiment_id, func.max(Candidate.score)).group_by(Candidate.experiment_id)
-                )
-            }
-            experiments = [ExperimentInfo.model_validate(e) for e in session.scalars(select(Experiment).order_by(Experiment.id))]
-        for experiment in experiments:
-            lines.append(
-                ExperimentOverview(
-                    experiment=experiment,
-                    counts=counts.get(experiment.id, {}),
-                    best_score=best.get(experiment.id),
-                    champion=self.current_champion(experiment.id),
-                )
-            )
-        return lines
-
     # helpers
 
     def _get(self, session: Session, model: type, key: int):
@@ -458,14 +417,13 @@ class Store:
         return candidate
 
     @staticmethod
-    def _by_hash(session: Session, experiment_id: int, component: str, digest: str) -> Candidate | None:
-        return session.scalar(
-            select(Candidate).where(
-                Candidate.experiment_id == experiment_id, Candidate.component == component, Candidate.source_hash == digest
-            )
-        )
+    def _by_identity(session: Session, experiment_id: int, identity: str) -> Candidate | None:
+        return session.scalar(select(Candidate).where(Candidate.experiment_id == experiment_id, Candidate.set_hash == identity))
 
     @staticmethod
     def _add_samples(session: Session, candidate_id: int, samples: Sequence[RunSample], stage: str) -> None:
-        for sample in samples:
-            session.add(Sample(candidate_id=candidate_id, stage=stage, **sample.model_dump()))
+        if samples:
+            now = utcnow()
+            session.execute(insert(Sample), [
+                {"candidate_id": candidate_id, "stage": stage, "created_at": now, **sample.model_dump()} for sample in samples
+            ])

@@ -31,8 +31,8 @@ PLACEHOLDERS: dict[str, tuple[set[str], set[str]]] = {
     "system": ({"component", "interface"}, {"target_percent", "confidence_percent", "gpu"}),
     "mutation": (
         {"component", "parent_source", "output_instructions"},
-        {"parent_stats", "inspirations", "feedback", "hyperparams", "gpu", "target_percent", "confidence_percent",
-         "interface"},
+        {"parent_stats", "parent_change", "inspirations", "feedback", "hyperparams", "siblings", "gpu", "target_percent",
+         "confidence_percent", "interface"},
     ),
     "repair": ({"error", "output_instructions"}, {"component"}),
 }
@@ -45,11 +45,11 @@ OUTPUT_INSTRUCTIONS = {
         "=======\n"
         "the new lines\n"
         ">>>>>>> REPLACE\n"
-        "Blocks apply in order. Put a short explanation before the blocks, not inside them."
+        "Blocks apply in order. Start with one line that says what you change and why; put no explanation inside the blocks."
     ),
     "full": (
         "Answer with the complete new module in exactly one ```python fence, every required name included. "
-        "Put a short explanation before the fence."
+        "Start with one line that says what you change and why, before the fence."
     ),
     "either": (
         "Answer either with SEARCH/REPLACE blocks against the parent (for a local change), each in this form:\n"
@@ -58,7 +58,8 @@ OUTPUT_INSTRUCTIONS = {
         "=======\n"
         "the new lines\n"
         ">>>>>>> REPLACE\n"
-        "or with the complete new module in exactly one ```python fence (for a rewrite), not both."
+        "or with the complete new module in exactly one ```python fence (for a rewrite), not both. "
+        "Start with one line that says what you change and why."
     ),
 }
 
@@ -74,7 +75,9 @@ class PromptCandidate(BaseModel):
     source: str
     summary: Summary | None = None
     status: str = "evaluated"
-    description: str = ""  # what changed relative to its own parent
+    component: str = ""  # the component its own change replaced
+    description: str = ""  # what changed relative to its own parent, and why
+    diff: str = ""  # its unified diff against its parent's module
 
 
 class Feedback(BaseModel):
@@ -95,6 +98,7 @@ class PromptInputs(BaseModel):
     score: ScoreSettings = ScoreSettings()
     output_format: Literal["diff", "full", "either"] = "diff"
     hyperparams: dict[str, int | float | bool] | None = None  # the `hp` every component receives
+    siblings: dict[str, str] = {}  # the other components of the set -> their interfaces
 
 
 def fill_template(name: str, values: dict[str, str], directory: Path | None = None) -> str:
@@ -160,14 +164,35 @@ def describe_candidate(candidate: PromptCandidate) -> str:
     )
 
 
+MAX_DIFF_LINES = 60
+
+
+def change_text(candidate: PromptCandidate) -> str:
+    """What changed against its own parent and why, with the diff (cut to MAX_DIFF_LINES lines)."""
+    where = f" ({candidate.component})" if candidate.component else ""
+    parts = [f"Its change{where}: {candidate.description}"] if candidate.description else []
+    if candidate.diff.strip():
+        lines = candidate.diff.rstrip().splitlines()
+        cut = lines[:MAX_DIFF_LINES] + ([f"... ({len(lines) - MAX_DIFF_LINES} more lines)"] if len(lines) > MAX_DIFF_LINES else [])
+        parts.append("Its diff against its parent:\n```diff\n" + "\n".join(cut) + "\n```")
+    return "\n".join(parts)
+
+
 def _inspirations_text(inspirations: list[PromptCandidate], component: str) -> str:
     if not inspirations:
         return "(none yet)"
     blocks = []
     for candidate in inspirations:
-        change = f"\nIts change: {candidate.description}" if candidate.description else ""
+        change = change_text(candidate)
+        change = f"\n{change}" if change else ""
         blocks.append(f"- {describe_candidate(candidate)}{change}\n```python\n{candidate.source.rstrip()}\n```")
     return "\n\n".join(blocks)
+
+
+def _siblings_text(siblings: dict[str, str]) -> str:
+    if not siblings:
+        return "(none: this component stands alone)"
+    return "\n\n".join(f"`{name}`:\n```python\n{interface.rstrip()}\n```" for name, interface in siblings.items())
 
 
 def _feedback_text(feedback: Feedback) -> str:
@@ -188,7 +213,7 @@ def _feedback_text(feedback: Feedback) -> str:
 
 def _hyperparams_text(hyperparams: dict[str, int | float | bool] | None) -> str:
     if not hyperparams:
-        return "(see the hyperparams component)"
+        return "(not readable from the hyperparams component: see its module)"
     return "\n".join(f"  {key} = {value!r}" for key, value in hyperparams.items())
 
 
@@ -205,6 +230,8 @@ def build_messages(inputs: PromptInputs, templates_dir: Path | None = None) -> l
         **common,
         "parent_source": inputs.parent.source.rstrip(),
         "parent_stats": describe_candidate(inputs.parent),
+        "parent_change": change_text(inputs.parent) or "(the seed set: unchanged)",
+        "siblings": _siblings_text(inputs.siblings),
         "inspirations": _inspirations_text(inputs.inspirations, inputs.component),
         "feedback": _feedback_text(inputs.feedback),
         "hyperparams": _hyperparams_text(inputs.hyperparams),

@@ -71,6 +71,18 @@ class PatchError(ValueError):
         self.occurrences = occurrences
 
 
+def explanation(text: str, limit: int = 200) -> str:
+    """The reply's own one-line description of its change: its first line of prose before any
+    block or fence (the prompt asks for one), without Markdown emphasis; "" when there is none."""
+    for line in text.splitlines():
+        if MARKER_LIKE.match(line) or FENCE.match(line):
+            return ""
+        words = line.strip().strip("#*_ ").strip()
+        if words:
+            return words if len(words) <= limit else words[: limit - 3].rstrip() + "..."
+    return ""
+
+
 def parse_reply(text: str) -> ParsedReply:
     """SEARCH/REPLACE blocks if the reply has any marker, else the one fenced module."""
     if not text or not text.strip():

@@ -7,19 +7,23 @@ for the LLM. A candidate's lifecycle in the database is pending -> running -> ev
 rejected | failed (| champion); a crash or SIGKILL leaves at most some `running` ones, which
 `--resume` puts back to pending.
 
-Scheme: the seed set is candidate 0 of the experiment (its first component's source stands for
-the whole set). Each further candidate changes one component of its parent's set; the full set
-of a candidate is the seed set with the latest change of each component along its ancestry.
-The experiment proposes `generations * candidates_per_generation` children; the k-th belongs to
-generation k // candidates_per_generation + 1 and to island `island_for(slot, generation)`.
+Scheme: the experiment's seed set is stored with it and is candidate 0 (its first component's
+source stands for the whole set). Each further candidate changes one component of its parent's
+set; the full set of a candidate is the seed set with the latest change of each component along
+its ancestry, and its identity is the hash of that set (identity.py): a known identity is a
+duplicate. The experiment proposes `generations * candidates_per_generation` children; the k-th
+belongs to generation k // candidates_per_generation + 1 and to island `island_for(slot, generation)`.
 Promotion goes through the evaluator's paired confirmation only (evaluator/promotion.py), under
 the rule of evaluator/decision.py: the loop numbers the attempts (each spends its share of the
 experiment's error budget), hands the champion's whole record to the rule, stores every decision
 and refolds both sides' samples into their records (evolve/database/decisions.py).
+
+Everything the loop needs to continue is written before it acts on it (search_state.py): every
+proposal's outcome, the promotion queue, the migrants and generations done, GPU seconds. The
+population is read once into an in-memory index (index.py) and updated as results arrive.
 """
 
 import json
-import math
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -27,42 +31,28 @@ import numpy as np
 from evaluator.component_set import ComponentSet
 from evaluator.decision import DecisionContext, attempt_alpha, minimum_gain, pairs_for
 from evaluator.promotion import PromotionDecision, better_score
-from evaluator.results import Evaluation, ProfileSummary, RunSample, Summary
+from evaluator.results import Evaluation, RunSample
 from evolve.config import ExperimentConfig
 from evolve.database import decisions as promotion_records
-from evolve.database.records import CandidateInfo, ExperimentInfo, LLMCallRecord, NewCandidate
+from evolve.database.records import CandidateInfo, ExperimentInfo, IndexRow, LLMCallRecord, NewCandidate, ProposalRecord
+from evolve.database.serialize import unified_diff
 from evolve.database.store import Store
 from evolve.llm.client import Budget, LLMCall
-from evolve.llm.prompt_builder import Feedback, PromptCandidate
 from evolve.search.executor import EvaluationJob, Executor, PromotionJob
-from evolve.search.population import (
-    Individual,
-    island_for,
-    migration_due,
-    plan_migration,
-    select_inspirations,
-    select_parent,
-)
+from evolve.search.identity import set_identity
+from evolve.search.index import PopulationIndex
+from evolve.search.population import island_for, migration_due, plan_migration, select_inspirations_from, select_parent_from
 from evolve.search.progress import Progress
 from evolve.search.proposer import Proposal, ProposalRequest, Proposer, Unusable
+from evolve.search.requests import RequestBuilder
 
 
 class SeedFailed(RuntimeError):
     """The seed set itself did not pass the evaluator: the search has nothing to start from."""
 
 
-def component_set_of(store: Store, candidate: CandidateInfo, seed_set: str) -> ComponentSet:
-    """The seed set with, for each component, the most recent change along the ancestry."""
-    sources = dict(ComponentSet.shipped(seed_set).sources)
-    for ancestor in reversed(store.ancestry(candidate.id)):
-        if ancestor.origin != "seed":
-            sources[ancestor.component] = ancestor.source
-    return ComponentSet(sources=sources)
-
-
-def changed_components(store: Store, candidate: CandidateInfo) -> list[str]:
-    """What the candidate's set changes against the seed set (all of it for the seed itself)."""
-    return sorted({c.component for c in store.ancestry(candidate.id) if c.origin != "seed"}) or [candidate.component]
+def index_row(candidate: CandidateInfo) -> IndexRow:
+    return IndexRow.model_validate(candidate, from_attributes=True)
 
 
 class EvolutionLoop:
@@ -85,35 +75,65 @@ class EvolutionLoop:
         # LLM calls wait on the network: several run at once, so that a slow model still keeps every GPU fed.
         self.lookahead = executor.slots + config.llm.concurrent_calls
         self.proposal_pool = ThreadPoolExecutor(max_workers=config.llm.concurrent_calls, thread_name_prefix="proposal")
-        self.proposing: dict[Future, ProposalRequest] = {}
+        self.proposing: dict[Future, tuple[ProposalRequest, dict[str, str]]] = {}
         self.running: dict[Future, tuple[str, int]] = {}
-        self.promotion_queue: list[int] = []
-        self.migrants: list[Individual] = []
+        self.promotion_running = None  # the PromotionInfo being measured (one at a time)
         self.stop_reason: str | None = None
-        self.attempts = sum(1 for c in store.candidates(experiment.id) if c.origin != "seed")
-        self.completed_generations = 0
+        self._load()
 
     @property
     def total_attempts(self) -> int:
         return self.config.generations * self.config.candidates_per_generation
 
+    # what the database holds
+
+    def _load(self) -> None:
+        """The loop's state, read once: the seed set, the population, the queue, the counts."""
+        experiment_id = self.experiment.id
+        if self.store.store_seed_sources(experiment_id, ComponentSet.shipped(self.config.seed_set).sources):
+            self.progress.event(f"stored the {self.config.seed_set} set as this experiment's seed set")
+        self.seed_sources = self.store.seed_sources(experiment_id)
+        self.index = PopulationIndex(self.store.index_rows(experiment_id), self.store.migrants(experiment_id))
+        self.requests = RequestBuilder(self.store, self.index, self.seed_sources, self.config)
+        self.promotion_queue = self.store.promotions(experiment_id, "queued")
+        counts = self.store.proposal_counts(experiment_id)
+        children = sum(1 for row in self.index.rows.values() if row.origin != "seed")
+        self.attempts = max(sum(counts.values()), children)  # experiments from before proposals were stored
+        self.completed_generations = self.store.experiment(self.experiment.name).completed_generations
+        self.stats.proposed, self.stats.duplicates = self.attempts, counts.get("duplicate", 0)
+        if counts.get("unusable"):
+            self.stats.rejections["unusable"] = counts["unusable"]
+        self.stats.evaluated = self.index.count("evaluated", "champion")
+        self.champion: CandidateInfo | None = None
+        self.champion_times: list[float] | None = None
+        champion = self.store.current_champion(experiment_id)
+        if champion is not None:
+            self._set_champion(champion.id)
+        seed = next((row for row in self.index.rows.values() if row.origin == "seed"), None)
+        self.seed_warmup = self._warmup_of(seed.id) if seed is not None else None
+
+    def _warmup_of(self, candidate_id: int) -> float | None:
+        return next((s.seconds for s in self.store.stages(candidate_id) if s.stage == "smoke" and s.status == "passed"), None)
+
     # the seed
 
     def ensure_seed(self) -> None:
-        if any(c.origin == "seed" for c in self.store.candidates(self.experiment.id)):
+        if any(row.origin == "seed" for row in self.index.rows.values()):
             return
         component = self.config.components[0]
-        seed_source = ComponentSet.shipped(self.config.seed_set).sources[component]
-        self.store.add_candidate(
-            NewCandidate(experiment_id=self.experiment.id, component=component, source=seed_source, origin="seed")
+        candidate, _ = self.store.add_candidate(
+            NewCandidate(experiment_id=self.experiment.id, component=component, source=self.seed_sources[component],
+                         origin="seed", set_hash=set_identity(self.seed_sources, self.config.harness),
+                         description=f"the {self.config.seed_set} set")
         )
+        self.index.add(index_row(candidate))
         self.progress.event(f"seed: the {self.config.seed_set} set (evaluated first; it is the first champion)")
 
     # the main loop
 
     def run(self) -> str:
         self.ensure_seed()
-        self._refresh_champion()
+        self._ensure_first_champion()
         try:
             while True:
                 self.stop_reason = self.stop_reason or self.budget.exhausted_reason()
@@ -133,11 +153,9 @@ class EvolutionLoop:
         return self.stop_reason or f"all {self.total_attempts} proposals made and evaluated"
 
     def _more_to_do(self) -> bool:
-        pending = self.store.candidates(self.experiment.id, "pending")
-        return bool(pending) or bool(self.promotion_queue) or (self.attempts < self.total_attempts and self._population_has_parents())
-
-    def _population_has_parents(self) -> bool:
-        return any(i.status == "evaluated" and i.score is not None for i in self._population())
+        return bool(self.index.count("pending")) or bool(self.promotion_queue) or (
+            self.attempts < self.total_attempts and self.index.has_parents()
+        )
 
     def _interrupted(self) -> None:
         self.stop_reason = "stopped by Ctrl-C"
@@ -154,116 +172,87 @@ class EvolutionLoop:
 
     # starting work
 
+    def _limits(self, limits):
+        """The run limit follows the seed's measured warm-up once there is one (WorkerLimits.run_limit)."""
+        if self.seed_warmup is None or limits.reference_warmup_seconds is not None:
+            return limits
+        return limits.model_copy(update={"reference_warmup_seconds": self.seed_warmup})
+
     def _start_evaluations(self) -> None:
         while len(self.running) < self.executor.slots and not self.stop_reason:
-            if self.promotion_queue and not any(kind == "promotion" for kind, _ in self.running.values()):
+            if self.promotion_queue and self.promotion_running is None:
                 self._start_promotion(self.promotion_queue.pop(0))
                 continue
+            if not self.index.count("pending"):
+                return
             claimed = self.store.claim_pending(self.experiment.id, limit=1, worker="loop")
             if not claimed:
                 return
             candidate = claimed[0]
-            champion = self.store.current_champion(self.experiment.id)
-            champion_times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, champion.id)] if champion else None
+            self.index.set_status(candidate.id, "running")
             job = EvaluationJob(
                 candidate_id=candidate.id,
-                component_set=component_set_of(self.store, candidate, self.config.seed_set),
-                changed=changed_components(self.store, candidate),
+                component_set=ComponentSet(sources=self.requests.sets([candidate.id])[candidate.id]),
+                changed=self.requests.changed(candidate.id),
                 harness=self.config.harness,
                 score=self.config.score,
-                cascade=self.config.cascade,
-                champion_times=champion_times,
+                cascade=self.config.cascade.model_copy(update={"limits": self._limits(self.config.cascade.limits)}),
+                champion_times=self.champion_times,
             )
             self.running[self.executor.submit(job)] = ("evaluation", candidate.id)
 
-    def _start_promotion(self, candidate_id: int) -> None:
-        champion = self.store.current_champion(self.experiment.id)
-        candidate = self.store.candidate(candidate_id)
-        if champion is None or champion.id == candidate_id or not self._beats(candidate, champion):
+    def _start_promotion(self, promotion) -> None:
+        champion, candidate = self.champion, self.index.rows[promotion.candidate_id]
+        if champion is None or champion.id == candidate.id or not self._beats(candidate, champion):
+            reason = "the champion changed since it was queued, and it no longer scores above it"
+            self.store.finish_promotion(promotion.id, None, [], [], False, {"reason": reason}, 0.0)
             return
         context = self._decision_context(champion)
-        promotion = self.promotion.model_copy(update={"pairs": max(self.promotion.pairs, pairs_for(context.alpha))})
+        pairs = max(self.promotion.pairs, pairs_for(context.alpha))  # fewer pairs can never reach the attempt's alpha
+        self.store.start_promotion(promotion.id)  # before the measurement: a killed search redoes it on resume
+        sets = self.requests.sets([candidate.id, champion.id])
         job = PromotionJob(
-            candidate_id=candidate_id,
+            candidate_id=candidate.id,
             incumbent_id=champion.id,
-            candidate_set=component_set_of(self.store, candidate, self.config.seed_set),
-            incumbent_set=component_set_of(self.store, champion, self.config.seed_set),
+            candidate_set=ComponentSet(sources=sets[candidate.id]),
+            incumbent_set=ComponentSet(sources=sets[champion.id]),
             harness=self.config.harness,
             score=self.config.score,
-            promotion=promotion,
+            promotion=self.promotion.model_copy(update={"pairs": pairs, "limits": self._limits(self.promotion.limits)}),
             context=context,
         )
-        self.progress.event(f"#{candidate_id} scored above champion #{champion.id}: paired re-measurement ({promotion.pairs} pairs, "
+        self.progress.event(f"#{candidate.id} scored above champion #{champion.id}: paired re-measurement ({pairs} pairs, "
                             f"attempt {context.attempt}, alpha {context.alpha:.2g})")
-        self.running[self.executor.submit(job)] = ("promotion", candidate_id)
+        self.promotion_running = promotion
+        self.running[self.executor.submit(job)] = ("promotion", candidate.id)
 
     def _start_proposals(self) -> None:
-        lookahead = self.lookahead
         while (
             not self.stop_reason
             and self.attempts < self.total_attempts
-            and len(self.proposing) + len(self.store.candidates(self.experiment.id, "pending")) < lookahead
-            and self._population_has_parents()
+            and len(self.proposing) + self.index.count("pending") < self.lookahead
+            and self.index.has_parents()
         ):
-            request = self._next_request()
+            request, parent_set = self._next_request()
             self.attempts += 1
             self.stats.proposed = self.attempts
-            self.proposing[self.proposal_pool.submit(self.proposer.propose, request)] = request
+            self.proposing[self.proposal_pool.submit(self.proposer.propose, request)] = (request, parent_set)
 
-    def _population(self) -> list[Individual]:
-        individuals = [
-            Individual(id=c.id, island=c.island, score=c.score, status="evaluated" if c.status == "champion" else c.status,
-                       generation=c.generation, parent_id=c.parent_id)
-            for c in self.store.candidates(self.experiment.id)
-        ]
-        return individuals + self.migrants  # islands without members draw from everyone (population.py)
-
-    def _next_request(self) -> ProposalRequest:
+    def _next_request(self) -> tuple[ProposalRequest, dict[str, str]]:
+        settings = self.config.population
         generation = self.attempts // self.config.candidates_per_generation + 1
-        island = island_for(self.attempts % self.config.candidates_per_generation, generation, self.config.population)
-        population = self._population()
-        parent = select_parent(population, island, self.rng, self.config.population)
-        inspirations = select_inspirations(population, parent, self.rng, self.config.population)
-        parent_info = self.store.candidate(int(parent.origin))
+        island = island_for(self.attempts % self.config.candidates_per_generation, generation, settings)
+        parent = select_parent_from(self.index.pool(island), self.rng, settings)
+        inspirations = select_inspirations_from(self.index.best(), self.index.elites(settings.elites_per_island), parent, self.rng, settings)
         component = self.config.components[int(self.rng.integers(len(self.config.components)))]
-        parent_set = component_set_of(self.store, parent_info, self.config.seed_set)
-        return ProposalRequest(
-            component=component,
-            parent=self._prompt_candidate(parent_info, parent_set.sources[component], component),
-            inspirations=[self._inspiration(int(i.origin), component) for i in inspirations],
-            feedback=self._feedback(parent_info),
-            parent_id=parent_info.id,
-            island=island,
-            generation=generation,
-            hyperparams=None,
-        )
-
-    def _prompt_candidate(self, candidate: CandidateInfo, source: str, component: str) -> PromptCandidate:
-        summary = Summary.model_validate(candidate.summary) if candidate.summary else None
-        return PromptCandidate(id=candidate.id, source=source, summary=summary, status=candidate.status,
-                               description=candidate.verdict or "")
-
-    def _inspiration(self, candidate_id: int, component: str) -> PromptCandidate:
-        candidate = self.store.candidate(candidate_id)
-        return self._prompt_candidate(candidate, component_set_of(self.store, candidate, self.config.seed_set).sources[component], component)
-
-    def _feedback(self, parent: CandidateInfo) -> Feedback:
-        detail = self.store.detail(parent.id)
-        children = [c for c in self.store.candidates(self.experiment.id, ["rejected", "failed"]) if c.parent_id == parent.id]
-        profile = ProfileSummary.model_validate(parent.profile).as_text() if parent.profile else None
-        return Feedback(
-            stages=detail.stages,
-            flags=parent.flags,
-            recent_failures=[f"child #{c.id} ({c.component}): {c.status}: {(c.error or c.verdict or '')[:400]}" for c in children[-3:]],
-            profile=profile,
-        )
+        return self.requests.request(int(parent.origin), [int(i.origin) for i in inspirations], component, island, generation)
 
     # finishing work
 
     def _finish(self, future: Future) -> None:
         if future in self.proposing:
-            request = self.proposing.pop(future)
-            self._proposal_done(request, future.result())
+            request, parent_set = self.proposing.pop(future)
+            self._proposal_done(request, parent_set, future.result())
             return
         kind, candidate_id = self.running.pop(future)
         if kind == "evaluation":
@@ -292,16 +281,23 @@ class EvolutionLoop:
             )
         return last
 
-    def _proposal_done(self, request: ProposalRequest, outcome: Proposal | Unusable) -> None:
+    def _proposal_done(self, request: ProposalRequest, parent_set: dict[str, str], outcome: Proposal | Unusable) -> None:
         call_id = self._record_calls(outcome.llm_calls)
+        record = ProposalRecord(
+            experiment_id=self.experiment.id, parent_id=request.parent_id, component=request.component,
+            generation=request.generation, island=request.island, outcome="unusable", llm_call_id=call_id,
+        )
         if isinstance(outcome, Unusable):
-            self.stats.rejections["unusable reply" if outcome.llm_calls else "no mutation"] += 1
+            self.store.record_proposal(record.model_copy(update={"reason": outcome.reason}))
+            self.stats.rejections["unusable"] += 1
             self.progress.event(f"proposal from #{request.parent_id} unusable: {outcome.reason[:300]}")
             return
-        candidate, new = self.store.add_candidate(
+        component = request.component
+        candidate, result = self.store.record_proposal(
+            record,
             NewCandidate(
                 experiment_id=self.experiment.id,
-                component=request.component,
+                component=component,
                 source=outcome.source,
                 origin=outcome.origin,
                 parent_id=request.parent_id,
@@ -309,38 +305,53 @@ class EvolutionLoop:
                 generation=request.generation,
                 island=request.island,
                 llm_call_id=call_id,
-            )
+                set_hash=set_identity({**parent_set, component: outcome.source}, self.config.harness),
+                description=outcome.description,
+                diff=unified_diff(request.parent.source, outcome.source, f"{component} #{request.parent_id}", f"{component} (new)"),
+            ),
         )
-        if not new:
+        if result == "duplicate":
             self.stats.duplicates += 1
             self.progress.event(f"proposal from #{request.parent_id} duplicates #{candidate.id}; skipped")
             return
-        self.progress.event(f"#{candidate.id} proposed from #{request.parent_id} ({request.component}, island {request.island}): {outcome.description[:200]}")
+        self.index.add(index_row(candidate))
+        self.progress.event(f"#{candidate.id} proposed from #{request.parent_id} ({component}, island {request.island}): {outcome.description[:200]}")
 
     def _evaluation_done(self, candidate_id: int, evaluation: Evaluation) -> None:
         self.budget.add_gpu_seconds(sum(s.seconds for s in evaluation.stages if s.stage in ("smoke", "timed", "profile")))
-        candidate = self.store.record_evaluation(candidate_id, evaluation)  # the profile, when taken, comes along
+        summary, champion = evaluation.summary, self.champion
+        promote = evaluation.status == "evaluated" and summary is not None and champion is not None and self._beats(summary, champion)
+        candidate = self.store.record_evaluation(candidate_id, evaluation, queue_promotion=promote)  # the profile comes along
+        self.index.add(index_row(candidate))
+        if promote:
+            self.promotion_queue = self.store.promotions(self.experiment.id, "queued")
+        if candidate.origin == "seed":
+            self.seed_warmup = next((s.seconds for s in evaluation.stages if s.stage == "smoke" and s.status == "passed"), None)
         if evaluation.status != "evaluated":
             last = evaluation.stages[-1]
             self.stats.rejections[f"{last.stage} {last.status}"] += 1
             self.progress.event(f"#{candidate_id} {evaluation.status} at {last.stage}: {last.message.splitlines()[0][:200] if last.message else ''}")
             if candidate.origin == "seed":
                 raise SeedFailed(f"the seed set failed the evaluator at {last.stage}: {last.message[:2000]}")
+            self._after_generation()
             return
         self.stats.evaluated += 1
-        summary = evaluation.summary
         self.progress.event(
             f"#{candidate_id} evaluated: {summary.time_mean:.4f} s, {summary.accuracy_mean:.2%} (lower bound "
             f"{summary.accuracy_lower_bound:.2%}), score {summary.score:.4f}"
         )
-        champion = self.store.current_champion(self.experiment.id)
         if champion is None:
             self.store.record_champion(self.experiment.id, candidate_id, None, {"reason": "the first evaluated candidate"})
+            self._set_champion(candidate_id)
             self.progress.event(f"#{candidate_id} is the first champion")
-        elif self._beats(candidate, champion):
-            self.promotion_queue.append(candidate_id)
         self._after_generation()
-        self._refresh_champion()
+
+    def _ensure_first_champion(self) -> None:
+        """A search killed between the seed's evaluation and its crowning: crown the best now."""
+        best = self.index.best()
+        if self.champion is None and best is not None:
+            self.store.record_champion(self.experiment.id, int(best.origin), None, {"reason": "the first evaluated candidate"})
+            self._set_champion(int(best.origin))
 
     def _min_gain(self, champion: CandidateInfo) -> tuple[float, str]:
         """The promotion's minimum gain: a setting, else the champion's device's calibration, else the default."""
@@ -355,8 +366,10 @@ class EvolutionLoop:
         return DecisionContext(attempt=attempt, alpha=attempt_alpha(self.promotion.experiment_alpha, attempt), min_gain_seconds=gain,
                                min_gain_source=source, accuracy_margin=self.promotion.accuracy_margin, incumbent_record=record)
 
-    def _beats(self, candidate: CandidateInfo, champion: CandidateInfo) -> bool:
-        """Worth a paired comparison: a screening score above the champion's record by the minimum gain (a gate, not a test)."""
+    def _beats(self, candidate, champion: CandidateInfo) -> bool:
+        """Worth a paired comparison: a screening score above the champion's record by the minimum gain
+        (a gate, not a test). `candidate` is anything with score and accuracy_lower_bound (a candidate,
+        an index row, a Summary)."""
         if candidate.score is None or champion.score is None:
             return candidate.score is not None
         gain, _ = self._min_gain(champion)
@@ -364,47 +377,59 @@ class EvolutionLoop:
 
     def _promotion_done(self, candidate_id: int, decision: PromotionDecision) -> None:
         self.budget.add_gpu_seconds(decision.seconds)
-        champion = self.store.current_champion(self.experiment.id)
-        self.store.record_samples(candidate_id, decision.candidate_samples, "confirm")
-        if champion is not None:
-            self.store.record_samples(champion.id, decision.incumbent_samples, "confirm")
+        promotion, self.promotion_running = self.promotion_running, None
+        champion = self.champion
+        promoted = decision.promoted and champion is not None
+        if champion is not None:  # first: a decision lost to a crash would hand the next attempt too much alpha
             promotion_records.record_decision(self.store, self.experiment.id, candidate_id, champion.id, decision)
+        self.store.finish_promotion(
+            promotion.id, champion.id if champion else None, decision.candidate_samples, decision.incumbent_samples, promoted,
+            decision.model_dump(exclude={"candidate_samples", "incumbent_samples"}), decision.seconds,
+        )
+        if champion is not None:
             for side in (candidate_id, champion.id):  # one record per candidate: all its samples make its statistics
                 promotion_records.refresh_record(self.store, side, self.config.score)
-        if decision.promoted and champion is not None:
-            self.store.record_champion(self.experiment.id, candidate_id, champion.id, decision.model_dump(exclude={"candidate_samples", "incumbent_samples"}))
+                self.index.add(index_row(self.store.candidate(side)))
+        if promoted:
+            self._set_champion(candidate_id)
             self.progress.event(f"#{candidate_id} is the new champion: {decision.reason}")
         else:
-            self.progress.event(f"#{candidate_id} {decision.reason}")
-        self._refresh_champion()
+            if champion is not None:
+                self._set_champion(champion.id)  # its record grew: its statistics and times follow
+            self.progress.event(f"#{candidate_id} not promoted: {decision.reason}")
+
+    def _set_champion(self, candidate_id: int) -> None:
+        if self.champion is not None and self.champion.id != candidate_id:
+            self.index.set_status(self.champion.id, "evaluated")
+        self.index.set_status(candidate_id, "champion")
+        self.champion = self.store.candidate(candidate_id)
+        # early stopping compares with the champion's whole record: screening and every confirmation
+        self.champion_times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, candidate_id)]
+        self.stats.champion_id = self.champion.id
+        self.stats.champion_time = self.champion.time_mean
+        self.stats.champion_accuracy = self.champion.accuracy_mean
 
     def _after_generation(self) -> None:
-        finished = sum(1 for c in self.store.candidates(self.experiment.id, ["evaluated", "rejected", "failed", "champion"]) if c.origin != "seed")
-        generations = finished // self.config.candidates_per_generation
+        """Once a generation's candidates are all finished: its migration and its count, stored together."""
+        generations = self.index.finished_children // self.config.candidates_per_generation
         while self.completed_generations < generations:
-            self.completed_generations += 1
-            if migration_due(self.completed_generations, self.config.population):
-                moves = plan_migration(self._population(), self.config.population)
-                population = {str(i.id): i for i in self._population()}
-                for move in moves:
-                    source = population[str(move.individual_id)]
-                    self.migrants.append(source.model_copy(update={
-                        "id": f"{source.origin}@{move.target}", "island": move.target, "migrated_from": source.origin}))
-                if moves:
-                    self.progress.event(f"migration after generation {self.completed_generations}: {len(moves)} elite(s) moved")
-
-    def _refresh_champion(self) -> None:
-        champion = self.store.current_champion(self.experiment.id)
-        if champion is not None:
-            self.stats.champion_id = champion.id
-            self.stats.champion_time = champion.time_mean
-            self.stats.champion_accuracy = champion.accuracy_mean
-        scores = [c.score for c in self.store.candidates(self.experiment.id) if c.score is not None and not math.isnan(c.score)]
-        self.stats.best_score = max(scores) if scores else None
+            generation = self.completed_generations + 1
+            moves = []
+            if migration_due(generation, self.config.population):
+                members = {str(i.id): i for i in self.index.members()}
+                moves = [(int(members[str(m.individual_id)].origin), m.target)
+                         for m in plan_migration(list(members.values()), self.config.population)]
+            self.store.record_generation(self.experiment.id, generation, moves)
+            self.completed_generations = generation
+            for candidate_id, island in moves:
+                self.index.add_migrant(candidate_id, island)
+            if moves:
+                self.progress.event(f"migration after generation {generation}: {len(moves)} elite(s) moved")
 
     def _update_stats(self) -> None:
         self.stats.generation = self.attempts // self.config.candidates_per_generation + (1 if self.attempts else 0)
         self.stats.running = len(self.running)
-        self.stats.queued = len(self.store.candidates(self.experiment.id, "pending")) + len(self.proposing)
+        self.stats.queued = self.index.count("pending") + len(self.proposing)
+        self.stats.best_score = self.index.best_score
         self.stats.gpu_hours = self.budget.gpu_hours_spent
         self.stats.usd = self.budget.usd_spent

@@ -72,9 +72,13 @@ def members(population: list[Individual], island: int | None = None) -> list[Ind
             and (island is None or i.island == island)]
 
 
-def ranked(individuals: list[Individual]) -> list[Individual]:
+def rank_key(individual: Individual) -> tuple:
     """Best first; ties broken by age, then id, so the order is deterministic."""
-    return sorted(individuals, key=lambda i: (-i.score, i.generation, str(i.id)))
+    return (-individual.score, individual.generation, str(individual.id))
+
+
+def ranked(individuals: list[Individual]) -> list[Individual]:
+    return sorted(individuals, key=rank_key)
 
 
 def elites(population: list[Individual], island: int, settings: PopulationSettings) -> list[Individual]:
@@ -90,13 +94,16 @@ def select_parent(
     population: list[Individual], island: int, rng: np.random.Generator, settings: PopulationSettings
 ) -> Individual:
     """The parent of the next child on `island` (see the module docstring for the rule)."""
-    pool = members(population, island) or members(population)
+    return select_parent_from(ranked(members(population, island) or members(population)), rng, settings)
+
+
+def select_parent_from(pool: list[Individual], rng: np.random.Generator, settings: PopulationSettings) -> Individual:
+    """The rule on a pool already ranked best first (the loop's index keeps its islands ranked)."""
     if not pool:
         raise PopulationError(
             "no evaluated candidate to choose a parent from: evaluate the seed set first (a failed seed means the "
             "harness or the seed set is broken)"
         )
-    pool = ranked(pool)
     if rng.random() < settings.random_parent_probability or settings.parent_selection == "uniform":
         return pool[int(rng.integers(len(pool)))]
     if settings.parent_selection == "best":
@@ -110,6 +117,19 @@ def select_inspirations(
     population: list[Individual], parent: Individual, rng: np.random.Generator, settings: PopulationSettings
 ) -> list[Individual]:
     """Up to `settings.inspirations` other candidates to show beside the parent."""
+    islands = sorted({i.island for i in population})
+    pools = {island: elites(population, island, settings) for island in islands}
+    return select_inspirations_from(best(population), pools, parent, rng, settings)
+
+
+def select_inspirations_from(
+    top: Individual | None,
+    pools: dict[int, list[Individual]],
+    parent: Individual,
+    rng: np.random.Generator,
+    settings: PopulationSettings,
+) -> list[Individual]:
+    """The rule, given the best candidate and each island's elites (best first)."""
     count = settings.inspirations
     chosen: list[Individual] = []
     taken = {parent.id, parent.origin}
@@ -118,13 +138,9 @@ def select_inspirations(
         chosen.append(individual)
         taken.update((individual.id, individual.origin))
 
-    top = best(population)
     if count and top is not None and top.id not in taken and top.origin not in taken:
         take(top)
-    islands = sorted({i.island for i in population})
-    pools = {
-        island: [e for e in elites(population, island, settings)] for island in islands
-    }
+    islands = sorted(pools)
     order = [islands[k] for k in rng.permutation(len(islands))]
     while len(chosen) < count:
         progressed = False

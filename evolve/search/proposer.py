@@ -16,7 +16,7 @@ from evaluator.settings import ScoreSettings
 from evolve.config import MutatorSettings
 from evolve.llm.client import LLMCall, LLMClient
 from evolve.llm.prompt_builder import Feedback, PromptCandidate, PromptInputs, build_messages, build_repair_messages
-from evolve.llm.reply import PatchError, ReplyError, apply_reply, parse_reply
+from evolve.llm.reply import PatchError, ReplyError, apply_reply, explanation, parse_reply
 from evolve.search.mutator import MutatorError, mutate
 
 
@@ -28,14 +28,15 @@ class ProposalRequest(BaseModel):
     parent_id: int
     island: int
     generation: int
-    hyperparams: dict | None = None
+    hyperparams: dict | None = Field(None, description="the values in force: the set's HYPERPARAMS and the harness's overrides")
+    siblings: dict[str, str] = Field(default_factory=dict, description="the set's other components -> their interfaces")
 
 
 class Proposal(BaseModel):
     request: ProposalRequest
     source: str
     origin: Literal["llm", "mutator"]
-    description: str
+    description: str = Field(description="what changed and why: the mutator's edit, or the LLM's own one-line summary")
     llm_calls: list[LLMCall] = Field(default_factory=list)
 
 
@@ -91,6 +92,7 @@ class LLMProposer:
             score=self.score,
             output_format=self.output_format,
             hyperparams=request.hyperparams,
+            siblings=request.siblings,
         )
         messages = build_messages(inputs, self.templates_dir)
         calls = [self.client.complete(messages)]
@@ -113,5 +115,7 @@ class LLMProposer:
     def _proposal(self, request: ProposalRequest, call: LLMCall, calls: list[LLMCall]) -> Proposal:
         parsed = parse_reply(call.response or "")
         source = apply_reply(request.parent.source, parsed)
-        description = f"{call.model}: " + ("SEARCH/REPLACE" if parsed.format == "diff" else "full module")
+        description = explanation(call.response or "") or (
+            "a SEARCH/REPLACE patch" if parsed.format == "diff" else "a full module"
+        ) + " (the reply gave no description)"
         return Proposal(request=request, source=source, origin="llm", description=description, llm_calls=calls)

@@ -1,0 +1,194 @@
+"""The search's own state, part of the Store (store.py): what a resumed search needs to continue.
+
+The loop writes each piece before it acts on it, so that a SIGKILL at any moment loses nothing:
+- the seed set's sources, stored when the experiment starts (rebuilds and exports read them here);
+- every proposal's outcome, new, duplicate or unusable (their count is the proposals made);
+- the promotion queue: a candidate that scored above the champion is queued in the same
+  transaction as its evaluation, marked running before its paired re-measurement starts, and done
+  in the same transaction as the decision and its samples; a running one is requeued on resume;
+- the migrants and the count of generations done, written together in one transaction;
+- the GPU seconds of every cascade stage and every paired re-measurement (the budget on resume).
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from evaluator.results import RunSample
+from evolve.database.errors import DatabaseError
+from evolve.database.models import (
+    Candidate,
+    Experiment,
+    LLMCall,
+    Migrant,
+    PromotionRequest,
+    Proposal,
+    SeedComponent,
+    StageResult,
+    utcnow,
+)
+from evolve.database.records import (
+    CandidateInfo,
+    IndexRow,
+    MigrantInfo,
+    NewCandidate,
+    PromotionInfo,
+    ProposalRecord,
+)
+from evolve.database.serialize import json_safe
+
+DEVICE_STAGES = ("smoke", "timed", "profile")
+
+
+class SearchState:
+    """Mixed into Store, which provides db, _get, _locked, _insert_candidate and _add_samples."""
+
+    # the seed set
+
+    def seed_sources(self, experiment_id: int) -> dict[str, str]:
+        """Component -> module text of the set the experiment started from."""
+        query = select(SeedComponent).where(SeedComponent.experiment_id == experiment_id).order_by(SeedComponent.id)
+        with self.db.session() as session:
+            sources = {row.component: row.source for row in session.scalars(query)}
+        if not sources:
+            raise DatabaseError(
+                f"experiment {experiment_id} has no stored seed set: it was created without one (Store.create_experiment "
+                "takes seed_sources); start the search again with `evolve start`"
+            )
+        return sources
+
+    def store_seed_sources(self, experiment_id: int, sources: Mapping[str, str]) -> bool:
+        """Record the seed set of an experiment created without one; False when one is stored already."""
+        with self.db.session(write=True) as session:
+            self._get(session, Experiment, experiment_id)
+            if session.scalar(select(SeedComponent.id).where(SeedComponent.experiment_id == experiment_id).limit(1)):
+                return False
+            for component, source in sources.items():
+                session.add(SeedComponent(experiment_id=experiment_id, component=component, source=source))
+            return True
+
+    def update_experiment_config(self, experiment_id: int, config: dict[str, Any] | BaseModel) -> None:
+        """The settings a resumed search continues with (a flag given again overrides a stored one)."""
+        with self.db.session(write=True) as session:
+            self._get(session, Experiment, experiment_id).config = json_safe(config)
+
+    # proposals
+
+    def record_proposal(self, record: ProposalRecord, new: NewCandidate | None = None) -> tuple[CandidateInfo | None, str]:
+        """A proposal and, when it brought a program, that candidate (unless its identity is known),
+        in one transaction; returns the new or duplicated candidate and the outcome."""
+        with self.db.session(write=True) as session:
+            candidate, outcome = None, "unusable"
+            if new is not None:
+                candidate, created = self._insert_candidate(session, new)
+                outcome = "new" if created else "duplicate"
+            values = record.model_dump(exclude={"outcome", "candidate_id"})
+            session.add(Proposal(**values, outcome=outcome, candidate_id=candidate.id if candidate else None))
+            return candidate, outcome
+
+    def proposal_counts(self, experiment_id: int) -> dict[str, int]:
+        """Proposals made so far, by outcome (new, duplicate, unusable)."""
+        query = select(Proposal.outcome, func.count()).where(Proposal.experiment_id == experiment_id).group_by(Proposal.outcome)
+        with self.db.session() as session:
+            return {outcome: count for outcome, count in session.execute(query)}
+
+    # promotions
+
+    def queue_promotion(self, experiment_id: int, candidate_id: int) -> PromotionInfo:
+        with self.db.session(write=True) as session:
+            request = PromotionRequest(experiment_id=experiment_id, candidate_id=candidate_id, status="queued")
+            session.add(request)
+            session.flush()
+            return PromotionInfo.model_validate(request)
+
+    def promotions(self, experiment_id: int, status: str | Sequence[str] | None = None) -> list[PromotionInfo]:
+        query = select(PromotionRequest).where(PromotionRequest.experiment_id == experiment_id).order_by(PromotionRequest.id)
+        if status is not None:
+            query = query.where(PromotionRequest.status.in_([status] if isinstance(status, str) else list(status)))
+        with self.db.session() as session:
+            return [PromotionInfo.model_validate(p) for p in session.scalars(query)]
+
+    def start_promotion(self, promotion_id: int) -> None:
+        with self.db.session(write=True) as session:
+            request = self._get(session, PromotionRequest, promotion_id)
+            request.status, request.started_at = "running", utcnow()
+
+    def finish_promotion(
+        self,
+        promotion_id: int,
+        incumbent_id: int | None,
+        candidate_samples: Sequence[RunSample],
+        incumbent_samples: Sequence[RunSample],
+        promoted: bool,
+        statistics: dict[str, Any] | BaseModel,
+        gpu_seconds: float,
+    ) -> None:
+        """The decision, both sides' confirmation samples, the GPU time and (when promoted) the
+        champion change, in one transaction."""
+        with self.db.session(write=True) as session:
+            request = self._get(session, PromotionRequest, promotion_id)
+            if request.status == "done":
+                raise DatabaseError(f"promotion {promotion_id} of candidate {request.candidate_id} is done already")
+            self._add_samples(session, request.candidate_id, candidate_samples, "confirm")
+            if incumbent_id is not None:
+                self._add_samples(session, incumbent_id, incumbent_samples, "confirm")
+            request.status, request.promoted, request.gpu_seconds, request.finished_at = "done", promoted, gpu_seconds, utcnow()
+            if promoted and incumbent_id is not None:
+                self._change_champion(session, request.experiment_id, request.candidate_id, incumbent_id, statistics)
+
+    # generations and migrants
+
+    def record_generation(self, experiment_id: int, generation: int, migrants: Sequence[tuple[int, int]]) -> None:
+        """Generation `generation` is done, with its migrants (candidate id, target island), at once."""
+        with self.db.session(write=True) as session:
+            experiment = self._get(session, Experiment, experiment_id)
+            if generation <= experiment.completed_generations:
+                raise DatabaseError(
+                    f"generation {generation} of experiment {experiment_id} is recorded already "
+                    f"({experiment.completed_generations} done): a migration happens once"
+                )
+            experiment.completed_generations = generation
+            try:
+                with session.begin_nested():
+                    for candidate_id, island in migrants:
+                        session.add(Migrant(experiment_id=experiment_id, candidate_id=candidate_id, island=island, generation=generation))
+            except IntegrityError:
+                raise DatabaseError(f"a migrant of generation {generation} is already on its target island") from None
+
+    def migrants(self, experiment_id: int) -> list[MigrantInfo]:
+        query = select(Migrant).where(Migrant.experiment_id == experiment_id).order_by(Migrant.id)
+        with self.db.session() as session:
+            return [MigrantInfo.model_validate(m) for m in session.scalars(query)]
+
+    # the loop's index and the budget
+
+    def index_rows(self, experiment_id: int) -> list[IndexRow]:
+        """Every candidate of the experiment without its text, for the loop's in-memory index."""
+        columns = [getattr(Candidate, name) for name in IndexRow.model_fields]
+        query = select(*columns).where(Candidate.experiment_id == experiment_id).order_by(Candidate.id)
+        with self.db.session() as session:
+            return [IndexRow.model_validate(row._asdict()) for row in session.execute(query)]
+
+    def sources(self, candidate_ids: Sequence[int]) -> dict[int, str]:
+        """The module text of several candidates in one query."""
+        if not candidate_ids:
+            return {}
+        with self.db.session() as session:
+            return dict(session.execute(select(Candidate.id, Candidate.source).where(Candidate.id.in_(list(candidate_ids)))).all())
+
+    def spending(self, experiment_id: int) -> tuple[float, float]:
+        """USD spent on LLM calls, and GPU seconds of device-side cascade stages and paired re-measurements."""
+        with self.db.session() as session:
+            usd = session.scalar(select(func.coalesce(func.sum(LLMCall.cost), 0.0)).where(LLMCall.experiment_id == experiment_id))
+            stages = session.scalar(
+                select(func.coalesce(func.sum(StageResult.seconds), 0.0))
+                .join(Candidate, Candidate.id == StageResult.candidate_id)
+                .where(Candidate.experiment_id == experiment_id, StageResult.stage.in_(DEVICE_STAGES))
+            )
+            promotions = session.scalar(
+                select(func.coalesce(func.sum(PromotionRequest.gpu_seconds), 0.0)).where(PromotionRequest.experiment_id == experiment_id)
+            )
+        return float(usd), float(stages) + float(promotions)

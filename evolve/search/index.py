@@ -1,0 +1,113 @@
+"""The population in memory: loaded from the database once, then updated as results arrive.
+
+The loop consults the population for every proposal (parents, inspirations, counts, ancestry)
+and its panel twice a second; reading every candidate back from the database each time made a
+10,000-candidate search CPU-bound. The index holds no source text: it keeps each candidate's
+place in the lineage and its result, the islands' members ranked best first (insertion keeps
+them ranked), and counts by status. The database stays the truth: the loop writes there first,
+then tells the index.
+"""
+
+import bisect
+import math
+from collections import Counter
+
+from evolve.database.records import IndexRow, MigrantInfo
+from evolve.search.population import Individual, rank_key
+
+FINISHED = ("evaluated", "rejected", "failed", "champion")
+
+
+class PopulationIndex:
+    def __init__(self, rows: list[IndexRow], migrants: list[MigrantInfo]):
+        self.rows: dict[int, IndexRow] = {}
+        self.counts: Counter = Counter()
+        self.ranked: dict[int, list[Individual]] = {}  # island -> members, best first
+        self.failed_children: dict[int, list[int]] = {}  # parent -> children rejected or failed, oldest first
+        self.finished_children = 0  # finished candidates other than the seed (generations are counted in them)
+        self.best_score: float | None = None
+        self._member_ids: set = set()
+        for row in rows:
+            self.add(row)
+        for migrant in migrants:
+            self.add_migrant(migrant.candidate_id, migrant.island)
+
+    # updates
+
+    def add(self, row: IndexRow) -> None:
+        """A new candidate, or one as it is now (its status and result)."""
+        previous = self.rows.get(row.id)
+        if previous is not None:
+            self.counts[previous.status] -= 1
+        self.rows[row.id] = row
+        self.counts[row.status] += 1
+        if row.status in FINISHED and (previous is None or previous.status not in FINISHED):
+            self.finished_children += row.origin != "seed"
+            if row.status in ("rejected", "failed") and row.parent_id is not None:
+                self.failed_children.setdefault(row.parent_id, []).append(row.id)
+            if self._is_member(row):
+                self._insert(self._individual(row))
+        if row.score is not None and not math.isnan(row.score):
+            self.best_score = row.score if self.best_score is None else max(self.best_score, row.score)
+
+    def set_status(self, candidate_id: int, status: str) -> None:
+        """pending -> running, or a champion change (champions stay members: status 'evaluated' to selection)."""
+        self.add(self.rows[candidate_id].model_copy(update={"status": status}))
+
+    def add_migrant(self, candidate_id: int, island: int) -> None:
+        original = self._individual(self.rows[candidate_id])
+        self._insert(original.model_copy(update={"id": f"{candidate_id}@{island}", "island": island, "migrated_from": candidate_id}))
+
+    # queries
+
+    def count(self, *statuses: str) -> int:
+        return sum(self.counts[s] for s in statuses)
+
+    def members(self, island: int | None = None) -> list[Individual]:
+        """An island's members best first; all islands' (merged) when None."""
+        if island is not None:
+            return self.ranked.get(island, [])
+        return sorted((i for pool in self.ranked.values() for i in pool), key=rank_key)
+
+    def pool(self, island: int) -> list[Individual]:
+        """Where a parent on `island` is drawn from: its members, or everyone's while it has none."""
+        return self.members(island) or self.members()
+
+    def best(self) -> Individual | None:
+        heads = [pool[0] for pool in self.ranked.values() if pool]
+        return min(heads, key=rank_key) if heads else None
+
+    def elites(self, count: int) -> dict[int, list[Individual]]:
+        return {island: pool[:count] for island, pool in sorted(self.ranked.items())}
+
+    def has_parents(self) -> bool:
+        return any(self.ranked.values())
+
+    def providers(self, candidate_id: int) -> dict[str, int]:
+        """For each component the candidate's set changes against the seed set, the candidate (itself
+        or its nearest ancestor) whose module text it uses."""
+        found: dict[str, int] = {}
+        current: int | None = candidate_id
+        while current is not None:
+            row = self.rows[current]
+            if row.origin != "seed":
+                found.setdefault(row.component, row.id)
+            current = row.parent_id
+        return found
+
+    # helpers
+
+    @staticmethod
+    def _is_member(row: IndexRow) -> bool:
+        return row.status in ("evaluated", "champion") and row.score is not None and not math.isnan(row.score)
+
+    @staticmethod
+    def _individual(row: IndexRow) -> Individual:
+        return Individual(id=row.id, island=row.island, score=row.score, status="evaluated", generation=row.generation,
+                          parent_id=row.parent_id)
+
+    def _insert(self, individual: Individual) -> None:
+        if individual.id in self._member_ids:
+            return
+        self._member_ids.add(individual.id)
+        bisect.insort(self.ranked.setdefault(individual.island, []), individual, key=rank_key)

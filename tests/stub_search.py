@@ -1,0 +1,100 @@
+"""A stub evaluator for tests and benchmarks of the search loop itself (no sandbox, no training).
+
+StubExecutor answers every job at once with a made-up but well-formed result: the shipped seed
+set runs in 3 s, any other set in 2 s plus a jitter drawn from its identity, so every child
+scores above the seed and the children differ among themselves. Each evaluation reports 1 s of
+smoke and 2 s of timed stages; each paired re-measurement 5 s, promoting the candidate when its
+stub time is lower. With `block_promotions`, a paired re-measurement never returns (a search to
+SIGKILL in the middle of one).
+
+Run as a script it is `evolve` with the stub in place of the local pool:
+    python -m tests.stub_search start --component optimizer --device cpu ...
+(STUB_BLOCK_PROMOTIONS=1 in the environment blocks the paired re-measurements).
+"""
+
+import hashlib
+import os
+import sys
+import threading
+from concurrent.futures import Future
+from functools import lru_cache
+
+from evaluator.component_set import ComponentSet
+from evaluator.promotion import PromotionDecision
+from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.statistics import summarize
+from evolve.search.executor import EvaluationJob, PromotionJob
+
+SMOKE_SECONDS, TIMED_SECONDS, PROMOTION_SECONDS = 1.0, 2.0, 5.0
+
+
+@lru_cache(maxsize=1)
+def baseline_sources() -> dict[str, str]:
+    return ComponentSet.shipped("baseline").sources
+
+
+def stub_time(component_set: ComponentSet) -> float:
+    if component_set.sources == baseline_sources():
+        return 3.0
+    digest = hashlib.sha256("".join(component_set.sources[k] for k in sorted(component_set.sources)).encode()).digest()
+    return 2.0 + digest[0] / 2550  # 2.0 to 2.1 s
+
+
+def stub_samples(seconds: float, runs: int = 3) -> list[RunSample]:
+    return [RunSample(run=i, seed=i, accuracy=0.95 + 0.001 * i, time_seconds=seconds + 0.001 * i, device_name="stub",
+                      torch_version="-") for i in range(runs)]
+
+
+class StubExecutor:
+    """Synchronous stand-in for LocalPoolExecutor: results are ready when submit returns."""
+
+    def __init__(self, slots: int = 1, block_promotions: bool = False):
+        self.slots, self.block_promotions = slots, block_promotions
+        self.jobs: list = []
+        self.never = threading.Event()
+
+    def submit(self, job) -> Future:
+        self.jobs.append(job)
+        future: Future = Future()
+        if isinstance(job, EvaluationJob):
+            future.set_result(self.evaluate(job))
+        elif self.block_promotions:
+            threading.Thread(target=self.never.wait, daemon=True).start()  # the future never completes
+        else:
+            future.set_result(self.confirm(job))
+        return future
+
+    @staticmethod
+    def evaluate(job: EvaluationJob) -> Evaluation:
+        samples = stub_samples(stub_time(job.component_set))
+        return Evaluation(
+            changed=job.changed, status="evaluated", samples=samples, summary=summarize(samples),
+            stages=[StageVerdict(stage="static", status="passed", seconds=0.0),
+                    StageVerdict(stage="smoke", status="passed", seconds=SMOKE_SECONDS),
+                    StageVerdict(stage="timed", status="passed", seconds=TIMED_SECONDS)],
+        )
+
+    @staticmethod
+    def confirm(job: PromotionJob) -> PromotionDecision:
+        candidate, incumbent = stub_time(job.candidate_set), stub_time(job.incumbent_set)
+        return PromotionDecision(
+            promoted=candidate < incumbent, reason=f"stub: {candidate:.3f} s against {incumbent:.3f} s", pairs=2,
+            confidence=0.95, candidate_samples=stub_samples(candidate, 2), incumbent_samples=stub_samples(incumbent, 2),
+            seconds=PROMOTION_SECONDS,
+        )
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def main(argv: list[str]) -> None:
+    import evolve.cli.start_command as start_command
+    from evolve.cli.app import app
+
+    block = os.environ.get("STUB_BLOCK_PROMOTIONS") == "1"
+    start_command.LocalPoolExecutor = lambda gpus, dataset: StubExecutor(block_promotions=block)
+    app(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
