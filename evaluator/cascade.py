@@ -13,22 +13,29 @@ Every stage records its verdict and cost, so the GPU time the cascade saves can 
 
 import secrets
 import time
+from collections.abc import Callable
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from components.interface import NUM_CLASSES
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.harness import accuracy
 from evaluator.results import Evaluation, ProfileSummary, RunSample, StageVerdict
-from evaluator.runs import device_description
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.sandbox.static_check import check_source
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import summarize
+
+# torch and scipy are imported inside the functions that use them, so that the settings above load
+# fast for `evolve config show` and --help (docs/BENCHMARKS.md).
+
+# Called as report(stage, run, runs) when a stage (or a timed run, numbered from 1) begins, for live views.
+StageReport = Callable[[str, int | None, int | None], None]
+
+
+def no_report(stage: str, run: int | None = None, runs: int | None = None) -> None:
+    pass
 
 
 class CascadeSettings(BaseModel):
@@ -88,6 +95,8 @@ def logits_from(answer: dict, payload: bytes, num_test: int) -> np.ndarray:
 
 
 def clearly_failing(accuracies: list[float], target: float, confidence: float) -> bool:
+    from scipy import stats
+
     x = np.asarray(accuracies)
     if x.std() == 0:
         return bool(x.mean() < target)
@@ -96,6 +105,8 @@ def clearly_failing(accuracies: list[float], target: float, confidence: float) -
 
 
 def clearly_slower(times: list[float], champion_times: list[float] | None, confidence: float) -> bool:
+    from scipy import stats
+
     if not champion_times or len(champion_times) < 2:
         return False
     result = stats.ttest_ind(times, champion_times, equal_var=False, alternative="greater")
@@ -111,19 +122,24 @@ def evaluate_candidate(
     cascade: CascadeSettings | None = None,
     champion_times: list[float] | None = None,
     gpu: int | None = None,
+    report: StageReport = no_report,
 ) -> Evaluation:
     """Walk one candidate through the cascade; never raises for anything the candidate does."""
     cascade = cascade or CascadeSettings()
     evaluation = Evaluation(changed=changed, status="evaluated")
 
-    for stage in (lambda: static_stage(component_set, changed), lambda: contracts_stage(component_set, changed, cascade.limits)):
+    for name, stage in (
+        ("static", lambda: static_stage(component_set, changed)),
+        ("contracts", lambda: contracts_stage(component_set, changed, cascade.limits)),
+    ):
+        report(name, None, None)
         verdict = stage()
         evaluation.stages.append(verdict)
         if verdict.status != "passed":
             evaluation.status = verdict.status
             return evaluation
 
-    timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation, gpu)
+    timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation, gpu, report)
     if evaluation.status == "evaluated" and evaluation.samples:
         evaluation.summary = summarize(evaluation.samples, score.confidence, score.target, score.penalty_base)
     return evaluation
@@ -140,6 +156,11 @@ def start_speedrun_worker(worker: SandboxedWorker, component_set: ComponentSet, 
 
 def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset, clock_tolerance: float, flags: list[str]) -> RunSample:
     """One timed run: untimed preparation, then the parent's clock from "go" to the logits."""
+    import torch
+
+    from evaluator.harness import accuracy
+    from evaluator.runs import device_description
+
     worker.request({"type": "prepare", "seed": seed}, "prepared", worker.limits.run_seconds)
     answer, payload, parent_seconds = worker.timed_request({"type": "go"}, "logits", worker.limits.run_seconds)
     logits = logits_from(answer, payload, len(dataset.test_labels))
@@ -161,18 +182,26 @@ def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset,
     )
 
 
-def timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None) -> None:
+def timed_runs(
+    component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None,
+    report: StageReport = no_report,
+) -> None:
     stage_start = time.perf_counter()
     stage = "smoke"
     try:
+        report("smoke", None, None)
         with SandboxedWorker(cascade.limits, harness.device, gpu) as worker:
             start_speedrun_worker(worker, component_set, dataset, harness)
             evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
 
             stage, stage_start = "timed", time.perf_counter()
             stop_reason = ""
+            from evaluator.training import run_seeds
+
+            seeds = run_seeds(harness.seed, cascade.runs)  # harness.seed: the same seeds for every candidate; else fresh
             for run in range(cascade.runs):
-                evaluation.samples.append(timed_sample(worker, run, fresh_seed(), dataset, cascade.clock_tolerance, evaluation.flags))
+                report("timed", run + 1, cascade.runs)
+                evaluation.samples.append(timed_sample(worker, run, seeds[run], dataset, cascade.clock_tolerance, evaluation.flags))
                 if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
                     accs = [s.accuracy for s in evaluation.samples]
                     times = [s.time_seconds for s in evaluation.samples]
@@ -185,6 +214,7 @@ def timed_runs(component_set, dataset, harness, score, cascade, champion_times, 
             status = "stopped" if stop_reason else "passed"
             evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
             if cascade.profile and not stop_reason:
+                report("profile", None, None)
                 profile_stage(worker, evaluation)
     except WorkerFailure as e:
         evaluation.stages.append(StageVerdict(stage=stage, status="failed", message=str(e), seconds=time.perf_counter() - stage_start))

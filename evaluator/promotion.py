@@ -26,9 +26,8 @@ import time
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy import stats
 
-from evaluator.cascade import fresh_seed, start_speedrun_worker, timed_sample
+from evaluator.cascade import StageReport, fresh_seed, no_report, start_speedrun_worker, timed_sample
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import RunSample, Summary
@@ -69,6 +68,8 @@ class PromotionDecision(BaseModel):
 
 def paired_test(gains: list[float], confidence: float) -> PairedTest:
     """One-sided test that the mean gain is above zero, with its two-sided interval."""
+    from scipy import stats  # imported here: `evolve config show` and --help start without scipy
+
     x = np.asarray(gains, dtype=float)
     mean = float(x.mean())
     if np.all(x == x[0]):  # no spread: the sign of the gain is the whole answer
@@ -135,6 +136,7 @@ def confirm_promotion(
     score: ScoreSettings,
     settings: PromotionSettings | None = None,
     gpu: int | None = None,
+    report: StageReport = no_report,
 ) -> PromotionDecision:
     """Measure both sets side by side on fresh shared seeds and apply the rule; never raises for a worker's failure."""
     settings = settings or PromotionSettings()
@@ -144,9 +146,11 @@ def confirm_promotion(
     try:
         with SandboxedWorker(settings.limits, harness.device, gpu) as c_worker, SandboxedWorker(settings.limits, harness.device, gpu) as i_worker:
             workers = {"candidate": c_worker, "incumbent": i_worker}
+            report("warm-up", None, None)
             start_speedrun_worker(c_worker, candidate, dataset, harness)
             start_speedrun_worker(i_worker, incumbent, dataset, harness)
             for pair in range(settings.pairs):
+                report("pair", pair + 1, settings.pairs)
                 seed = fresh_seed()
                 order = ("candidate", "incumbent") if pair % 2 == 0 else ("incumbent", "candidate")
                 for side in order:

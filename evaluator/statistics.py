@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 from evaluator.results import RunSample, Summary
 
@@ -21,6 +20,8 @@ DEFAULT_PENALTY_BASE = 1e8
 
 def mean_confidence_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
     """Two-sided Student-t interval of the mean; infinite when there is a single value."""
+    from scipy import stats  # imported here: the CLI starts without scipy (docs/BENCHMARKS.md)
+
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return -math.inf, math.inf
@@ -32,6 +33,8 @@ def mean_confidence_interval(values: Sequence[float], confidence: float) -> tupl
 
 def lower_confidence_bound(values: Sequence[float], confidence: float) -> float:
     """One-sided Student-t lower bound of the mean at the given confidence."""
+    from scipy import stats  # imported here: the CLI starts without scipy (docs/BENCHMARKS.md)
+
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return -math.inf

@@ -33,7 +33,9 @@ class WorkerLimits(BaseModel):
     run_seconds: float = Field(120, description="one timed run")
     memory_bytes: int = Field(16 << 30, description="address-space limit of a CPU worker")
     output_bytes: int = Field(64 << 20, description="largest file (stdout, stderr included) a worker may write")
-    threads: int = Field(2, description="CPU threads of torch in the worker")
+    threads: int = Field(
+        1, ge=1, description="CPU threads of torch in the worker; one per worker avoids thrashing on shared cores"
+    )
     gpu_memory_fraction: float = Field(
         0.45, gt=0, le=1, description="share of the GPU's memory a CUDA worker may allocate (two fit for paired runs)"
     )
@@ -67,7 +69,7 @@ def network_namespace_prefix() -> tuple[str, ...]:
     return ()
 
 
-def scrubbed_environment(workdir: Path, gpu: int | None = None) -> dict[str, str]:
+def scrubbed_environment(workdir: Path, gpu: int | None = None, threads: int = 1) -> dict[str, str]:
     env = {k: os.environ[k] for k in ENVIRONMENT_PASSED if k in os.environ}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -78,7 +80,7 @@ def scrubbed_environment(workdir: Path, gpu: int | None = None) -> dict[str, str
         PYTHONDONTWRITEBYTECODE="1",
         TORCHINDUCTOR_CACHE_DIR=str(compile_cache / "inductor"),
         TRITON_CACHE_DIR=str(compile_cache / "triton"),
-        OMP_NUM_THREADS="2",
+        OMP_NUM_THREADS=str(threads),  # the worker sets torch's count too; this covers pools made at import
     )
     return env
 
@@ -118,7 +120,7 @@ class SandboxedWorker:
             stdout=self._stdout,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
-            env=scrubbed_environment(self.workdir, self.gpu),
+            env=scrubbed_environment(self.workdir, self.gpu, limits.threads),
             start_new_session=True,  # its own process group: killpg reaches everything it spawns
             preexec_fn=restrict,
         )
