@@ -17,7 +17,7 @@ def set_diffs(store, a: int, b: int, component: str | None = None) -> dict[str, 
     sets = {}
     for candidate_id in (a, b):
         candidate = store.candidate(candidate_id)
-        sets[candidate_id] = component_set_of(store, candidate, store.experiment(candidate.experiment_id).baseline)
+        sets[candidate_id] = component_set_of(store, candidate, store.experiment(str(candidate.experiment_id)).baseline)
     names = [component] if component else list(COMPONENT_NAMES)
     diffs = {}
     for name in names:

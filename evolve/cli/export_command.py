@@ -32,7 +32,7 @@ def from_database(url: str, experiment_name: str | None, candidate_id: int | Non
         candidate = store.candidate(candidate_id)
         if experiment is not None and candidate.experiment_id != experiment.id:
             raise ExportError(f"candidate {candidate_id} is not part of experiment {experiment.name}")
-        experiment = experiment or store.experiment(candidate.experiment_id)
+        experiment = experiment or store.experiment(str(candidate.experiment_id))
         if candidate.status not in ("evaluated", "champion") or candidate.summary is None:
             raise ExportError(
                 f"candidate {candidate_id} was never evaluated successfully (status {candidate.status}): "

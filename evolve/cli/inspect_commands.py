@@ -90,11 +90,11 @@ def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
 
 
 def node_label(c: CandidateInfo, change: str = "", outcome: str = "") -> str:
-    """`#7 hyperparams [mutator] gen 3 island 1 champion score ... | epochs 8.0 -> 7.61 | promoted over #3`."""
+    """`#7 hyperparams [mutator] gen 3 champion score ... island 1 | epochs 8.0 -> 7.61 | promoted over #3`."""
     parents = f" x #{c.second_parent_id}" if c.second_parent_id else ""
     line = (
-        f"#{c.id}{parents} {c.component} [{c.origin}] gen {c.generation} island {c.island} {c.status}"
-        f" score {number(c.score)} time {number(c.time_mean)} s acc {points(c.accuracy_mean)}"
+        f"#{c.id}{parents} {c.component} [{c.origin}] gen {c.generation} {c.status}"
+        f" score {number(c.score)} time {number(c.time_mean)} s acc {points(c.accuracy_mean)} island {c.island}"
     )
     return " | ".join(part for part in (line, change, outcome) if part)
 
@@ -139,7 +139,7 @@ def lineage(
             chain = store.ancestry(candidate)[: None if depth is None else depth + 1]
             roots, children = [chain[-1]], {c.id: [chain[i - 1]] for i, c in enumerate(chain) if i > 0}
             limit = None
-            chosen = store.experiment(chain[0].experiment_id)
+            chosen = store.experiment(str(chain[0].experiment_id))
         else:
             chosen = store.experiment(experiment)
             everyone = chain = store.candidates(chosen.id)

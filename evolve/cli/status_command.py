@@ -31,7 +31,12 @@ def status(
     with opened(db) as store:
         chosen = store.experiment(experiment)
         state = experiment_status(store, chosen)
-    config = ExperimentConfig.model_validate({k: v for k, v in chosen.config.items() if k != "llm"})
+    from pydantic import ValidationError
+
+    try:
+        config = ExperimentConfig.model_validate({k: v for k, v in chosen.config.items() if k != "llm"})
+    except ValidationError:  # written by another version: show what the database says, with default plans
+        config = ExperimentConfig()
     now = datetime.now(timezone.utc)
     total = config.generations * config.candidates_per_generation
     slots = 1 if config.harness.device == "cpu" else len(config.gpus)
