@@ -71,7 +71,7 @@ def test_remaining_time_from_costs_and_budgets():
     assert remaining(costs, 10, 2).seconds == pytest.approx((10 * 60 + 1 * 300) / 2)
     limited = remaining(costs, 10, 1, device_seconds_left=120.0)
     assert limited.seconds == 120.0 and limited.limited_by == "device-time" and "budget" in limited.text()
-    assert remaining(Costs(), 5, 1).seconds is None and "unknown" in remaining(Costs(), 5, 1).text()
+    assert remaining(Costs(), 5, 1).seconds is None and "unknown until a candidate is measured (5" in remaining(Costs(), 5, 1).text()
     assert [duration(s) for s in (12, 245, 7800)] == ["12 s", "4 min 05 s", "2 h 10 min"]
 
 
@@ -109,3 +109,21 @@ def test_help_and_inspection_commands_import_no_torch_scipy_or_openai(lineage, t
     out = subprocess.run([sys.executable, "-c", probe, json.dumps(commands)], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report == {"codes": [0] * len(commands), "heavy": []}, report
+
+
+def test_workers_default_to_one_thread_and_the_environment_follows(tmp_path):
+    from evaluator.sandbox.sandboxed_worker import WorkerLimits, scrubbed_environment
+
+    assert WorkerLimits().threads == 1
+    assert scrubbed_environment(tmp_path)["OMP_NUM_THREADS"] == "1"
+    assert scrubbed_environment(tmp_path, None, 3)["OMP_NUM_THREADS"] == "3"
+
+
+def test_export_header_names_data_and_scale():
+    from evolve.export.script import ExportStatistics
+
+    numbers = dict(runs=3, accuracy_mean=0.95, accuracy_std=0.01, accuracy_ci_low=0.93, accuracy_ci_high=0.97,
+                   accuracy_lower_bound=0.935, confidence=0.95, time_mean=3.0, time_std=0.1, device="cpu", torch_version="2")
+    tiny = ExportStatistics(**numbers, data="synthetic", scale="tiny").conditions()
+    assert tiny.startswith("synthetic data, tiny scale") and "say nothing about CIFAR-10" in tiny
+    assert ExportStatistics(**numbers, data="cifar10", scale="full").conditions() == "CIFAR-10, full scale"

@@ -29,7 +29,7 @@ class Remaining(BaseModel):
 
     def text(self) -> str:
         if self.seconds is None:
-            return f"{self.evaluations} candidate(s) left; time unknown until one is measured"
+            return f"unknown until a candidate is measured ({self.evaluations} candidate(s) left)"
         budget = f", then the {self.limited_by} budget stops it" if self.limited_by else ""
         return f"about {duration(self.seconds)} ({self.evaluations} candidate(s) left{budget})"
 

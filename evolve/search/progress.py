@@ -98,10 +98,10 @@ class Progress:
         s = self.stats
         jobs = "; ".join(s.jobs) or "nothing running"
         return (f"status: generation {s.generation} of {s.generations}, {s.evaluated} evaluated, {s.queued} queued; "
-                f"{jobs}; left {s.remaining}")
+                f"{jobs}; time left: {s.remaining}")
 
     def event(self, message: str) -> None:
         """One line in the log (above the live panel on a terminal)."""
         self._last_line = time.monotonic()
-        self.console.print(f"[{self.elapsed:7.1f} s] {message}", highlight=False, markup=False)
+        self.console.print(f"[{self.elapsed:7.1f} s] {message}", highlight=False, markup=False, soft_wrap=True)
         self.refresh()
