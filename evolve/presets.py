@@ -22,6 +22,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "promotion.pairs": 3,
         "population.islands": 1,
         "score.target": 0.5,
+        # A busy laptop may take minutes per tiny run: the GPU-sized 120 s limit would fail the seed itself.
+        "cascade.limits.run_seconds": 600,
+        "promotion.limits.run_seconds": 600,
     },
 }
 
