@@ -13,10 +13,10 @@ Every stage records its verdict and cost, so the GPU time the cascade saves can 
 """
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
@@ -26,6 +26,17 @@ from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, W
 from evaluator.sandbox.static_check import check_source
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, summarize_with
+from evaluator.training import run_seeds
+
+# torch and scipy are imported inside the functions that use them, so that the settings above load
+# fast for `evolve config show` and --help (docs/BENCHMARKS.md).
+
+# Called as report(stage, run, runs) when a stage (or a timed run, numbered from 1) begins, for live views.
+StageReport = Callable[[str, int | None, int | None], None]
+
+
+def no_report(stage: str, run: int | None = None, runs: int | None = None) -> None:
+    pass
 
 
 class CascadeSettings(BaseModel):
@@ -57,14 +68,19 @@ def contracts_stage(component_set: ComponentSet, changed: list[str], limits: Wor
 
 
 def clearly_failing(accuracies: list[float], target: float, confidence: float, std_floor: float = DEFAULT_ACCURACY_STD_FLOOR) -> bool:
+    from scipy import stats  # imported here: the CLI starts without scipy
+
     x = np.asarray(accuracies, dtype=float)
     upper = x.mean() + stats.t.ppf(confidence, len(x) - 1) * floored_std(x, std_floor) / np.sqrt(len(x))
     return bool(upper < target)
 
 
 def clearly_slower(times: list[float], champion_times: list[float] | None, confidence: float) -> bool:
+    from scipy import stats
+
     if not champion_times or len(champion_times) < 2:
         return False
+
     result = stats.mannwhitneyu(times, champion_times, alternative="greater")
     return bool(result.pvalue < 1 - confidence)
 
@@ -78,36 +94,48 @@ def evaluate_candidate(
     cascade: CascadeSettings | None = None,
     champion_times: list[float] | None = None,
     gpu: int | None = None,
+    report: StageReport = no_report,
 ) -> Evaluation:
     """Walk one candidate through the cascade; never raises for anything the candidate does."""
     cascade = cascade or CascadeSettings()
     evaluation = Evaluation(changed=changed, status="evaluated")
 
-    for stage in (lambda: static_stage(component_set, changed), lambda: contracts_stage(component_set, changed, cascade.limits)):
+    for name, stage in (
+        ("static", lambda: static_stage(component_set, changed)),
+        ("contracts", lambda: contracts_stage(component_set, changed, cascade.limits)),
+    ):
+        report(name, None, None)
         verdict = stage()
         evaluation.stages.append(verdict)
         if verdict.status != "passed":
             evaluation.status = verdict.status
             return evaluation
 
-    timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation, gpu)
+    timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation, gpu, report)
     if evaluation.status == "evaluated" and evaluation.samples:
         evaluation.summary = summarize_with(evaluation.samples, score)
     return evaluation
 
 
-def timed_runs(component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None) -> None:
+def timed_runs(
+    component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None,
+    report: StageReport = no_report,
+) -> None:
     stage_start = time.perf_counter()
     stage = "smoke"
     try:
+        report("smoke", None, None)
         with SandboxedWorker(cascade.limits, harness.device, gpu) as worker:
-            seeds = [fresh_seed() for _ in range(cascade.runs)]
+            # harness.seed: the same seeds for every candidate; else fresh. Drawn before the warm-up,
+            # which records what reset() gives under each.
+            seeds = run_seeds(harness.seed, cascade.runs)
             start_speedrun_worker(worker, component_set, dataset, harness, seeds)
             evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
 
             stage, stage_start = "timed", time.perf_counter()
             stop_reason = ""
             for run in range(cascade.runs):
+                report("timed", run + 1, cascade.runs)
                 evaluation.samples.append(timed_sample(worker, run, seeds[run], dataset, cascade.clock_tolerance, evaluation.flags))
                 if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
                     accs = [s.accuracy for s in evaluation.samples]
@@ -122,6 +150,7 @@ def timed_runs(component_set, dataset, harness, score, cascade, champion_times, 
             status = "stopped" if stop_reason else "passed"
             evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
             if cascade.profile and not stop_reason:
+                report("profile", None, None)
                 profile_stage(worker, evaluation)
     except WorkerFailure as e:
         evaluation.stages.append(StageVerdict(stage=stage, status="failed", message=str(e), seconds=time.perf_counter() - stage_start))

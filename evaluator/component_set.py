@@ -13,7 +13,6 @@ from pydantic import BaseModel, field_validator
 
 from components import COMPONENT_NAMES, shipped_set_dir
 from components.interface import REQUIRED_NAMES
-from evaluator.training import module_from_source
 
 
 class ComponentError(ValueError):
@@ -61,6 +60,8 @@ class ComponentSet(BaseModel):
 
 def load_module(name: str, source: str) -> types.ModuleType:
     """Execute one component's text into a fresh module and check its interface."""
+    from evaluator.training import module_from_source  # imports torch, which the inspection commands never need
+
     try:
         module = module_from_source(name, source)
     except SyntaxError as e:

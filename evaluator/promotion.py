@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample
+from evaluator.cascade import StageReport, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.decision import DecisionContext, PromotionDecision, RuleSettings, attempt_alpha, decide, minimum_gain
@@ -61,6 +62,7 @@ def measure_pairs(
     harness: HarnessSettings,
     settings: PromotionSettings,
     gpu: int | None = None,
+    report: StageReport = no_report,
 ) -> PairedMeasurement:
     """Measure both sets side by side on fresh shared seeds; never raises for a worker's failure."""
     start = time.perf_counter()
@@ -71,9 +73,11 @@ def measure_pairs(
         with SandboxedWorker(settings.limits, harness.device, gpu) as c_worker, SandboxedWorker(settings.limits, harness.device, gpu) as i_worker:
             workers = {"candidate": c_worker, "incumbent": i_worker}
             seeds = [fresh_seed() for _ in range(settings.pairs)]
+            report("warm-up", None, None)
             start_speedrun_worker(c_worker, candidate, dataset, harness, seeds)
             start_speedrun_worker(i_worker, incumbent, dataset, harness, seeds)
             for pair, seed in enumerate(seeds):
+                report("pair", pair + 1, settings.pairs)
                 order = ("candidate", "incumbent") if pair % 2 == 0 else ("incumbent", "candidate")
                 for side in order:
                     samples[side].append(timed_sample(workers[side], pair, seed, dataset, settings.clock_tolerance, flags))
@@ -103,10 +107,11 @@ def confirm_promotion(
     settings: PromotionSettings | None = None,
     gpu: int | None = None,
     context: DecisionContext | None = None,
+    report: StageReport = no_report,
 ) -> PromotionDecision:
     """Measure the pairs, then apply the rule; a failed measurement promotes nothing and spends nothing."""
     settings = settings or PromotionSettings()
-    measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu)
+    measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu, report)
     context = context or default_context(settings, measured.incumbent_samples)
     if measured.error is not None or len(measured.candidate_samples) < 2:
         return PromotionDecision(

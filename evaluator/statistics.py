@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
 
 from evaluator.results import RunSample, Summary
 
@@ -40,6 +39,8 @@ PENALTY_CAP_SECONDS = 1000.0
 @lru_cache(maxsize=4096)
 def t_quantile(q: float, df: int) -> float:
     """Student-t quantile, cached: the null simulations ask for the same few thousands of times."""
+    from scipy import stats  # imported here: the CLI starts without scipy (docs/BENCHMARKS.md)
+
     return float(stats.t.ppf(q, df))
 
 

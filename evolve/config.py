@@ -1,6 +1,7 @@
 """The experiment's configuration: one pydantic tree, every field documented.
 
-Values come from three layers, later ones winning:
+Values come from three layers, later ones winning (below them all, optionally, a preset from
+evolve/presets.py, e.g. `--preset quick`):
 
 1. a TOML file (`--config evolve.toml`; see evolve.example.toml at the repository root),
 2. environment variables `EVOLVE_<FIELD>`, nested with `__` (`EVOLVE_LLM__TIMEOUT_SECONDS=60`,
@@ -212,11 +213,21 @@ def load_config(
     path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    preset: str | None = None,
 ) -> LoadedConfig:
-    """File < environment < overrides (dotted keys from flags), validated; raises ConfigError."""
+    """Preset < file < environment < overrides (dotted keys from flags), validated; raises ConfigError."""
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    if preset is not None:
+        from evolve.presets import preset_values
+
+        try:
+            values = preset_values(preset)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        for dotted, value in values.items():
+            _set(data, sources, tuple(dotted.split(".")), value, f"preset {preset}")
     if path is not None:
         label = str(path)
         for dotted_path, value in _leaves(_read_toml(path)):

@@ -55,7 +55,9 @@ class WorkerLimits(BaseModel):
     processes: int = Field(
         4096, description="RLIMIT_NPROC: processes and threads of the worker's user (the kernel does not apply it to root)"
     )
-    threads: int = Field(2, description="CPU threads of torch in the worker")
+    threads: int = Field(
+        1, ge=1, description="CPU threads of torch in the worker; one per worker avoids thrashing on shared cores"
+    )
     gpu_memory_fraction: float = Field(
         0.45, gt=0, le=1, description="share of the GPU's memory a CUDA worker may allocate (two fit for paired runs)"
     )
@@ -105,7 +107,7 @@ def network_namespace_prefix() -> tuple[str, ...]:
     return ()
 
 
-def scrubbed_environment(workdir: Path, gpu: int | None = None, packages: Path | None = None) -> dict[str, str]:
+def scrubbed_environment(workdir: Path, gpu: int | None = None, packages: Path | None = None, threads: int = 1) -> dict[str, str]:
     """No credentials; HOME, TMPDIR and every compile cache inside the worker's own folder."""
     env = {k: os.environ[k] for k in ENVIRONMENT_PASSED if k in os.environ}
     if gpu is not None:
@@ -119,7 +121,7 @@ def scrubbed_environment(workdir: Path, gpu: int | None = None, packages: Path |
         TORCHINDUCTOR_CACHE_DIR=str(workdir / "cache" / "inductor"),
         TRITON_CACHE_DIR=str(workdir / "cache" / "triton"),
         TRITON_HOME=str(workdir),
-        OMP_NUM_THREADS="2",
+        OMP_NUM_THREADS=str(threads),  # the worker sets torch's count too; this covers pools made at import
     )
     return env
 
@@ -245,7 +247,7 @@ class SandboxedWorker:
             stdout=self._stdout,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
-            env=scrubbed_environment(self.workdir, self.gpu, self.packages),
+            env=scrubbed_environment(self.workdir, self.gpu, self.packages, limits.threads),
             start_new_session=True,  # its own process group; the PID namespace reaches what leaves it
             preexec_fn=restrict,
         )

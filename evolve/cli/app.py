@@ -1,4 +1,8 @@
-"""The `evolve` command. It only parses arguments and calls functions that tests call too."""
+"""The `evolve` command. It only parses arguments and calls functions that tests call too.
+
+Start-up stays fast: this module and the modules it registers import torch, scipy and openai
+only inside the commands that need them (bench/cli_startup.py measures it).
+"""
 
 import json
 import sys
@@ -6,23 +10,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from components import COMPONENT_NAMES
-from evaluator.cascade import CascadeSettings, evaluate_candidate
-from evaluator.component_set import ComponentError, ComponentSet
-from evaluator.data import DatasetError, load_dataset
-from evaluator.harness import HarnessError
-from evaluator.runs import run_speedruns
-from evaluator.sandbox.jail import JailUnavailable
-from evaluator.sandbox.sandboxed_worker import WorkerLimits, check_jail
-from evaluator.settings import HarnessSettings, ScoreSettings
-from evaluator.statistics import summarize_with
+from evolve.cli.config_command import config_app
+from evolve.cli.diff_command import diff
 from evolve.cli.calibrate_command import calibrate
 from evolve.cli.export_command import export
 from evolve.cli.inspect_commands import register_inspect_commands
-from evolve.cli.report import print_evaluation, print_sample, print_summary, sample_table
+from evolve.cli.output import console, errors, fail  # noqa: F401  (errors: used by the commands registered here)
 from evolve.cli.start_command import start
+from evolve.cli.status_command import status
 from evolve.cli.ui_command import ui
 
 app = typer.Typer(
@@ -30,8 +27,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=False)
-errors = Console(stderr=True)
 
 
 @app.callback()
@@ -60,19 +55,21 @@ def parse_overrides(pairs: list[str]) -> dict[str, float | int | bool]:
     return overrides
 
 
-def fail(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
 # Options shared by the commands that train.
-DeviceOption = Annotated[str, typer.Option(help="cuda or cpu")]
-DataOption = Annotated[str, typer.Option(help="cifar10 (download), synthetic, or a .npz path")]
-TargetOption = Annotated[float, typer.Option(help="accuracy target of the score (fraction)")]
-ConfidenceOption = Annotated[float, typer.Option(help="one-sided confidence of the accuracy lower bound")]
-ScaleOption = Annotated[Optional[str], typer.Option(help="full or tiny; default full on cuda, tiny on cpu")]
-SetOption = Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE (repeatable)")]
-CompileOption = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile; default on for cuda")]
+DeviceOption = Annotated[str, typer.Option(metavar="cuda|cpu", help="where to train")]
+DataOption = Annotated[str, typer.Option(metavar="cifar10|synthetic|PATH.npz", help="cifar10 (downloaded once), synthetic, or a .npz")]
+TargetOption = Annotated[float, typer.Option(metavar="FRACTION", help="accuracy target of the score")]
+ConfidenceOption = Annotated[float, typer.Option(metavar="FRACTION", help="one-sided confidence of the accuracy lower bound")]
+ScaleOption = Annotated[
+    Optional[str], typer.Option(metavar="full|tiny", help="training scale \\[default: full on cuda, tiny on cpu]")
+]
+SetOption = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help="override a hyperparameter (repeatable)")]
+SeedOption = Annotated[Optional[int], typer.Option(metavar="N", help="base seed of the runs \\[default: fresh random seeds]")]
+ThreadsOption = Annotated[int, typer.Option(min=1, metavar="N", help="CPU threads of torch per training process")]
+CompileOption = Annotated[
+    Optional[bool], typer.Option("--compile/--no-compile", metavar="", help="torch.compile \\[default: on for cuda, off for cpu]")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", metavar="", help="print JSON instead of text")]
 UnjailedOption = Annotated[
     bool,
     typer.Option(
@@ -85,36 +82,49 @@ UnjailedOption = Annotated[
 
 @app.command()
 def baseline(
-    runs: Annotated[int, typer.Option(min=1, help="number of timed runs")] = 5,
+    runs: Annotated[int, typer.Option(min=1, metavar="N", help="number of timed runs")] = 5,
     device: DeviceOption = "cuda",
     data: DataOption = "cifar10",
-    components: Annotated[str, typer.Option(help="shipped component set to train: baseline, record or frontier")] = "baseline",
+    components: Annotated[str, typer.Option(metavar="baseline|record|frontier", help="shipped component set to train")] = "baseline",
     target: TargetOption = 0.94,
     confidence: ConfidenceOption = 0.95,
     scale: ScaleOption = None,
     compile: CompileOption = None,
     set_: SetOption = [],
-    seed: Annotated[Optional[int], typer.Option(help="base seed; default fresh random seeds")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print samples and summary as JSON")] = False,
+    seed: SeedOption = None,
+    threads: ThreadsOption = 1,
+    as_json: JsonFlag = False,
     unjailed_trusted_code: UnjailedOption = False,
 ) -> None:
     """Train a shipped component set N times, in the sandboxed worker a candidate gets, and report
     accuracy, time and their statistics."""
+    from evaluator.component_set import ComponentError, ComponentSet
+    from evaluator.data import DatasetError, load_dataset
+    from evaluator.sandbox.jail import JailUnavailable
+    from evaluator.sandbox.sandboxed_worker import WorkerLimits, check_jail
+    from evaluator.settings import HarnessSettings, ScoreSettings
+
     try:
         settings = HarnessSettings(
             device=device, data=data, scale=scale, compile=compile, hyperparams=parse_overrides(set_), seed=seed
         )
         score_settings = ScoreSettings(target=target, confidence=confidence)
         component_set = ComponentSet.shipped(components)
-        limits = WorkerLimits(unjailed_trusted_code=unjailed_trusted_code)
+        limits = WorkerLimits(threads=threads, unjailed_trusted_code=unjailed_trusted_code)
         dataset = load_dataset(settings.data)
         check_jail(limits, settings.data)
     except (ValueError, DatasetError, ComponentError, JailUnavailable) as e:
         fail(str(e))
+    from evaluator.harness import HarnessError
+    from evaluator.runs import run_speedruns
+    from evaluator.statistics import summarize_with
+    from evolve.cli.report import print_sample, print_summary, sample_table
+
     if not as_json:
         console.print(
-            f"[bold]{components}[/] on {dataset.describe()}, device {settings.device}, "
-            f"scale {settings.effective_scale()}, compile {settings.effective_compile()}, {runs} runs"
+            f"{components} on {dataset.describe()}, device {settings.device}, scale {settings.effective_scale()}, "
+            f"compile {settings.effective_compile()}, {runs} runs, {threads} thread(s)",
+            highlight=False, markup=False,
         )
         console.print("warming up on random data (untimed)...")
     table = sample_table()
@@ -135,8 +145,10 @@ def baseline(
         print_summary(console, table, summary)
 
 
-def candidate_set(path: Path, component: Optional[str], base: str) -> tuple[ComponentSet, list[str]]:
+def candidate_set(path: Path, component: Optional[str], base: str):
     """The shipped set with the candidate's module(s) in place: a file for --component, or a folder."""
+    from evaluator.component_set import ComponentError, ComponentSet
+
     base_set = ComponentSet.shipped(base)
     if path.is_dir():
         found = [name for name in COMPONENT_NAMES if (path / f"{name}.py").exists()]
@@ -159,35 +171,52 @@ def candidate_set(path: Path, component: Optional[str], base: str) -> tuple[Comp
 
 @app.command("eval")
 def eval_(
-    candidate: Annotated[Path, typer.Argument(help="a component file, or a folder of component modules")],
-    component: Annotated[Optional[str], typer.Option(help="which component the file replaces")] = None,
-    runs: Annotated[int, typer.Option(min=1, help="most timed runs")] = 5,
-    min_runs: Annotated[int, typer.Option(min=2, help="runs before early stopping")] = 3,
+    candidate: Annotated[Path, typer.Argument(metavar="PATH", help="a component file, or a folder of component modules")],
+    component: Annotated[
+        Optional[str], typer.Option(metavar="NAME", help="which component the file replaces \\[default: the file's name]")
+    ] = None,
+    runs: Annotated[int, typer.Option(min=1, metavar="N", help="most timed runs")] = 5,
+    min_runs: Annotated[int, typer.Option(min=2, metavar="N", help="runs before early stopping")] = 3,
     device: DeviceOption = "cuda",
     data: DataOption = "cifar10",
-    components: Annotated[str, typer.Option(help="shipped set the candidate modifies: baseline, record or frontier")] = "baseline",
+    components: Annotated[str, typer.Option(metavar="baseline|record|frontier", help="shipped set the candidate modifies")] = "baseline",
     target: TargetOption = 0.94,
     confidence: ConfidenceOption = 0.95,
     scale: ScaleOption = None,
     compile: CompileOption = None,
     set_: SetOption = [],
-    profile: Annotated[bool, typer.Option(help="one extra profiled run: top kernels and the time share of each phase")] = False,
+    seed: SeedOption = None,
+    threads: ThreadsOption = 1,
+    profile: Annotated[bool, typer.Option(metavar="", help="one extra profiled run: top kernels and the time share of each phase")] = False,
     unjailed_trusted_code: UnjailedOption = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the evaluation as JSON")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Evaluate a hand-written candidate through the sandboxed cascade and print every verdict."""
+    from evaluator.cascade import CascadeSettings, evaluate_candidate
+    from evaluator.component_set import ComponentError
+    from evaluator.data import DatasetError, load_dataset
+    from evaluator.sandbox.jail import JailUnavailable
+    from evaluator.sandbox.sandboxed_worker import WorkerLimits, check_jail
+    from evaluator.settings import HarnessSettings, ScoreSettings
+    from evolve.cli.report import print_evaluation
+
     try:
         component_set, changed = candidate_set(candidate, component, components)
-        settings = HarnessSettings(device=device, data=data, scale=scale, compile=compile, hyperparams=parse_overrides(set_))
+        settings = HarnessSettings(
+            device=device, data=data, scale=scale, compile=compile, hyperparams=parse_overrides(set_), seed=seed
+        )
         score_settings = ScoreSettings(target=target, confidence=confidence)
-        limits = WorkerLimits(unjailed_trusted_code=unjailed_trusted_code)
-        cascade = CascadeSettings(runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2, profile=profile, limits=limits)
+        limits = WorkerLimits(threads=threads, unjailed_trusted_code=unjailed_trusted_code)
+        cascade = CascadeSettings(
+            runs=runs, min_runs=min(min_runs, runs) if runs >= 2 else 2, profile=profile, limits=limits
+        )
         check_jail(limits, settings.data)
         dataset = load_dataset(settings.data)
     except (ValueError, DatasetError, ComponentError, JailUnavailable) as e:
         fail(str(e))
     if not as_json:
-        console.print(f"evaluating {', '.join(changed)} from {candidate} on {dataset.describe()}, device {device}")
+        console.print(f"evaluating {', '.join(changed)} from {candidate} on {dataset.describe()}, device {device}, "
+                      f"{threads} thread(s) per worker", highlight=False, markup=False)
     evaluation = evaluate_candidate(component_set, changed, dataset, settings, score_settings, cascade)
     if as_json:
         sys.stdout.write(evaluation.model_dump_json(indent=2) + "\n")
@@ -198,16 +227,14 @@ def eval_(
 
 
 register_inspect_commands(app)
+app.command("status")(status)
+app.command("diff")(diff)
 app.command("export")(export)
 app.command("start")(start)
+app.add_typer(config_app, name="config")
 app.command("ui")(ui)
 app.command("calibrate")(calibrate)
 
 
 def main() -> None:
     app()
-
-
-from evolve.cli.config_command import config_app  # noqa: E402
-
-app.add_typer(config_app, name="config")

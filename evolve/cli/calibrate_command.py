@@ -26,11 +26,11 @@ def fail(message: str) -> None:
 def subject_set(store: Store, components: str, candidate: int | None) -> tuple[ComponentSet, str]:
     if candidate is None:
         return ComponentSet.shipped(components), f"shipped set {components}"
-    from evolve.search.loop import component_set_of  # the search's own way of rebuilding a candidate's set
 
     info = store.candidate(candidate)
     experiment = store.experiment(str(info.experiment_id))
-    return component_set_of(store, info, experiment.baseline), f"candidate #{candidate} of {experiment.name}"
+    # the stored seed set, not the package's
+    return ComponentSet(sources=store.component_set_sources(info.id)), f"candidate #{candidate} of {experiment.name}"
 
 
 def calibrate(

@@ -9,14 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evolve.cli.output import escape, fail
 from evolve.config import ConfigError, load_config, parse_assignments
 from evolve.config_display import masked_dump, setting_rows
 
 config_app = typer.Typer(help="Inspect the experiment configuration.", no_args_is_help=True)
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML configuration file (see evolve.example.toml)")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", metavar="PATH", help="TOML configuration file (see evolve.example.toml)")]
 SetConfigOption = Annotated[
-    list[str], typer.Option("--set", help="override a setting, dotted KEY=VALUE, e.g. population.islands=2 (repeatable)")
+    list[str], typer.Option("--set", metavar="KEY=VALUE", help="override a setting, dotted KEY=VALUE, e.g. population.islands=2 (repeatable)")
 ]
 
 
@@ -24,14 +25,14 @@ SetConfigOption = Annotated[
 def show(
     config: ConfigOption = None,
     set_: SetConfigOption = [],
-    as_json: Annotated[bool, typer.Option("--json", help="print the configuration as JSON")] = False,
+    preset: Annotated[Optional[str], typer.Option(metavar="NAME", help="start from a preset, e.g. quick")] = None,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="print the configuration as JSON")] = False,
 ) -> None:
     """Print every setting: dotted name, effective value, where it came from, and what it means."""
     try:
-        loaded = load_config(config, parse_assignments(set_))
+        loaded = load_config(config, parse_assignments(set_), preset=preset)
     except ConfigError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True, markup=True)
-        raise typer.Exit(code=2)
+        fail(str(e))
     if as_json:
         sys.stdout.write(json.dumps(masked_dump(loaded.config), indent=2) + "\n")
         return
@@ -41,5 +42,5 @@ def show(
         table.add_column(column, overflow="fold")
     for row in setting_rows(loaded):
         value = "-" if row.value is None else json.dumps(row.value) if isinstance(row.value, (list, dict, str)) else str(row.value)
-        table.add_row(row.name, value, row.source, row.description)
+        table.add_row(*(escape(cell) for cell in (row.name, value, row.source, row.description)))
     Console().print(table)

@@ -5,12 +5,9 @@ from typing import Annotated
 
 import typer
 
-from evaluator.component_set import ComponentError, ComponentSet
-from evaluator.data import DatasetError
-from evaluator.results import Summary
 from evolve.database import DEFAULT_URL, DatabaseError, Store
-from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance, export_script
-from evolve.export.verify import verify_export
+
+# The export modules import torch: they load inside the functions, so that --help stays fast.
 
 
 def looks_like_path(argument: str) -> bool:
@@ -18,8 +15,13 @@ def looks_like_path(argument: str) -> bool:
     return Path(argument).exists() or argument.endswith(".py") or "/" in argument
 
 
-def from_database(url: str, experiment_name: str | None, candidate_id: int | None) -> tuple[ComponentSet, Provenance]:
+def from_database(url: str, experiment_name: str | None, candidate_id: int | None):
     """The candidate (default: the experiment's champion) as a set, with its lineage and measured statistics."""
+    from evaluator.results import Summary
+    from evaluator.settings import HarnessSettings
+    from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance
+    from evaluator.component_set import ComponentSet
+
     with Store.open(url, create=False) as store:
         experiment = store.experiment(experiment_name) if experiment_name or candidate_id is None else None
         if candidate_id is None:
@@ -30,18 +32,25 @@ def from_database(url: str, experiment_name: str | None, candidate_id: int | Non
         candidate = store.candidate(candidate_id)
         if experiment is not None and candidate.experiment_id != experiment.id:
             raise ExportError(f"candidate {candidate_id} is not part of experiment {experiment.name}")
-        experiment = experiment or store.experiment(candidate.experiment_id)
+        experiment = experiment or store.experiment(str(candidate.experiment_id))
         if candidate.status not in ("evaluated", "champion") or candidate.summary is None:
             raise ExportError(
                 f"candidate {candidate_id} was never evaluated successfully (status {candidate.status}): "
                 "export an evaluated one (see `evolve top`)"
             )
-        component_set = ComponentSet(sources=store.component_set_sources(candidate.id))  # the stored seed set, not the package's
+        changed = sorted({c.component for c in store.ancestry(candidate.id) if c.origin != "seed"})
+        component_set = ComponentSet(sources=store.component_set_sources(candidate.id)).model_copy(update={"origin": (  # the stored seed set, not the package's
+            f"the {experiment.baseline} set" if candidate.origin == "seed"
+            else f"the {experiment.baseline} set with the {', '.join(changed)} of candidate #{candidate.id}")})
+        harness = HarnessSettings.model_validate(experiment.config.get("harness", {}))
         ancestors = [
             Ancestor(id=c.id, description=f"{c.origin}, {c.component}, {c.status}" + (f", score {c.score:.4f}" if c.score is not None else ""))
             for c in reversed(store.ancestry(candidate.id))
         ]
-        statistics = ExportStatistics.from_summary(Summary.model_validate(candidate.summary), store.samples(candidate.id, ["timed"]))
+        statistics = ExportStatistics.from_summary(
+            Summary.model_validate(candidate.summary), store.samples(candidate.id, ["timed"]),
+            data=harness.data, scale=harness.effective_scale(), hyperparams=harness.hyperparams,
+        )
     provenance = Provenance.for_set(
         component_set, experiment_id=experiment.name, candidate_id=candidate.id, ancestors=ancestors, statistics=statistics
     )
@@ -57,18 +66,22 @@ def export(
             metavar="[EXPERIMENT|CANDIDATE_PATH]",
         ),
     ] = None,
-    candidate_id: Annotated[int | None, typer.Option("--candidate", help="export this evaluated candidate of the database")] = None,
-    db: Annotated[str, typer.Option(help="SQLAlchemy URL of the lineage database")] = DEFAULT_URL,
-    component: Annotated[str | None, typer.Option(help="which component the file replaces")] = None,
-    components: Annotated[str, typer.Option(help="shipped component set to export (or that the candidate modifies)")] = "baseline",
-    output: Annotated[Path, typer.Option("--output", "-o", help="the script to write")] = Path("speedrun.py"),
+    candidate_id: Annotated[int | None, typer.Option("--candidate", metavar="ID", help="export this evaluated candidate of the database")] = None,
+    db: Annotated[str, typer.Option(metavar="URL", help="SQLAlchemy URL of the lineage database")] = DEFAULT_URL,
+    component: Annotated[str | None, typer.Option(metavar="NAME", help="which component the file replaces \\[default: the file's name]")] = None,
+    components: Annotated[str, typer.Option(metavar="baseline|record", help="shipped component set to export (or that the candidate modifies)")] = "baseline",
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="the script to write")] = Path("speedrun.py"),
     verify: Annotated[
-        bool, typer.Option("--verify", help="run the script on the CPU and check its logits equal the harness's")
+        bool, typer.Option("--verify", metavar="", help="run the script on the CPU and check its logits equal the harness's")
     ] = False,
-    seed: Annotated[int, typer.Option(help="base seed of the verification run")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="base seed of the verification run")] = 0,
 ) -> None:
     """Write a component set as one runnable script with its provenance; --verify checks it against the harness."""
+    from evaluator.component_set import ComponentError, ComponentSet
+    from evaluator.data import DatasetError
     from evolve.cli.app import candidate_set, console, fail  # the CLI registers this command: import it when called
+    from evolve.export.script import Ancestor, ExportError, Provenance, export_script
+    from evolve.export.verify import verify_export
 
     try:
         if candidate_id is not None or (candidate is not None and not looks_like_path(candidate)):

@@ -18,15 +18,16 @@ from rich.table import Table
 from rich.tree import Tree
 
 from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET, summarize
+from evolve.cli.changes import candidate_change, promotion_outcomes, source_before
 from evolve.database import DEFAULT_URL, CandidateInfo, DatabaseError, Store
 from evolve.database.connection import Database, parse_url, sqlite_path
 from evolve.database.decisions import RECORD_STAGES, DecisionInfo, decisions
 from evolve.database.migrate import upgrade
 from evolve.cli.ranking import ranked
 
-DbOption = Annotated[str, typer.Option("--db", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
-ExperimentArgument = Annotated[Optional[str], typer.Argument(help="experiment name or id; default the most recent")]
+DbOption = Annotated[str, typer.Option("--db", metavar="URL", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="print JSON instead of text")]
+ExperimentArgument = Annotated[Optional[str], typer.Argument(metavar="[EXPERIMENT]", help="experiment name or id \\[default: the most recent]")]
 
 db_app = typer.Typer(help="Manage the lineage database.", no_args_is_help=True)
 
@@ -90,18 +91,20 @@ def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
         out.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), highlight=False)
 
 
-def node_label(c: CandidateInfo) -> str:
+def node_label(c: CandidateInfo, change: str = "", outcome: str = "") -> str:
+    """`#7 hyperparams [mutator] gen 3 champion score ... island 1 | epochs 8.0 -> 7.61 | promoted over #3`."""
     parents = f" x #{c.second_parent_id}" if c.second_parent_id else ""
-    return (
+    line = (
         f"#{c.id}{parents} {c.component} [{c.origin}] gen {c.generation} {c.status}"
-        f" score {number(c.score)} time {number(c.time_mean)} s acc {points(c.accuracy_mean)}"
+        f" score {number(c.score)} time {number(c.time_mean)} s acc {points(c.accuracy_mean)} island {c.island}"
     )
+    return " | ".join(part for part in (line, change, outcome) if part)
 
 
-def node_json(c: CandidateInfo, children: list[dict]) -> dict:
+def node_json(c: CandidateInfo, children: list[dict], change: str = "", outcome: str = "") -> dict:
     fields = ("id", "parent_id", "second_parent_id", "component", "origin", "generation", "island", "status",
               "score", "time_mean", "accuracy_mean", "accuracy_lower_bound", "runs")
-    return {**c.model_dump(mode="json", include=set(fields)), "children": children}
+    return {**c.model_dump(mode="json", include=set(fields)), "change": change, "promotion": outcome or None, "children": children}
 
 
 def experiments(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
@@ -127,19 +130,21 @@ def experiments(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None
 
 def lineage(
     experiment: ExperimentArgument = None,
-    candidate: Annotated[Optional[int], typer.Option(help="show this candidate's chain back to its seed")] = None,
-    depth: Annotated[Optional[int], typer.Option(min=0, help="levels below the seeds (or ancestors of --candidate) shown")] = None,
+    candidate: Annotated[Optional[int], typer.Option(metavar="ID", help="show this candidate's chain back to its seed")] = None,
+    depth: Annotated[Optional[int], typer.Option(min=0, metavar="N", help="levels below the seeds (or ancestors of --candidate) shown")] = None,
     db: DbOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """The ancestry tree with score, time, accuracy and status of each candidate."""
+    """The ancestry tree: each candidate's island, status, score, time, accuracy, change and promotion outcome."""
     with opened(db) as store:
         if candidate is not None:
             chain = store.ancestry(candidate)[: None if depth is None else depth + 1]
             roots, children = [chain[-1]], {c.id: [chain[i - 1]] for i, c in enumerate(chain) if i > 0}
             limit = None
+            chosen = store.experiment(str(chain[0].experiment_id))
         else:
-            everyone = store.candidates(store.experiment(experiment).id)
+            chosen = store.experiment(experiment)
+            everyone = chain = store.candidates(chosen.id)
             ids = {c.id for c in everyone}
             roots = [c for c in everyone if c.parent_id not in ids]
             children = {}
@@ -147,10 +152,16 @@ def lineage(
                 if c.parent_id in ids:
                     children.setdefault(c.parent_id, []).append(c)
             limit = depth
+        outcomes = promotion_outcomes(store, chosen.id)
+    from evaluator.component_set import ComponentSet
+
+    seed_sources = ComponentSet.shipped(chosen.baseline).sources
+    known = {c.id: c for c in chain}
+    changes = {c.id: candidate_change(c, source_before(c, known, seed_sources)) for c in chain}
 
     def as_dict(node: CandidateInfo, level: int) -> dict:
         below = [] if limit is not None and level >= limit else children.get(node.id, [])
-        return node_json(node, [as_dict(child, level + 1) for child in below])
+        return node_json(node, [as_dict(child, level + 1) for child in below], changes[node.id], outcomes.get(node.id, ""))
 
     trees = [as_dict(root, 0) for root in roots]
     if as_json:
@@ -158,19 +169,20 @@ def lineage(
         return
     out = console()
     by_id = {c.id: c for c in [*roots, *(c for group in children.values() for c in group)]}
+    label = lambda i: node_label(by_id[i], changes[i], outcomes.get(i, ""))  # noqa: E731
     if out.is_terminal:
         for tree in trees:
-            top = Tree(escape(node_label(by_id[tree["id"]])))
+            top = Tree(escape(label(tree["id"])))
             stack = [(top, tree)]
             while stack:
                 branch, node = stack.pop()
                 for child in node["children"]:
-                    stack.append((branch.add(escape(node_label(by_id[child["id"]]))), child))
+                    stack.append((branch.add(escape(label(child["id"]))), child))
             out.print(top)
         return
 
     def plain(node: dict, level: int) -> None:
-        out.out("  " * level + node_label(by_id[node["id"]]), highlight=False)
+        out.out("  " * level + label(node["id"]), highlight=False)
         for child in node["children"]:
             plain(child, level + 1)
 
@@ -179,7 +191,7 @@ def lineage(
 
 
 def show(
-    candidate: Annotated[int, typer.Argument(help="candidate id")],
+    candidate: Annotated[int, typer.Argument(metavar="ID", help="candidate id")],
     db: DbOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
@@ -259,7 +271,7 @@ def as_float(value: object) -> float:
 
 def top(
     experiment: ExperimentArgument = None,
-    k: Annotated[int, typer.Option("-k", min=1, help="how many")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, metavar="N", help="how many")] = 10,
     db: DbOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
@@ -282,10 +294,10 @@ def top(
 
 def rescore(
     experiment: ExperimentArgument = None,
-    a: Annotated[float, typer.Option("--a", min=1.0, help="penalty base: a shortfall of s points costs a**s - 1 seconds")] = DEFAULT_PENALTY_BASE,
-    target: Annotated[float, typer.Option(min=0.0, max=1.0, help="accuracy target (fraction)")] = DEFAULT_TARGET,
-    confidence: Annotated[float, typer.Option(min=0.5, max=0.9999, help="one-sided confidence of the lower bound")] = DEFAULT_CONFIDENCE,
-    k: Annotated[Optional[int], typer.Option("-k", min=1, help="show only the k best")] = None,
+    a: Annotated[float, typer.Option("--a", min=1.0, metavar="A", help="penalty base: a shortfall of s points costs a**s - 1 seconds")] = DEFAULT_PENALTY_BASE,
+    target: Annotated[float, typer.Option(min=0.0, max=1.0, metavar="FRACTION", help="accuracy target")] = DEFAULT_TARGET,
+    confidence: Annotated[float, typer.Option(min=0.5, max=0.9999, metavar="FRACTION", help="one-sided confidence of the lower bound")] = DEFAULT_CONFIDENCE,
+    k: Annotated[Optional[int], typer.Option("-k", min=1, metavar="N", help="show only the k best \\[default: all]")] = None,
     db: DbOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:

@@ -1,6 +1,7 @@
 """Rich tables of run samples and their summary, shared by the CLI commands."""
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evaluator.results import Evaluation, RunSample, Summary
@@ -54,7 +55,7 @@ def print_evaluation(console: Console, evaluation: Evaluation) -> None:
         stages.add_column(column)
     for stage in evaluation.stages:
         colour = {"passed": "green", "stopped": "yellow"}.get(stage.status, "red")
-        stages.add_row(stage.stage, f"[{colour}]{stage.status}[/]", f"{stage.seconds:.2f}", stage.message or "")
+        stages.add_row(stage.stage, f"[{colour}]{stage.status}[/]", f"{stage.seconds:.2f}", escape(stage.message or ""))  # candidate text: no markup
     console.print(stages)
     if evaluation.samples:
         table = sample_table()
@@ -67,4 +68,4 @@ def print_evaluation(console: Console, evaluation: Evaluation) -> None:
     if evaluation.profile:
         console.print(evaluation.profile.as_text(), highlight=False)
     for flag in evaluation.flags:
-        console.print(f"[yellow]flag:[/] {flag}", highlight=False)
+        console.print(f"[yellow]flag:[/] {escape(flag)}", highlight=False)

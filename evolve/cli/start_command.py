@@ -1,36 +1,25 @@
-"""`evolve start`: run (or resume) an evolution experiment."""
+"""`evolve start`: run (or resume) an evolution experiment.
 
+Ctrl-C once: running jobs finish and are stored, then the search stops. Twice: every worker is
+killed at once and the unfinished candidates go back to pending (evolve/search/interrupts.py).
+Either way the exit status is 130 and `evolve start --resume NAME` continues.
+"""
+
+import os
+import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from evaluator.data import DatasetError, load_dataset
-from evaluator.runs import device_description
-from evaluator.component_set import ComponentSet
-from evaluator.sandbox.jail import JailUnavailable
-from evaluator.sandbox.sandboxed_worker import check_jail
-from evolve.cli.ranking import ranked
-from evolve.cli.resume import ResumeError, resumed_config
-from evolve.config import ConfigError, ExperimentConfig, LoadedConfig, load_config, model_specs, parse_assignments
-from evolve.config_display import masked_dump
+from evolve.cli.output import errors, escape, fail
+from evolve.config import ExperimentConfig
 from evolve.database import DEFAULT_URL, DatabaseError, Store
-from evolve.llm.client import Budget, LLMClient
-from evolve.search.executor import LocalPoolExecutor
-from evolve.search.loop import EvolutionLoop, SeedFailed
-from evolve.search.progress import LoopStats, Progress
-from evolve.search.proposer import LLMProposer, MutatorProposer, Proposer
 
-console = Console(stderr=True)
-
-
-def fail(message: str) -> None:
-    console.print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=1)
+console = errors  # the search reports on stderr; stdout stays free for what a script may parse
 
 
 def gpu_text(config: ExperimentConfig) -> str:
@@ -44,6 +33,11 @@ def gpu_text(config: ExperimentConfig) -> str:
         return "an NVIDIA GPU"
 
 
+def device_unit(config: ExperimentConfig) -> str:
+    """Device time named for the device that spends it."""
+    return "CPU hours" if config.harness.device == "cpu" else "GPU hours"
+
+
 def mutator_reason(config: ExperimentConfig) -> str:
     """Why the built-in mutator proposes, and what to add for an LLM."""
     llm = config.llm
@@ -53,30 +47,60 @@ def mutator_reason(config: ExperimentConfig) -> str:
     return f"an LLM endpoint is set ({endpoint}) but no model: add --model NAME (or EVOLVE_MODEL=NAME) to use it"
 
 
-def make_proposer(config: ExperimentConfig, rng: np.random.Generator) -> Proposer:
+def make_proposer(config: ExperimentConfig, rng):
+    from evolve.search.proposer import LLMProposer, MutatorProposer
+
     if not config.llm.enabled:
         proposer = MutatorProposer(config.mutator, rng)
         proposer.name = f"built-in mutator ({mutator_reason(config)})"
         return proposer
+    from evolve.llm.client import LLMClient
+
     return LLMProposer(LLMClient(config.llm, rng), config.score, config.llm.output_format, gpu_text(config), config.prompts_dir)
 
 
 def start(
-    component: Annotated[list[str], typer.Option("--component", help="component to evolve (repeatable, or 'all')")] = [],
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML configuration file")] = None,
-    generations: Annotated[Optional[int], typer.Option(help="generations to run")] = None,
-    budget_gpu_hours: Annotated[Optional[float], typer.Option(help="stop after this much GPU time")] = None,
-    budget_usd: Annotated[Optional[float], typer.Option(help="stop after this much LLM spending")] = None,
-    gpus: Annotated[Optional[str], typer.Option(help="CUDA devices to evaluate on, e.g. 0,1")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu")] = None,
-    data: Annotated[Optional[str], typer.Option(help="cifar10, synthetic, or a path to a .npz")] = None,
-    components: Annotated[Optional[str], typer.Option("--components", help="shipped set to start from (baseline, record, frontier)")] = None,
-    model: Annotated[list[str], typer.Option("--model", help="LLM model name (repeatable; env EVOLVE_MODEL); needs OPENAI_API_KEY or OPENAI_BASE_URL")] = [],
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="folder with your own prompt templates")] = None,
-    db: Annotated[Optional[str], typer.Option(help=f"SQLAlchemy URL of the lineage database (default {DEFAULT_URL})")] = None,
-    name: Annotated[Optional[str], typer.Option(help="experiment name (default: component and time)")] = None,
-    resume: Annotated[Optional[str], typer.Option(help="continue this experiment where it stopped")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="any setting as dotted KEY=VALUE, e.g. population.islands=2")] = [],
+    component: Annotated[
+        list[str], typer.Option("--component", metavar="NAME", help="component to evolve (repeatable, or 'all') \\[default: all]")
+    ] = [],
+    config_file: Annotated[Optional[Path], typer.Option("--config", metavar="PATH", help="TOML configuration file")] = None,
+    preset: Annotated[
+        Optional[str], typer.Option(metavar="NAME", help="starting configuration: 'quick' is a few-minute CPU search")
+    ] = None,
+    generations: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="generations to run \\[default: 20]")] = None,
+    runs: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="most timed runs per candidate \\[default: 5]")] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(metavar="N", help="seed of the search's random choices \\[default: fresh]")
+    ] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(min=1, metavar="N", help="CPU threads of torch per worker \\[default: 1]")
+    ] = None,
+    budget_gpu_hours: Annotated[
+        Optional[float], typer.Option(metavar="HOURS", help="stop after this much device time \\[default: no limit]")
+    ] = None,
+    budget_usd: Annotated[
+        Optional[float], typer.Option(metavar="USD", help="stop after this much LLM spending \\[default: no limit]")
+    ] = None,
+    gpus: Annotated[Optional[str], typer.Option(metavar="0,1", help="CUDA devices to evaluate on \\[default: 0]")] = None,
+    device: Annotated[Optional[str], typer.Option(metavar="cuda|cpu", help="where to train \\[default: cuda]")] = None,
+    data: Annotated[
+        Optional[str], typer.Option(metavar="cifar10|synthetic|PATH.npz", help="training data \\[default: cifar10]")
+    ] = None,
+    components: Annotated[
+        Optional[str], typer.Option("--components", metavar="baseline|record|frontier", help="shipped set to start from \\[default: baseline]")
+    ] = None,
+    model: Annotated[
+        list[str], typer.Option("--model", metavar="NAME", help="LLM model (repeatable; env EVOLVE_MODEL); needs OPENAI_API_KEY or OPENAI_BASE_URL")
+    ] = [],
+    prompts: Annotated[
+        Optional[Path], typer.Option("--prompts", metavar="DIR", help="your own prompt templates \\[default: the shipped prompts/]")
+    ] = None,
+    db: Annotated[Optional[str], typer.Option(metavar="URL", help=f"lineage database \\[default: {DEFAULT_URL}]")] = None,
+    name: Annotated[Optional[str], typer.Option(metavar="NAME", help="experiment name \\[default: components and time]")] = None,
+    resume: Annotated[Optional[str], typer.Option(metavar="NAME", help="continue this experiment where it stopped")] = None,
+    set_: Annotated[
+        list[str], typer.Option("--set", metavar="KEY=VALUE", help="any setting, dotted, e.g. population.islands=2 (repeatable)")
+    ] = [],
     unjailed_trusted_code: Annotated[
         bool,
         typer.Option(
@@ -86,10 +110,21 @@ def start(
     ] = False,
 ) -> None:
     """Evolve components of the speedrun: propose, evaluate in the sandbox, promote on paired evidence."""
-    flags: dict[str, object] = parse_assignments(set_) if set_ else {}
+    from evaluator.sandbox.jail import JailUnavailable
+    from evaluator.sandbox.sandboxed_worker import check_jail
+    from evolve.config import ConfigError, load_config, model_specs, parse_assignments
+
+    try:
+        flags: dict[str, object] = parse_assignments(set_) if set_ else {}
+    except ConfigError as e:
+        fail(str(e))
     for key, value in {
         "components": ",".join(component) if component else None,
         "generations": generations,
+        "cascade.runs": runs,
+        "seed": seed,
+        "cascade.limits.threads": threads,
+        "promotion.limits.threads": threads,
         "budget_gpu_hours": budget_gpu_hours,
         "budget_usd": budget_usd,
         "gpus": gpus,
@@ -103,9 +138,9 @@ def start(
         "llm.models": model_specs(model) if model else None,
     }.items():
         if value is not None:
-            flags[key] = value
+            flags.setdefault(key, value)  # an explicit --set wins over the shorthand
     try:
-        loaded = load_config(config_file, flags)
+        loaded = load_config(config_file, flags, preset=preset)
     except ConfigError as e:
         fail(str(e))
     if not resume:
@@ -117,9 +152,23 @@ def start(
         fail(str(e))
     try:
         with Store.open(loaded.config.database_url) as store:
-            run(loaded, flags, store, name, resume)
+            code = run(loaded, flags, store, name, resume)
     except DatabaseError as e:
-        fail(str(e))
+        fail(str(e), code=1)
+    if code:
+        exit_now(code)
+
+
+def exit_now(code: int) -> None:
+    """Leave with `code`. An LLM call still in flight would hold the interpreter's exit for up to
+    its timeout (its thread cannot be stopped), so then the process ends at once: everything is
+    stored by now."""
+    stragglers = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if stragglers and threading.current_thread() is threading.main_thread():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code=code)
 
 
 def require_device(config: ExperimentConfig) -> None:
@@ -133,7 +182,21 @@ def require_device(config: ExperimentConfig) -> None:
              "checks only: its times say nothing about a GPU's), or run where `nvidia-smi` lists a GPU")
 
 
-def run(loaded: LoadedConfig, flags: dict, store: Store, name: str | None, resume: str | None) -> None:
+def run(loaded, flags: dict, store: Store, name: str | None, resume: str | None) -> int:
+    """The search until it ends; the exit status (0, or 130/143 when interrupted)."""
+    import numpy as np
+
+    from evaluator.component_set import ComponentSet
+    from evaluator.data import DatasetError, load_dataset
+    from evolve.cli.resume import ResumeError, resumed_config
+    from evolve.config import ConfigError
+    from evolve.config_display import masked_dump
+    from evolve.llm.client import Budget
+    from evolve.search.executor import LocalPoolExecutor
+    from evolve.search.interrupts import Interrupts
+    from evolve.search.loop import EvolutionLoop, SeedFailed
+    from evolve.search.progress import LoopStats, Progress
+
     config = loaded.config
     if resume:
         experiment = store.experiment(resume)
@@ -145,10 +208,10 @@ def run(loaded: LoadedConfig, flags: dict, store: Store, name: str | None, resum
         store.update_experiment_config(experiment.id, masked_dump(config))  # a later resume continues with them
         requeued = store.requeue_unfinished(experiment.id)
         store.set_experiment_status(experiment.id, "running")
-        console.print(f"resuming {experiment.name} with its stored settings: {requeued} unfinished candidate(s) re-queued",
+        console.print(f"resuming {escape(experiment.name)} with its stored settings: {requeued} unfinished candidate(s) re-queued",
                       highlight=False)
         for change in changes:
-            console.print(f"  given again, overrides the stored setting: {change}", highlight=False)
+            console.print(f"  given again, overrides the stored setting: {escape(change)}", highlight=False)
     else:
         name = name or f"{'+'.join(config.components)}-{datetime.now():%Y%m%d-%H%M%S}"
         experiment = store.create_experiment(
@@ -158,35 +221,79 @@ def run(loaded: LoadedConfig, flags: dict, store: Store, name: str | None, resum
     try:
         dataset = load_dataset(config.harness.data)
     except DatasetError as e:
+        store.set_experiment_status(experiment.id, "stopped")
         fail(str(e))
     # Seeded runs stay reproducible, and a resumed one does not replay the choices it made before.
     offset = len(store.index_rows(experiment.id)) + sum(store.proposal_counts(experiment.id).values())
     loop_rng, proposer_rng = (np.random.default_rng(None if config.seed is None else [config.seed, offset, i]) for i in (0, 1))
     proposer = make_proposer(config, proposer_rng)
     if not config.llm.enabled and (config.llm.base_url or config.llm.api_key):
-        console.print(f"[yellow]note:[/] {mutator_reason(config)}; the built-in mutator proposes meanwhile", highlight=False)
+        console.print(f"note: {escape(mutator_reason(config))}; the built-in mutator proposes meanwhile", highlight=False)
     usd, gpu_seconds = store.spending(experiment.id)
     budget = Budget.from_config(config, usd_spent=usd, gpu_hours_spent=gpu_seconds / 3600)
-    stats = LoopStats(experiment=experiment.name, proposer=proposer.name)
-    console.print(f"experiment {experiment.name}: evolving {', '.join(config.components)} from the {config.seed_set} set; "
-                  f"proposals by the {proposer.name}; data {dataset.describe()}", highlight=False)
+    stats = LoopStats(experiment=experiment.name, proposer=proposer.name, device_unit=device_unit(config))
+    console.out(f"experiment {experiment.name}: evolving {', '.join(config.components)} from the {config.seed_set} set; "
+                f"proposals by the {proposer.name}; data {dataset.describe()}; "
+                f"{config.cascade.limits.threads} thread(s) per worker", highlight=False)
+    slots = len(config.gpus) if config.harness.device != "cpu" else 1
+    for line in plan(config, store, experiment, slots).lines(device_unit(config)):
+        console.out(line, highlight=False)
     executor = LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
-    with Progress(console, stats) as progress:
-        loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget, loop_rng)
+    with Interrupts() as interrupts, Progress(console, stats) as progress:
+        loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget, loop_rng, interrupts)
         try:
             reason = loop.run()
         except SeedFailed as e:
             store.set_experiment_status(experiment.id, "stopped")
-            executor.shutdown(wait=False)
-            fail(f"{e}\nThe search cannot start from a seed set that fails; check it with `evolve baseline`.")
-    executor.shutdown(wait=reason != "stopped by Ctrl-C")
-    interrupted = reason.startswith("stopped")
-    store.set_experiment_status(experiment.id, "stopped" if interrupted else "finished")
+            executor.abandon()
+            fail(f"{e}\nThe search cannot start from a seed set that fails; check it with `evolve baseline`.", code=1)
+        interrupted = interrupts.stop_requested
+        store.set_experiment_status(experiment.id, "stopped" if interrupted else "finished")
+    executor.shutdown(wait=not interrupts.abandon.is_set())
     print_final(store, experiment.name, experiment.id, reason, config.database_url)
+    return interrupts.exit_code if interrupted else 0
+
+
+def plan(config: ExperimentConfig, store: Store, experiment, slots: int):
+    """The most the search will do, with a time from measured candidates (this experiment's, or an
+    earlier one's with the same device, data and scale) when there are any."""
+    from evolve.database.status import experiment_status
+    from evolve.search.estimate import Plan, mean
+
+    measured_from, seconds = None, None
+    for other in [experiment, *reversed(store.experiments())]:
+        if other.id != experiment.id and other.config.get("harness") != config.harness.model_dump(mode="json"):
+            continue
+        measured = experiment_status(store, other).evaluation_seconds[-20:]
+        if measured:
+            seconds = mean(measured)
+            measured_from = f"on {len(measured)} candidate(s) of {'this experiment' if other.id == experiment.id else other.name}"
+            break
+    proposed = sum(1 for c in store.candidates(experiment.id) if c.origin != "seed")
+    candidates = max(0, config.generations * config.candidates_per_generation - proposed)
+    models = config.llm.models
+    usd_per_call = None
+    if models:
+        weight = sum(m.weight for m in models)
+        # Rough: a prompt of ~6k tokens (parent, inspirations, feedback), a reply of ~1.5k.
+        usd_per_call = sum(m.weight / weight * (6000 * m.input_usd_per_million + 1500 * m.output_usd_per_million) / 1e6
+                           for m in models)
+    return Plan(
+        candidates=candidates,
+        runs_per_candidate=1 + config.cascade.runs,
+        runs_per_promotion=2 + 2 * config.promotion.pairs,
+        seconds_per_candidate=seconds,
+        measured_from=measured_from,
+        slots=slots,
+        llm_calls=candidates if models else 0,
+        usd_per_call=usd_per_call,
+    )
 
 
 def device_text(config: ExperimentConfig) -> str:
     import torch
+
+    from evaluator.runs import device_description
 
     if config.harness.device == "cuda" and not torch.cuda.is_available():
         return "cuda (not visible here)"
@@ -195,18 +302,20 @@ def device_text(config: ExperimentConfig) -> str:
 
 
 def print_final(store: Store, name: str, experiment_id: int, reason: str, url: str) -> None:
-    table = Table(title=f"{name}: {reason} (the champion first: only its lead was confirmed side by side)")
+    from evolve.cli.ranking import ranked
+
+    table = Table(title=escape(f"{name}: {reason} (the champion first: only its lead was confirmed side by side)"))
     for column in ("rank", "candidate", "component", "status", "score", "time (s)", "penalty (s)", "accuracy", "note"):
         table.add_column(column)
     for row in ranked(store, experiment_id, 5):
         c = row.candidate
         table.add_row(str(row.rank), f"#{c.id}", c.component, c.status, f"{c.score:.4f}" if c.score is not None else "-",
                       f"{c.time_mean:.4f}" if c.time_mean else "-", f"{row.penalty:.4f}" if row.penalty is not None else "-",
-                      f"{c.accuracy_mean:.2%}" if c.accuracy_mean is not None else "-", row.note)
+                      f"{c.accuracy_mean:.2%}" if c.accuracy_mean is not None else "-", escape(row.note))
     console.print(table)
     db = "" if url == DEFAULT_URL else f" --db {url}"
-    console.print(
-        f"inspect:  evolve lineage {name}{db}   |   evolve top {name}{db}\n"
+    console.out(
+        f"inspect:  evolve status {name}{db}   |   evolve lineage {name}{db}   |   evolve top {name}{db}\n"
         f"export:   evolve export {name}{db} -o speedrun.py\n"
         f"resume:   evolve start --resume {name}{db}",
         highlight=False,

@@ -63,16 +63,33 @@ class ExportStatistics(BaseModel):
     time_std: float
     device: str = Field(description="the GPU (or CPU) the runs were timed on")
     torch_version: str
+    data: str | None = Field(None, description="what the runs trained on: cifar10, synthetic, or a .npz file")
+    scale: str | None = Field(None, description="full recipe or tiny network (evaluator/settings.py SCALES)")
+    hyperparams: dict[str, float | int | bool] = Field(default_factory=dict, description="harness overrides of HYPERPARAMS")
 
     @classmethod
-    def from_summary(cls, summary: Summary, samples: list[RunSample]) -> "ExportStatistics":
+    def from_summary(cls, summary: Summary, samples: list[RunSample], **context: object) -> "ExportStatistics":
+        """The summary's numbers; `context` names the data, scale and overrides they were measured with."""
         if not samples:
             raise ExportError("statistics need at least one timed run")
         return cls(
-            **summary.model_dump(include=set(cls.model_fields) - {"device", "torch_version"}),
+            **summary.model_dump(include=set(cls.model_fields) - {"device", "torch_version", "data", "scale", "hyperparams"}),
             device=samples[0].device_name,
             torch_version=samples[0].torch_version,
+            **context,
         )
+
+    def conditions(self) -> str:
+        """On what the numbers were measured, with a warning where that is not the speedrun's own setting."""
+        if self.data is None:
+            return "data and scale not recorded"
+        data = "CIFAR-10" if self.data == "cifar10" else ("synthetic data" if self.data == "synthetic" else f"data from {self.data}")
+        text = f"{data}, {self.scale or 'default'} scale"
+        if self.hyperparams:
+            text += ", overrides " + ", ".join(f"{k}={v}" for k, v in self.hyperparams.items())
+        if self.data != "cifar10" or self.scale == "tiny" or self.hyperparams:
+            text += " (not the speedrun's setting: these numbers say nothing about CIFAR-10 at full scale)"
+        return text
 
 
 class Provenance(BaseModel):
@@ -218,6 +235,7 @@ def provenance_header(provenance: Provenance, origin: str) -> str:
         level = f"{100 * s.confidence:.0f}%"
         lines += [
             comment(f"measured by the evaluator: {s.runs} runs on {s.device}, torch {s.torch_version}", "  "),
+            comment(f"on {s.conditions()}", "    "),
             (
                 f"#     accuracy {100 * s.accuracy_mean:.2f}% ± {100 * s.accuracy_std:.2f}%, {level} interval "
                 f"[{100 * s.accuracy_ci_low:.2f}%, {100 * s.accuracy_ci_high:.2f}%], "

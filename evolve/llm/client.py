@@ -16,7 +16,6 @@ import time
 from datetime import datetime, timezone
 
 import numpy as np
-import openai
 from pydantic import BaseModel, Field, PrivateAttr
 
 from evolve.config import ExperimentConfig, LLMSettings, ModelSpec
@@ -64,6 +63,8 @@ class LLMClient:
         self.endpoint = settings.base_url or OPENAI_DEFAULT_URL
         self._attempts = threading.local()  # per-thread counters: calls may run in several threads
         self._rng_lock = threading.Lock()  # numpy Generators are not thread-safe
+        import openai  # here, not at the top: the CLI starts without it (docs/BENCHMARKS.md)
+
         http_client = openai.DefaultHttpxClient(
             event_hooks={"request": [self._on_request], "response": [self._on_response]}
         )
@@ -98,6 +99,8 @@ class LLMClient:
 
     def complete(self, messages: list[dict[str, str]], model: str | None = None) -> LLMCall:
         """One chat completion (the model drawn by weight unless named); never raises for API failures."""
+        import openai
+
         spec = self.model_named(model) if model else self.choose_model()
         self._attempts.count, self._attempts.statuses = 0, []
         started_at = datetime.now(timezone.utc)
@@ -151,8 +154,10 @@ class LLMClient:
         self.close()
 
 
-def describe_api_error(error: openai.APIError) -> str:
+def describe_api_error(error: "openai.APIError") -> str:  # noqa: F821
     """One line: the kind of failure, the HTTP status if any, and the server's message."""
+    import openai
+
     if isinstance(error, openai.APITimeoutError):
         return "timeout: the endpoint did not answer in time (llm.timeout_seconds), retries included"
     if isinstance(error, openai.APIConnectionError):

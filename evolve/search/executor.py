@@ -4,10 +4,14 @@ The loop hands the executor self-contained jobs (pydantic models: the component 
 the dataset spec and every setting) and gets futures back. The local pool runs each job in a
 thread that drives one sandboxed worker process pinned to one GPU; a distributed engine can
 implement the same two methods and take the jobs over the wire, without touching the loop.
+
+Two optional extras serve the live panel and Ctrl-C (the loop looks them up with getattr):
+`job_progress()`, what each running job is doing, and `abandon()`, which kills every worker now.
 """
 
 import queue
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -50,6 +54,17 @@ class PromotionJob(BaseModel):
 Job = EvaluationJob | PromotionJob
 
 
+class JobProgress(BaseModel):
+    """What one running job does now, for the live panel."""
+
+    candidate_id: int
+    kind: str = Field(description="evaluation or promotion")
+    stage: str = Field("queued", description="cascade stage (static, contracts, smoke, timed, profile) or warm-up, pair")
+    run: int | None = Field(None, description="timed run or pair being measured, from 1")
+    runs: int | None = None
+    started: float = Field(description="time.monotonic() when the job began running")
+
+
 class Executor(Protocol):
     slots: int  # jobs that can run at once
 
@@ -70,6 +85,8 @@ class LocalPoolExecutor:
         self._pool = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="evaluation")
         self._dataset = dataset
         self._dataset_lock = threading.Lock()
+        self._progress: dict[int, JobProgress] = {}  # written by the job threads, read by the loop's thread
+        self._futures: set[Future] = set()
 
     def dataset(self, spec: str) -> Dataset:
         with self._dataset_lock:
@@ -78,18 +95,50 @@ class LocalPoolExecutor:
             return self._dataset
 
     def submit(self, job: Job) -> "Future[Evaluation | PromotionDecision]":
-        return self._pool.submit(self._run, job)
+        future = self._pool.submit(self._run, job)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        return future
+
+    def job_progress(self) -> list[JobProgress]:
+        """The jobs running now, oldest first."""
+        return sorted(dict(self._progress).values(), key=lambda p: p.started)
+
+    def abandon(self, timeout: float = 30.0) -> None:
+        """Kill every worker now and wait (killing again) until the job threads have returned.
+
+        A job between two stages may start a new worker after a kill, so the tree is killed until
+        no job runs any more; their results are not recorded by the loop."""
+        from evolve.search.interrupts import kill_process_tree
+
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            kill_process_tree()
+            if not any(not f.done() for f in list(self._futures)) or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
 
     def _run(self, job: Job) -> Evaluation | PromotionDecision:
         gpu = self._free.get()
+        kind = "evaluation" if isinstance(job, EvaluationJob) else "promotion"
+        progress = JobProgress(candidate_id=job.candidate_id, kind=kind, started=time.monotonic())
+        self._progress[job.candidate_id] = progress
+
+        def report(stage: str, run: int | None = None, runs: int | None = None) -> None:
+            self._progress[job.candidate_id] = progress.model_copy(update={"stage": stage, "run": run, "runs": runs})
+
         try:
             dataset = self.dataset(job.harness.data)
             if isinstance(job, EvaluationJob):
                 return evaluate_candidate(
-                    job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu
+                    job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu, report
                 )
-            return confirm_promotion(job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu, job.context)
+            return confirm_promotion(
+                job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu, job.context, report
+            )
         finally:
+            self._progress.pop(job.candidate_id, None)
             self._free.put(gpu)
 
     def shutdown(self, wait: bool = True) -> None:

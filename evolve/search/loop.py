@@ -24,6 +24,7 @@ population is read once into an in-memory index (index.py) and updated as result
 """
 
 import json
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -36,12 +37,15 @@ from evolve.config import ExperimentConfig
 from evolve.database import decisions as promotion_records
 from evolve.database.records import CandidateInfo, ExperimentInfo, IndexRow, LLMCallRecord, NewCandidate, ProposalRecord
 from evolve.database.serialize import unified_diff
+from evolve.database.status import champion_line, experiment_status
 from evolve.database.store import Store
 from evolve.llm.client import Budget, LLMCall
 from evolve.search.executor import EvaluationJob, Executor, PromotionJob
 from evolve.search.identity import set_identity
 from evolve.search.index import PopulationIndex
 from evolve.search.population import island_for, migration_due, plan_migration, select_inspirations_from, select_parent_from
+from evolve.search.estimate import Costs, Remaining, duration, mean, remaining
+from evolve.search.interrupts import Interrupts
 from evolve.search.progress import Progress
 from evolve.search.proposer import Proposal, ProposalRequest, Proposer, Unusable
 from evolve.search.requests import RequestBuilder
@@ -66,6 +70,7 @@ class EvolutionLoop:
         progress: Progress,
         budget: Budget,
         rng: np.random.Generator,
+        interrupts: Interrupts | None = None,
     ):
         self.config, self.store, self.experiment, self.executor = config, store, experiment, executor
         self.proposer, self.progress, self.budget = proposer, progress, budget
@@ -80,6 +85,9 @@ class EvolutionLoop:
         self.promotion_running = None  # the PromotionInfo being measured (one at a time)
         self.stop_reason: str | None = None
         self._load()
+        self.interrupts = interrupts or Interrupts()  # not installed: then Ctrl-C raises KeyboardInterrupt as usual
+        self.started: dict[Future, float] = {}  # when each running job was submitted (time.monotonic())
+        self._continue_counters()
 
     @property
     def total_attempts(self) -> int:
@@ -136,6 +144,11 @@ class EvolutionLoop:
         self._ensure_first_champion()
         try:
             while True:
+                if self.interrupts.abandon.is_set():
+                    self._abandon()
+                    break
+                if self.interrupts.stop_requested and not self.stop_reason:
+                    self._stopping()
                 self.stop_reason = self.stop_reason or self.budget.exhausted_reason()
                 self._start_evaluations()
                 self._start_proposals()
@@ -143,6 +156,8 @@ class EvolutionLoop:
                     break
                 done, _ = wait([*self.running, *self.proposing], timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
+                    if self.interrupts.abandon.is_set():
+                        break  # a killed job's result is no verdict on its candidate
                     self._finish(future)
                 self._update_stats()
                 self.progress.refresh()
@@ -157,18 +172,36 @@ class EvolutionLoop:
             self.attempts < self.total_attempts and self.index.has_parents()
         )
 
-    def _interrupted(self) -> None:
+    def _stopping(self) -> None:
+        """First Ctrl-C: start nothing new; what runs finishes and is stored (evolve/search/interrupts.py)."""
         self.stop_reason = "stopped by Ctrl-C"
-        self.progress.event(f"stopping: finishing {len(self.running)} running job(s); Ctrl-C again abandons them (they are re-queued)")
+        self.stats.note = "stopping: running jobs finish; Ctrl-C again kills them (re-queued for --resume)"
+        self.progress.event(
+            f"stopping: finishing {len(self.running)} running job(s) and {len(self.proposing)} proposal(s); "
+            "Ctrl-C again kills them now (they are re-queued for --resume)"
+        )
+
+    def _abandon(self) -> None:
+        """Second Ctrl-C: every worker killed at once, the unfinished candidates back to pending."""
+        abandon = getattr(self.executor, "abandon", None)  # optional in the Executor protocol
+        if abandon is not None:
+            abandon()
+        requeued = self.store.requeue_unfinished(self.experiment.id)
+        self.stop_reason = f"stopped by a second Ctrl-C: {len(self.running)} running job(s) killed, {requeued} candidate(s) re-queued"
+        self.progress.event(self.stop_reason)
+        self.running.clear()
+        self.proposing.clear()  # an LLM call in flight is dropped; its reply, if it comes, is not stored
+
+    def _interrupted(self) -> None:
+        """Ctrl-C without an installed handler (KeyboardInterrupt): the same two steps."""
+        self._stopping()
         try:
-            while self.running:
-                done, _ = wait(list(self.running), timeout=0.5, return_when=FIRST_COMPLETED)
+            while self.running or self.proposing:
+                done, _ = wait([*self.running, *self.proposing], timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
                     self._finish(future)
         except KeyboardInterrupt:
-            requeued = self.store.requeue_unfinished(self.experiment.id)
-            self.progress.event(f"abandoned the running jobs; {requeued} candidate(s) re-queued")
-            self.running.clear()
+            self._abandon()
 
     # starting work
 
@@ -199,7 +232,9 @@ class EvolutionLoop:
                 cascade=self.config.cascade.model_copy(update={"limits": self._limits(self.config.cascade.limits)}),
                 champion_times=self.champion_times,
             )
-            self.running[self.executor.submit(job)] = ("evaluation", candidate.id)
+            future = self.executor.submit(job)
+            self.running[future] = ("evaluation", candidate.id)
+            self.started[future] = time.monotonic()
 
     def _start_promotion(self, promotion) -> None:
         champion, candidate = self.champion, self.index.rows[promotion.candidate_id]
@@ -224,7 +259,9 @@ class EvolutionLoop:
         self.progress.event(f"#{candidate.id} scored above champion #{champion.id}: paired re-measurement ({pairs} pairs, "
                             f"attempt {context.attempt}, alpha {context.alpha:.2g})")
         self.promotion_running = promotion
-        self.running[self.executor.submit(job)] = ("promotion", candidate.id)
+        future = self.executor.submit(job)
+        self.running[future] = ("promotion", candidate.id)
+        self.started[future] = time.monotonic()
 
     def _start_proposals(self) -> None:
         while (
@@ -255,6 +292,7 @@ class EvolutionLoop:
             self._proposal_done(request, parent_set, future.result())
             return
         kind, candidate_id = self.running.pop(future)
+        self.measured[kind].append(time.monotonic() - self.started.pop(future, time.monotonic()))
         if kind == "evaluation":
             self._evaluation_done(candidate_id, future.result())
         else:
@@ -405,6 +443,8 @@ class EvolutionLoop:
         self.champion = self.store.candidate(candidate_id)
         # early stopping compares with the champion's whole record: screening and every confirmation
         self.champion_times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, candidate_id)]
+        if self.stats.champion_id != self.champion.id:
+            self.stats.champion_history = champion_line(experiment_status(self.store, self.experiment).champions)
         self.stats.champion_id = self.champion.id
         self.stats.champion_time = self.champion.time_mean
         self.stats.champion_accuracy = self.champion.accuracy_mean
@@ -433,3 +473,43 @@ class EvolutionLoop:
         self.stats.best_score = self.index.best_score
         self.stats.gpu_hours = self.budget.gpu_hours_spent
         self.stats.usd = self.budget.usd_spent
+        self.stats.generations = self.config.generations
+        self.stats.jobs = self._job_lines()
+        self.stats.remaining = self._remaining().text()
+
+    # what the panel shows
+
+    def _continue_counters(self) -> None:
+        """Counters and measured costs from the database, so that they continue across --resume."""
+        status = experiment_status(self.store, self.experiment)
+        self.stats.proposed, self.stats.evaluated = status.proposed, status.evaluated
+        self.stats.rejections.update(status.rejections)
+        self.stats.tokens = status.tokens
+        self.stats.champion_history = champion_line(status.champions)
+        self.measured: dict[str, list[float]] = {
+            "evaluation": status.evaluation_seconds[-50:], "promotion": status.promotion_seconds[-20:]}
+
+    def _job_lines(self) -> list[str]:
+        progress = {p.candidate_id: p for p in getattr(self.executor, "job_progress", list)()}
+        lines = []
+        for future, (kind, candidate_id) in self.running.items():
+            p = progress.get(candidate_id)
+            stage = "waiting for a worker" if p is None else p.stage + (f" {p.run}/{p.runs}" if p.run is not None else "")
+            label = f"#{candidate_id}" + (" promotion" if kind == "promotion" else "")
+            elapsed = time.monotonic() - (p.started if p is not None else self.started.get(future, time.monotonic()))
+            lines.append(f"{label}: {stage}, {duration(elapsed)}")
+        return lines
+
+    def _remaining(self) -> Remaining:
+        evaluations = self.measured["evaluation"]
+        promotions_started = len(self.measured["promotion"]) + sum(1 for kind, _ in self.running.values() if kind == "promotion")
+        costs = Costs(
+            evaluation_seconds=mean(evaluations),
+            promotion_seconds=mean(self.measured["promotion"]),
+            promotion_rate=promotions_started / len(evaluations) if evaluations else 0.0,
+            usd_per_proposal=self.budget.usd_spent / self.stats.proposed if self.stats.proposed and self.budget.usd_spent else None,
+        )
+        left = (self.total_attempts - self.attempts) + len(self.store.candidates(self.experiment.id, "pending")) + len(self.running)
+        device_left = None if self.budget.gpu_hours_limit is None else (self.budget.gpu_hours_limit - self.budget.gpu_hours_spent) * 3600
+        usd_left = None if self.budget.usd_limit is None else self.budget.usd_limit - self.budget.usd_spent
+        return remaining(costs, left, self.executor.slots, device_left, usd_left)

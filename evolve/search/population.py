@@ -30,7 +30,6 @@ Rules (numbers from PopulationSettings):
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.stats import rankdata
 
 from evolve.config import PopulationSettings
 
@@ -108,6 +107,8 @@ def select_parent_from(pool: list[Individual], rng: np.random.Generator, setting
         return pool[int(rng.integers(len(pool)))]
     if settings.parent_selection == "best":
         return pool[0]
+    from scipy.stats import rankdata  # here: importing the search code stays fast for the CLI
+
     ranks = rankdata([-i.score for i in pool], method="average") - 1
     weights = np.exp(-ranks / settings.selection_temperature)
     return pool[int(rng.choice(len(pool), p=weights / weights.sum()))]

@@ -1,0 +1,129 @@
+"""The CLI's views of a search: change lines, diff, status, estimates, start-up, plain error text."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_inspect_cli import invoke, lineage  # noqa: F401  (the fixture: a small lineage in SQLite and PostgreSQL)
+from typer.testing import CliRunner
+
+from evolve.cli.app import app
+from evolve.cli.changes import change_summary
+from evolve.search.estimate import Costs, duration, remaining
+
+HYPERPARAMS_DIFF = """--- a
++++ b
+@@ -1,3 +1,3 @@
+ HYPERPARAMS = {
+-    "epochs": 8.0,  # total steps
++    "epochs": 7.61,  # total steps
+ }
+"""
+
+
+def test_change_summary_names_the_constant_and_both_values():
+    assert change_summary(HYPERPARAMS_DIFF) == "epochs 8.0 -> 7.61"
+    code = "@@\n-        newton_schulz_steps: int = 3,\n+        newton_schulz_steps: int = 4,\n+    y = 2\n"
+    assert change_summary(code) == "newton_schulz_steps 3 -> 4; + y = 2"
+    assert change_summary(HYPERPARAMS_DIFF, "Shorter schedule:  fewer epochs") == "Shorter schedule: fewer epochs"
+    assert change_summary("") == ""
+    assert len(change_summary("@@\n" + "".join(f"-a{i} = {i}\n+a{i} = {i + 1}\n" for i in range(9)))) <= 80
+
+
+def test_lineage_lines_carry_island_change_and_promotion(lineage):  # noqa: F811
+    url, ids = lineage
+    lines = invoke("lineage", "--db", url).stdout.splitlines()
+    assert "island 0 | first champion" in lines[0]
+    assert "LR 0.1 -> 0.2" in lines[1] and f"promoted over #{ids['seed']}" in lines[1], lines[1]
+    tree = json.loads(invoke("lineage", "--db", url, "--json").stdout)
+    assert tree[0]["children"][0]["change"] == "LR 0.1 -> 0.2" and tree[0]["promotion"] == "first champion"
+
+
+def test_diff_between_any_two_candidates(lineage):  # noqa: F811
+    url, ids = lineage
+    result = invoke("diff", str(ids["child"]), str(ids["grandchild"]), "--db", url)
+    assert result.exit_code == 0, result.output
+    assert "+EPOCHS = 8" in result.stdout and "+LR" not in result.stdout and f"#{ids['grandchild']}/optimizer.py" in result.stdout
+    from_seed = invoke("diff", str(ids["seed"]), str(ids["grandchild"]), "--db", url).stdout  # the seed stands for the shipped set
+    assert "+LR = 0.2" in from_seed and "+EPOCHS = 8" in from_seed
+    same = invoke("diff", str(ids["child"]), str(ids["child"]), "--db", url)
+    assert same.exit_code == 0 and "identical" in same.stdout
+    assert json.loads(invoke("diff", str(ids["seed"]), str(ids["child"]), "--db", url, "--json").stdout)["components"]["optimizer"]
+    missing = invoke("diff", "1", "9999", "--db", url)
+    assert missing.exit_code == 1 and "no candidate with id 9999" in missing.output
+
+
+def test_status_reads_a_search_from_the_database(lineage):  # noqa: F811
+    url, ids = lineage
+    result = invoke("status", "search-b", "--db", url)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "search-b: running" in text and "generation 3 of 20" in text and "4 of 80 proposals made" in text
+    assert f"champion history: #{ids['seed']} 3.05 s 94.9% -> #{ids['child']} 2.85 s 95.1%" in text
+    assert "left: about" in text and "GPU hours" in text and "$0.00" in text
+    report = json.loads(invoke("status", "search-b", "--db", url, "--json").stdout)
+    assert report["proposed"] == 4 and report["tokens"] == 940 and report["seconds_left"] > 0
+
+
+def test_remaining_time_from_costs_and_budgets():
+    costs = Costs(evaluation_seconds=60.0, promotion_seconds=300.0, promotion_rate=0.1)
+    assert remaining(costs, 10, 2).seconds == pytest.approx((10 * 60 + 1 * 300) / 2)
+    limited = remaining(costs, 10, 1, device_seconds_left=120.0)
+    assert limited.seconds == 120.0 and limited.limited_by == "device-time" and "budget" in limited.text()
+    assert remaining(Costs(), 5, 1).seconds is None and "unknown until a candidate is measured (5" in remaining(Costs(), 5, 1).text()
+    assert [duration(s) for s in (12, 245, 7800)] == ["12 s", "4 min 05 s", "2 h 10 min"]
+
+
+def test_error_text_keeps_its_brackets(tmp_path):
+    missing = tmp_path / "x[download].py"
+    result = CliRunner().invoke(app, ["eval", str(missing), "--component", "tta", "--device", "cpu", "--data", "synthetic"])
+    assert result.exit_code == 2 and "x[download].py does not exist" in result.output, result.output
+
+
+def test_threads_and_presets_are_settings_config_show_prints():
+    shown = json.loads(CliRunner().invoke(app, ["config", "show", "--json"]).stdout)
+    assert shown["cascade"]["limits"]["threads"] == 1 and shown["promotion"]["limits"]["threads"] == 1
+    result = CliRunner().invoke(app, ["config", "show", "--preset", "quick"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0 and "preset quick" in result.stdout
+    assert "unknown preset 'slow'" in CliRunner().invoke(app, ["config", "show", "--preset", "slow"]).output
+
+
+def test_help_shows_defaults_and_readable_types():
+    text = CliRunner().invoke(app, ["start", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "<list[str]>" not in text and "KEY=VALUE" in text and "[default: 20]" in text and "--seed" in text and "--runs" in text
+
+
+def test_help_and_inspection_commands_import_no_torch_scipy_or_openai(lineage, tmp_path):  # noqa: F811
+    url, ids = lineage
+    if not url.startswith("sqlite"):
+        pytest.skip("one backend is enough for the imports")
+    probe = (
+        "import json, sys\nfrom typer.testing import CliRunner\nfrom evolve.cli.app import app\n"
+        "codes = [CliRunner().invoke(app, args).exit_code for args in json.loads(sys.argv[1])]\n"
+        "print(json.dumps({'codes': codes, 'heavy': [m for m in ('torch', 'scipy', 'openai') if m in sys.modules]}))\n"
+    )
+    commands = [["--help"], ["start", "--help"], ["experiments", "--db", url], ["lineage", "--db", url],
+                ["show", str(ids["child"]), "--db", url], ["top", "--db", url], ["status", "--db", url],
+                ["diff", str(ids["seed"]), str(ids["child"]), "--db", url], ["config", "show"]]
+    out = subprocess.run([sys.executable, "-c", probe, json.dumps(commands)], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {"codes": [0] * len(commands), "heavy": []}, report
+
+
+def test_workers_default_to_one_thread_and_the_environment_follows(tmp_path):
+    from evaluator.sandbox.sandboxed_worker import WorkerLimits, scrubbed_environment
+
+    assert WorkerLimits().threads == 1
+    assert scrubbed_environment(tmp_path)["OMP_NUM_THREADS"] == "1"
+    assert scrubbed_environment(tmp_path, None, 3)["OMP_NUM_THREADS"] == "3"
+
+
+def test_export_header_names_data_and_scale():
+    from evolve.export.script import ExportStatistics
+
+    numbers = dict(runs=3, accuracy_mean=0.95, accuracy_std=0.01, accuracy_ci_low=0.93, accuracy_ci_high=0.97,
+                   accuracy_lower_bound=0.935, confidence=0.95, time_mean=3.0, time_std=0.1, device="cpu", torch_version="2")
+    tiny = ExportStatistics(**numbers, data="synthetic", scale="tiny").conditions()
+    assert tiny.startswith("synthetic data, tiny scale") and "say nothing about CIFAR-10" in tiny
+    assert ExportStatistics(**numbers, data="cifar10", scale="full").conditions() == "CIFAR-10, full scale"
