@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.data import DatasetError, load_dataset
+from evaluator.data import Dataset, DatasetError, load_dataset
 from evaluator.runs import device_description
 from evolve.config import ConfigError, ExperimentConfig, load_config, masked_dump, parse_assignments
 from evolve.database import DEFAULT_URL, DatabaseError, Store
 from evolve.llm.client import Budget, LLMClient
-from evolve.search.executor import LocalPoolExecutor
+from evolve.search.executor import Executor, LocalPoolExecutor
 from evolve.search.loop import EvolutionLoop, SeedFailed
 from evolve.search.progress import LoopStats, Progress
 from evolve.search.proposer import LLMProposer, MutatorProposer, Proposer
@@ -51,6 +51,8 @@ def start(
     budget_gpu_hours: Annotated[Optional[float], typer.Option(help="stop after this much GPU time")] = None,
     budget_usd: Annotated[Optional[float], typer.Option(help="stop after this much LLM spending")] = None,
     gpus: Annotated[Optional[str], typer.Option(help="CUDA devices to evaluate on, e.g. 0,1")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="where evaluations run: local (this machine) or ray (a Ray cluster)")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray head HOST:PORT, or auto (with --executor ray)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu")] = None,
     data: Annotated[Optional[str], typer.Option(help="cifar10, synthetic, or a path to a .npz")] = None,
     components: Annotated[Optional[str], typer.Option("--components", help="shipped set to start from (baseline, record)")] = None,
@@ -68,6 +70,8 @@ def start(
         "budget_gpu_hours": budget_gpu_hours,
         "budget_usd": budget_usd,
         "gpus": gpus,
+        "executor": executor,
+        "ray.address": ray_address,
         "harness.device": device,
         "harness.data": data,
         "seed_set": components,
@@ -89,9 +93,18 @@ def start(
 
 def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | None) -> None:
     if resume:
-        experiment = store.experiment(resume)
-        stored = ExperimentConfig.model_validate({**experiment.config, "generations": config.generations})
-        config = stored.model_copy(update={"llm": config.llm})  # the key is never stored; the rest is the experiment's
+        found = store.experiment(resume)
+        stored = ExperimentConfig.model_validate({**found.config, "generations": config.generations})
+        # The key is never stored, and where the evaluations run may change between runs; the rest is the experiment's.
+        config = stored.model_copy(update={"llm": config.llm, "executor": config.executor, "ray": config.ray})
+    # The data and the executor first: a missing file or an unreachable cluster leaves the database as it was.
+    try:
+        dataset = load_dataset(config.harness.data)
+    except DatasetError as e:
+        fail(str(e))
+    executor = make_executor(config, dataset)
+    if resume:
+        experiment = found
         requeued = store.requeue_unfinished(experiment.id)
         store.set_experiment_status(experiment.id, "running")
         console.print(f"resuming {experiment.name}: {requeued} unfinished candidate(s) re-queued")
@@ -100,10 +113,6 @@ def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | 
         experiment = store.create_experiment(
             name, config.components, masked_dump(config), config.seed_set, device_text(config)
         )
-    try:
-        dataset = load_dataset(config.harness.data)
-    except DatasetError as e:
-        fail(str(e))
     # Seeded runs stay reproducible, and a resumed one does not replay the choices it made before.
     offset = len(store.candidates(experiment.id))
     loop_rng, proposer_rng = (np.random.default_rng(None if config.seed is None else [config.seed, offset, i]) for i in (0, 1))
@@ -113,7 +122,6 @@ def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | 
     stats = LoopStats(experiment=experiment.name, proposer=proposer.name)
     console.print(f"experiment {experiment.name}: evolving {', '.join(config.components)} from the {config.seed_set} set; "
                   f"proposals by the {proposer.name}; data {dataset.describe()}", highlight=False)
-    executor = LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
     with Progress(console, stats) as progress:
         loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget, loop_rng)
         try:
@@ -126,6 +134,22 @@ def run(config: ExperimentConfig, store: Store, name: str | None, resume: str | 
     interrupted = reason.startswith("stopped")
     store.set_experiment_status(experiment.id, "stopped" if interrupted else "finished")
     print_final(store, experiment.name, experiment.id, reason, config.database_url)
+
+
+def make_executor(config: ExperimentConfig, dataset: Dataset) -> Executor:
+    """The local pool, or the Ray cluster (imported only then: Ray is an optional extra)."""
+    if config.executor == "local":
+        return LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
+    try:
+        from evolve.search.ray_executor import RayClusterError, RayExecutor
+    except ImportError as e:
+        fail(str(e))
+    try:
+        executor = RayExecutor(config.ray, config.harness.device, dataset)
+    except RayClusterError as e:
+        fail(f"{e}\nNothing was started or stored.")
+    console.print(executor.describe(), highlight=False)
+    return executor
 
 
 def device_text(config: ExperimentConfig) -> str:
