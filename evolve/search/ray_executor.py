@@ -28,12 +28,15 @@ How the pieces are split, and why:
 """
 
 import logging
+import os
+import signal
 import socket
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -95,9 +98,43 @@ class Ticket:
 
 
 def _run_task(job: Job, dataset: Dataset, runner: JobRunner) -> TaskOutcome:
-    # gpu=None: the sandbox passes on the CUDA_VISIBLE_DEVICES that Ray set for this task's GPU.
-    result = runner(job, dataset, None)
-    return TaskOutcome(result=result, node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname())
+    """The body of every task. The job runs in a thread so that a cancellation reaches this one at once:
+    Ray's polite cancel raises KeyboardInterrupt only between bytecodes, never inside a blocking wait."""
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            # gpu=None: the sandbox passes on the CUDA_VISIBLE_DEVICES that Ray set for this task's GPU.
+            box["result"] = runner(job, dataset, None)
+        except BaseException as e:
+            box["error"] = e
+
+    thread = threading.Thread(target=work, name="job", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:  # ray.cancel: end the job's sandboxed workers now (each leads its own process group)
+        kill_child_process_groups()
+        thread.join(1.0)
+        raise
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return TaskOutcome(result=box["result"], node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname())
+
+
+def kill_child_process_groups() -> None:
+    """SIGKILL the process group of every child of this process (the sandboxed workers it started)."""
+    for children in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids = [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            continue  # the thread ended meanwhile
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # gone already, or not a group leader of ours
 
 
 _remote_task = ray.remote(_run_task)
