@@ -32,9 +32,9 @@ from evolve.search.ray_executor import RayExecutor, Ticket  # noqa: E402  (needs
 
 FINISHED = {"evaluated", "rejected", "failed", "champion"}
 FAST = [
-    "--set", "candidates_per_generation=2", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
+    "--set", "candidates_per_generation=1", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
     "--set", "score.target=0.2", "--set", "promotion.pairs=2", "--set", "harness.hyperparams.epochs=1",
-    "--set", "population.islands=2", "--set", "seed=7",
+    "--set", "population.islands=1", "--set", "seed=7",
 ]
 
 
