@@ -61,13 +61,14 @@ class StubRunner(BaseModel):
     """
 
     seconds: float = 0.5
+    seconds_by_candidate: dict[int, float] = {}  # exceptions to `seconds`
     marker_dir: str | None = None
 
     def __call__(self, job: Job, dataset: Dataset, gpu: int | None) -> Evaluation | PromotionDecision:
         start = time.perf_counter()
         if self.marker_dir:
             (Path(self.marker_dir) / f"{job.candidate_id}-{current_node()}-{uuid.uuid4().hex[:6]}").write_text("")
-        time.sleep(self.seconds)
+        time.sleep(self.seconds_by_candidate.get(job.candidate_id, self.seconds))
         elapsed = time.perf_counter() - start
         if isinstance(job, EvaluationJob):
             samples = stub_samples(job)
@@ -107,7 +108,7 @@ def stub_config(candidates: int, **update):
     from evolve.config import ExperimentConfig
 
     config = ExperimentConfig(components=["optimizer"], generations=1, candidates_per_generation=candidates, seed=0)
-    config.harness.device = "cpu"
+    config.harness.device, config.harness.data = "cpu", "synthetic"
     config.population.islands = 1
     return config.model_copy(update=update)
 
@@ -130,3 +131,26 @@ def run_stub_search(executor, url: str, candidates: int, name: str = "stub") -> 
         with Progress(Console(stderr=True, quiet=True), LoopStats(experiment=name, proposer=proposer.name)) as progress:
             loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, Budget(), np.random.default_rng(0))
             return loop.run()
+
+
+def stub_driver(address: str, url: str, marker_dir: str, seconds: float, seed_seconds: float) -> None:
+    """A driver process for the SIGKILL test: a stub search on the cluster at `address`."""
+    from evaluator.data import synthetic_dataset
+    from evolve.config import RaySettings
+    from evolve.search.ray_executor import RayExecutor
+
+    runner = StubRunner(seconds=seconds, seconds_by_candidate={1: seed_seconds}, marker_dir=marker_dir)
+    executor = RayExecutor(RaySettings(address=address), "cpu", synthetic_dataset(64, 16), runner)
+    run_stub_search(executor, url, candidates=2, name="killed")
+    executor.shutdown()
+
+
+class NoStaticCheckRunner(BaseModel):
+    """run_job with the static check switched off inside the task, so that only the sandbox stands in the way."""
+
+    def __call__(self, job: Job, dataset: Dataset, gpu: int | None) -> Evaluation | PromotionDecision:
+        import evaluator.cascade as cascade
+        from evolve.search.executor import run_job
+
+        cascade.check_source = lambda name, source: []
+        return run_job(job, dataset, gpu)

@@ -80,3 +80,11 @@ def test_missing_reference_scripts_are_skipped_with_the_fix(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "skipped cifar10_speedrun:" in printed and "docs/BENCHMARKS.md" in printed
     assert "time / airbench94_muon" in printed  # without the Hive's script, ratios are against the first contestant
+
+
+def test_scheduling_bench_measures_the_local_pool_without_ray():
+    from bench.ray_scheduling import main
+
+    (row,) = main(["--executors", "local", "--slots", "2", "--eval-seconds", "0.2", "--candidates", "3"])
+    assert row["executor"] == "local" and row["jobs"] >= 3
+    assert 0 <= row["lost"] < 0.5 and 0 <= row["at_30s"] < 0.05

@@ -1,7 +1,7 @@
 """The Ray executor on a real Ray cluster of simulated nodes on this machine (ray.cluster_utils.Cluster).
 
-The fault tests use a stand-in evaluator that holds its slot (tests/ray_support.py); the CLI test
-runs the real sandboxed evaluator inside the Ray tasks, through a SIGKILL of the driver and --resume.
+The fault tests use a stand-in evaluator that holds its slot (tests/ray_support.py); one test runs
+the real evaluator in a Ray task, with a candidate that only the sandbox can stop.
 """
 
 import os
@@ -12,8 +12,8 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
+from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -24,18 +24,18 @@ from evaluator.settings import HarnessSettings, ScoreSettings
 from evolve.cli.app import app
 from evolve.config import RaySettings
 from evolve.database import Store
+from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evolve.search.executor import EvaluationJob
-from tests.ray_support import NODE_MEMORY, StubRunner, crash_worker, import_ray, markers, run_stub_search, start_cluster
+from tests.ray_support import (
+    NODE_MEMORY, NoStaticCheckRunner, StubRunner, crash_worker, import_ray, markers, run_stub_search, start_cluster,
+)
+from tests.redteam.cases import CASES
 
 ray = import_ray()
 from evolve.search.ray_executor import RayExecutor, Ticket  # noqa: E402  (needs Ray)
 
 FINISHED = {"evaluated", "rejected", "failed", "champion"}
-FAST = [
-    "--set", "candidates_per_generation=1", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
-    "--set", "score.target=0.2", "--set", "promotion.pairs=2", "--set", "harness.hyperparams.epochs=1",
-    "--set", "population.islands=1", "--set", "seed=7",
-]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -207,30 +207,44 @@ def test_an_unreachable_cluster_is_one_clear_error_naming_the_address(tmp_path):
         assert store.experiments() == []  # nothing was stored
 
 
-@pytest.fixture
-def data_file(tmp_path):
-    d = synthetic_dataset(400, 100, seed=11)
-    path = tmp_path / "small.npz"
-    np.savez(path, train_images=d.train_images, train_labels=d.train_labels, test_images=d.test_images, test_labels=d.test_labels)
-    return path
-
-
-def test_sandboxed_evaluations_run_as_ray_tasks_through_a_driver_sigkill_and_resume(cluster, tmp_path, data_file):
-    url = f"sqlite:///{tmp_path / 'evolve.db'}"
-    ray_flags = ["--executor", "ray", "--ray-address", cluster.address]
-    common = ["--component", "optimizer", "--device", "cpu", "--data", str(data_file), "--db", url, *FAST, *ray_flags]
-    process = subprocess.Popen([sys.executable, "-m", "evolve", "start", *common, "--generations", "1", "--name", "killed"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def test_the_sandbox_applies_inside_a_ray_task(cluster, tmp_path):
+    case = next(c for c in CASES if c.name == "opens a file with open()")
+    baseline = ComponentSet.shipped("baseline")
+    candidate = baseline.with_component(case.component, baseline.sources[case.component] + case.code)
+    limits = WorkerLimits(setup_seconds=120, warmup_seconds=120, run_seconds=60, memory_bytes=6 << 30)
+    attack = EvaluationJob(candidate_id=1, component_set=candidate, changed=[case.component],
+                           harness=HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1}),
+                           score=ScoreSettings(target=0.2), cascade=CascadeSettings(runs=2, min_runs=2, limits=limits))
+    executor = RayExecutor(RaySettings(address=cluster.address), "cpu", synthetic_dataset(400, 100, seed=5), NoStaticCheckRunner())
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # kill once the seed is evaluated and a child is being evaluated
-            time.sleep(0.5)
+        evaluation = executor.submit(attack).result(timeout=600)
+    finally:
+        executor.shutdown()
+    assert executor.history[0].node_id in {node.node_id for node in cluster.worker_nodes}
+    stopped = evaluation.stages[-1]
+    assert [s.stage for s in evaluation.stages][0] == "static" and stopped.stage != "static"  # the check was off
+    assert evaluation.status in ("rejected", "failed") and not evaluation.samples
+    assert "/etc/hostname" in stopped.message  # the worker's guard refused the open, on a Ray node
+
+
+def test_a_driver_killed_mid_search_then_resumed_resubmits_what_was_in_flight(cluster, dataset, tmp_path):
+    url = f"sqlite:///{tmp_path / 'evolve.db'}"
+    starts = tmp_path / "starts"
+    starts.mkdir()
+    driver = (f"from tests.ray_support import stub_driver; "
+              f"stub_driver({cluster.address!r}, {url!r}, {str(starts)!r}, seconds=60, seed_seconds=0.5)")
+    process = subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # kill once the seed is evaluated and a child's task has started
+            time.sleep(0.3)
             if not (tmp_path / "evolve.db").exists():
                 continue
             with Store.open(url) as store:
                 found = store.find_experiment("killed")
                 statuses = [c.status for c in store.candidates(found.id)] if found else []
-            if "champion" in statuses and "running" in statuses:
+            if "champion" in statuses and any(c != 1 for c, _ in markers(starts)):
                 break
         else:
             pytest.fail("the search never reached a running child")
@@ -240,14 +254,33 @@ def test_sandboxed_evaluations_run_as_ray_tasks_through_a_driver_sigkill_and_res
     with Store.open(url) as store:
         experiment = store.experiment("killed")
         in_flight = [c.id for c in store.candidates(experiment.id) if c.status == "running"]
-        done_before = {c.id: len(store.samples(c.id, ["timed"])) for c in store.candidates(experiment.id) if c.status in FINISHED}
-    result = CliRunner().invoke(app, ["start", "--resume", "killed", "--generations", "1", "--db", url, *ray_flags])
+        assert in_flight
+        assert store.requeue_unfinished(experiment.id) == len(in_flight)  # what `evolve start --resume` does first
+    executor = RayExecutor(RaySettings(address=cluster.address), "cpu", dataset, StubRunner(seconds=0.5))
+    try:
+        deadline = time.monotonic() + 60  # Ray ends the dead driver's tasks: their CPUs come back
+        while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ray.available_resources().get("CPU", 0) == 2
+        reason = run_stub_search(executor, url, candidates=2, name="killed")
+    finally:
+        executor.shutdown()
+    assert reason.startswith("all 2 proposals")
+    assert set(in_flight) <= {r.candidate_id for r in executor.history if r.outcome == "done"}
+    candidates, samples = finished_search(url, "killed")
+    assert all(c.status in FINISHED for c in candidates)
+    assert all(len(s) == 3 for s in samples.values())  # each evaluation stored once
+
+
+def test_the_cli_resumes_on_the_cluster_it_is_given(cluster, tmp_path):
+    url = f"sqlite:///{tmp_path / 'evolve.db'}"
+    executor = RayExecutor(RaySettings(address=cluster.address), "cpu", synthetic_dataset(64, 16), StubRunner(seconds=0.2))
+    try:
+        run_stub_search(executor, url, candidates=1, name="done")
+    finally:
+        executor.shutdown()
+    result = CliRunner().invoke(app, ["start", "--resume", "done", "--db", url, "--executor", "ray", "--ray-address",
+                                      cluster.address])
     assert result.exit_code == 0, result.output
-    assert "Ray cluster of 3 node(s)" in result.output and f"{len(in_flight)} unfinished candidate(s) re-queued" in result.output
-    with Store.open(url) as store:
-        candidates = store.candidates(experiment.id)
-        assert all(c.status in FINISHED for c in candidates)
-        assert all(c.status != "failed" for c in candidates if c.id in in_flight)  # re-submitted and evaluated
-        assert all(store.samples(c.id, ["timed"]) for c in candidates if c.status != "rejected")  # the harness measured them
-        assert {i: len(store.samples(i, ["timed"])) for i in done_before} == done_before  # nothing recorded twice
-        assert len({c.source_hash for c in candidates}) == len(candidates)
+    assert "Ray cluster of 3 node(s), 0 GPU(s), 2 CPU(s): 2 evaluation(s) at once" in result.output
+    assert "resuming done: 0 unfinished" in result.output
