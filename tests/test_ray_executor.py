@@ -279,8 +279,8 @@ def test_the_cli_resumes_on_the_cluster_it_is_given(cluster, tmp_path):
         run_stub_search(executor, url, candidates=1, name="done")
     finally:
         executor.shutdown()
-    result = CliRunner().invoke(app, ["start", "--resume", "done", "--generations", "1", "--db", url, "--executor", "ray", "--ray-address",
-                                      cluster.address])
+    result = CliRunner().invoke(app, ["start", "--resume", "done", "--generations", "1", "--db", url,
+                                      "--executor", "ray", "--ray-address", cluster.address])
     assert result.exit_code == 0, result.output
     assert "Ray cluster of 3 node(s), 0 GPU(s), 2 CPU(s): 2 evaluation(s) at once" in result.output
     assert "resuming done: 0 unfinished" in result.output
