@@ -132,6 +132,32 @@ class MutatorSettings(BaseModel):
     )
 
 
+class RaySettings(BaseModel):
+    """The Ray cluster that runs the evaluations when `executor = "ray"` (evolve/search/ray_executor.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        None,
+        description="cluster to use: HOST:PORT of the head (as `ray start --head` prints it), 'auto' (the cluster this "
+        "machine has joined) or ray://HOST:10001 (Ray Client); none: a one-machine Ray started for this search",
+    )
+    max_retries: int = Field(
+        2, ge=0, description="re-submissions of a job whose Ray worker process or node died; then it is recorded as failed"
+    )
+    cpus_per_task: float = Field(
+        1.0, gt=0, description="CPUs one job reserves: its whole slot on a CPU cluster, beside its one GPU on a GPU cluster"
+    )
+    slots: int | None = Field(
+        None, ge=1, description="jobs in flight at once; none: one per GPU in the cluster (per cpus_per_task CPUs with "
+        "harness.device = cpu), following nodes as they join and leave",
+    )
+    connect_timeout_seconds: float = Field(15.0, gt=0, description="how long to try the address before the search stops with an error")
+    cancel_grace_seconds: float = Field(
+        10.0, ge=0, description="after Ctrl-C, how long cancelled jobs get to stop their sandboxed workers before Ray kills them"
+    )
+
+
 class ExperimentConfig(BaseModel):
     """Everything an evolution experiment needs; `evolve config show` prints it with sources."""
 
@@ -146,7 +172,14 @@ class ExperimentConfig(BaseModel):
     candidates_per_generation: int = Field(4, ge=1, description="candidates proposed and evaluated per generation")
     budget_gpu_hours: float | None = Field(None, gt=0, description="stop after this much GPU time; none: no limit")
     budget_usd: float | None = Field(None, ge=0, description="stop after this much LLM spending in USD; none: no limit")
-    gpus: list[int] = Field(default_factory=lambda: [0], min_length=1, description="CUDA device indices to evaluate on")
+    gpus: list[int] = Field(
+        default_factory=lambda: [0], min_length=1, description="CUDA device indices to evaluate on (local executor)"
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where evaluations run: local (this machine, one worker per GPU in `gpus`) or ray (a Ray "
+        "cluster, see `ray`; needs `pip install -e '.[ray]'`)",
+    )
+    ray: RaySettings = Field(default_factory=RaySettings, description="the Ray cluster (executor = ray)")
     database_url: str = Field("sqlite:///evolve.db", description="SQLAlchemy URL of the lineage database")
     prompts_dir: Path | None = Field(None, description="folder of prompt templates; none: the shipped prompts/")
     seed: int | None = Field(None, description="seed of the loop's random choices; none: fresh")

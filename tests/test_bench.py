@@ -104,3 +104,11 @@ def test_optional_contestants_join_when_time_allows_and_the_deadline_stops_the_r
     assert report["contestants"] == [] and report["stopped"].startswith("deadline: 0 of 3 rounds")
     assert "optional" in report["skipped"]["airbench94_muon"]
     assert "stopped early: deadline" in capsys.readouterr().out
+
+
+def test_scheduling_bench_measures_the_local_pool_without_ray():
+    from bench.ray_scheduling import main
+
+    (row,) = main(["--executors", "local", "--slots", "2", "--eval-seconds", "0.2", "--candidates", "3"])
+    assert row["executor"] == "local" and row["jobs"] >= 3
+    assert 0 <= row["lost"] < 0.5 and 0 <= row["at_30s"] < 0.05

@@ -82,6 +82,10 @@ def start(
         Optional[float], typer.Option(metavar="USD", help="stop after this much LLM spending \\[default: no limit]")
     ] = None,
     gpus: Annotated[Optional[str], typer.Option(metavar="0,1", help="CUDA devices to evaluate on \\[default: 0]")] = None,
+    executor: Annotated[
+        Optional[str], typer.Option(metavar="local|ray", help="where evaluations run: this machine or a Ray cluster \\[default: local]")
+    ] = None,
+    ray_address: Annotated[Optional[str], typer.Option(metavar="HOST:PORT", help="Ray head, or auto (with --executor ray)")] = None,
     device: Annotated[Optional[str], typer.Option(metavar="cuda|cpu", help="where to train \\[default: cuda]")] = None,
     data: Annotated[
         Optional[str], typer.Option(metavar="cifar10|synthetic|PATH.npz", help="training data \\[default: cifar10]")
@@ -128,6 +132,8 @@ def start(
         "budget_gpu_hours": budget_gpu_hours,
         "budget_usd": budget_usd,
         "gpus": gpus,
+        "executor": executor,
+        "ray.address": ray_address,
         "harness.device": device,
         "harness.data": data,
         "seed_set": components,
@@ -192,19 +198,28 @@ def run(loaded, flags: dict, store: Store, name: str | None, resume: str | None)
     from evolve.config import ConfigError
     from evolve.config_display import masked_dump
     from evolve.llm.client import Budget
-    from evolve.search.executor import LocalPoolExecutor
     from evolve.search.interrupts import Interrupts
     from evolve.search.loop import EvolutionLoop, SeedFailed
     from evolve.search.progress import LoopStats, Progress
 
     config = loaded.config
     if resume:
-        experiment = store.experiment(resume)
+        found = store.experiment(resume)
         try:
-            config, changes = resumed_config(experiment.config, loaded, flags)
+            config, changes = resumed_config(found.config, loaded, flags)
         except (ResumeError, ConfigError) as e:
-            fail(f"cannot resume {experiment.name}: {e}")
+            fail(f"cannot resume {found.name}: {e}")
+        # where the evaluations run may change between runs: this command's executor settings hold
+        config = config.model_copy(update={"executor": loaded.config.executor, "ray": loaded.config.ray})
         require_device(config)
+    # The data and the executor first: a missing file or an unreachable cluster leaves the database as it was.
+    try:
+        dataset = load_dataset(config.harness.data)
+    except DatasetError as e:
+        fail(str(e))
+    executor = make_executor(config, dataset)
+    if resume:
+        experiment = found
         store.update_experiment_config(experiment.id, masked_dump(config))  # a later resume continues with them
         requeued = store.requeue_unfinished(experiment.id)
         store.set_experiment_status(experiment.id, "running")
@@ -218,11 +233,6 @@ def run(loaded, flags: dict, store: Store, name: str | None, resume: str | None)
             name, config.components, masked_dump(config), config.seed_set, device_text(config),
             seed_sources=ComponentSet.shipped(config.seed_set).sources,
         )
-    try:
-        dataset = load_dataset(config.harness.data)
-    except DatasetError as e:
-        store.set_experiment_status(experiment.id, "stopped")
-        fail(str(e))
     # Seeded runs stay reproducible, and a resumed one does not replay the choices it made before.
     offset = len(store.index_rows(experiment.id)) + sum(store.proposal_counts(experiment.id).values())
     loop_rng, proposer_rng = (np.random.default_rng(None if config.seed is None else [config.seed, offset, i]) for i in (0, 1))
@@ -238,7 +248,6 @@ def run(loaded, flags: dict, store: Store, name: str | None, resume: str | None)
     slots = len(config.gpus) if config.harness.device != "cpu" else 1
     for line in plan(config, store, experiment, slots).lines(device_unit(config)):
         console.out(line, highlight=False)
-    executor = LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
     with Interrupts() as interrupts, Progress(console, stats) as progress:
         loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget, loop_rng, interrupts)
         try:
@@ -288,6 +297,28 @@ def plan(config: ExperimentConfig, store: Store, experiment, slots: int):
         llm_calls=candidates if models else 0,
         usd_per_call=usd_per_call,
     )
+
+
+def LocalPoolExecutor(gpus: list[int] | None, dataset):  # noqa: N802  a seam tests replace; the pool loads torch lazily
+    from evolve.search.executor import LocalPoolExecutor as Pool
+
+    return Pool(gpus, dataset)
+
+
+def make_executor(config: ExperimentConfig, dataset):
+    """The local pool, or the Ray cluster (imported only then: Ray is an optional extra)."""
+    if config.executor == "local":
+        return LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
+    try:
+        from evolve.search.ray_executor import RayClusterError, RayExecutor
+    except ImportError as e:
+        fail(str(e))
+    try:
+        executor = RayExecutor(config.ray, config.harness.device, dataset)
+    except RayClusterError as e:
+        fail(f"{e}\nNothing was started or stored.")
+    console.print(executor.describe(), highlight=False)
+    return executor
 
 
 def device_text(config: ExperimentConfig) -> str:

@@ -2,8 +2,11 @@
 
 The loop hands the executor self-contained jobs (pydantic models: the component sets as text,
 the dataset spec and every setting) and gets futures back. The local pool runs each job in a
-thread that drives one sandboxed worker process pinned to one GPU; a distributed engine can
-implement the same two methods and take the jobs over the wire, without touching the loop.
+thread that drives one sandboxed worker process pinned to one GPU; the Ray executor
+(evolve/search/ray_executor.py) implements the same interface and runs each job as a Ray task on
+some node of a cluster. Both call `run_job`, so the evaluator's entry points (and the sandbox
+they start) are the same wherever a job runs.
+
 
 Two optional extras serve the live panel and Ctrl-C (the loop looks them up with getattr):
 `job_progress()`, what each running job is doing, and `abandon()`, which kills every worker now.
@@ -12,12 +15,13 @@ Two optional extras serve the live panel and Ctrl-C (the loop looks them up with
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from evaluator.cascade import CascadeSettings, evaluate_candidate
+from evaluator.cascade import CascadeSettings, StageReport, evaluate_candidate, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset, load_dataset
 from evaluator.decision import DecisionContext
@@ -65,18 +69,36 @@ class JobProgress(BaseModel):
     started: float = Field(description="time.monotonic() when the job began running")
 
 
+Result = Evaluation | PromotionDecision
+# What runs one job: run_job, or a stand-in with the same signature (tests, benchmarks).
+JobRunner = Callable[[Job, Dataset, "int | None"], Result]
+
+
+def run_job(job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Result:
+    """One job through the evaluator: the cascade for a candidate, the paired runs for a promotion."""
+    if isinstance(job, EvaluationJob):
+        return evaluate_candidate(
+            job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu, report
+        )
+    return confirm_promotion(
+        job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu, job.context, report
+    )
+
+
 class Executor(Protocol):
-    slots: int  # jobs that can run at once
+    slots: int  # jobs that can run at once (a property where it changes, e.g. as cluster nodes come and go)
 
     def submit(self, job: Job) -> "Future[Evaluation | PromotionDecision]": ...
 
-    def shutdown(self, wait: bool = True) -> None: ...
+    def shutdown(self, wait: bool = True) -> None:
+        """wait=True: let submitted jobs finish; False: cancel them (their futures end cancelled)."""
+        ...
 
 
 class LocalPoolExecutor:
     """One thread per GPU, each running its jobs in sandboxed workers on that GPU only."""
 
-    def __init__(self, gpus: list[int] | None, dataset: Dataset | None = None):
+    def __init__(self, gpus: list[int] | None, dataset: Dataset | None = None, runner: JobRunner = run_job):
         self.gpus: list[int | None] = list(gpus) if gpus else [None]  # None: the CPU, or whatever the parent sees
         self.slots = len(self.gpus)
         self._free: queue.Queue[int | None] = queue.Queue()
@@ -87,6 +109,7 @@ class LocalPoolExecutor:
         self._dataset_lock = threading.Lock()
         self._progress: dict[int, JobProgress] = {}  # written by the job threads, read by the loop's thread
         self._futures: set[Future] = set()
+        self._runner = runner
 
     def dataset(self, spec: str) -> Dataset:
         with self._dataset_lock:
@@ -130,13 +153,9 @@ class LocalPoolExecutor:
 
         try:
             dataset = self.dataset(job.harness.data)
-            if isinstance(job, EvaluationJob):
-                return evaluate_candidate(
-                    job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu, report
-                )
-            return confirm_promotion(
-                job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu, job.context, report
-            )
+            if self._runner is run_job:  # stand-in runners (tests, benchmarks) take no progress report
+                return run_job(job, dataset, gpu, report)
+            return self._runner(job, dataset, gpu)
         finally:
             self._progress.pop(job.candidate_id, None)
             self._free.put(gpu)
