@@ -22,7 +22,7 @@ from evaluator.settings import ScoreSettings
 from evaluator.statistics import summarize_with
 from evolve.database.models import Calibration, Candidate, PromotionDecisionRow, Sample
 from evolve.database.records import StoredSample
-from evolve.database.store import NotFound, Store, json_safe
+from evolve.database.store import NotFound, Store, json_safe, set_summary
 
 RECORD_STAGES = ("timed", "confirm")
 
@@ -117,12 +117,7 @@ def refresh_record(store: Store, candidate_id: int, score: ScoreSettings) -> Non
         candidate = session.get(Candidate, candidate_id)
         if candidate is None:
             raise NotFound(f"no candidate with id {candidate_id} in the {store.db.describe()}")
-        candidate.score = summary.score
-        candidate.time_mean = summary.time_mean
-        candidate.accuracy_mean = summary.accuracy_mean
-        candidate.accuracy_lower_bound = summary.accuracy_lower_bound
-        candidate.runs = summary.runs
-        candidate.summary = json_safe(summary.model_dump())
+        set_summary(candidate, summary)
 
 
 def device_of(store: Store, candidate_id: int) -> str | None:

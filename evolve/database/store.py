@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.results import Evaluation, RunSample, StageVerdict, Summary
 from evolve.code_version import code_version
 from evolve.database.canonical import source_hash
 from evolve.database.connection import DEFAULT_URL, Database, parse_url, sqlite_path
@@ -247,12 +247,7 @@ class Store(SearchState, ChampionHistory):
             candidate.evaluated_at = utcnow()
             summary = evaluation.summary
             if summary is not None:
-                candidate.score = summary.score
-                candidate.time_mean = summary.time_mean
-                candidate.accuracy_mean = summary.accuracy_mean
-                candidate.accuracy_lower_bound = summary.accuracy_lower_bound
-                candidate.runs = summary.runs
-                candidate.summary = json_safe(summary.model_dump())
+                set_summary(candidate, summary)
             if evaluation.stages:  # bulk inserts: the loop records one evaluation per proposal
                 session.execute(insert(StageResult), [
                     {"candidate_id": candidate_id, "position": position, **stage.model_dump()}
