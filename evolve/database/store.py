@@ -67,6 +67,16 @@ def single_component_key(component: str, digest: str) -> str:
     return hashlib.sha256(f"{component}:{digest}".encode()).hexdigest()
 
 
+def set_summary(candidate: Candidate, summary: Summary) -> None:
+    """The summary columns the CLI's queries read, and the whole summary beside them."""
+    candidate.score = summary.score
+    candidate.time_mean = summary.time_mean
+    candidate.accuracy_mean = summary.accuracy_mean
+    candidate.accuracy_lower_bound = summary.accuracy_lower_bound
+    candidate.runs = summary.runs
+    candidate.summary = json_safe(summary.model_dump())
+
+
 class Store(SearchState, ChampionHistory):
     """The lineage database of every search: open it with `Store.open(url)`.
 
