@@ -21,12 +21,10 @@ from pydantic import BaseModel, Field
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import Evaluation, ProfileSummary, StageVerdict
-from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample, worker_setup
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.sandbox.static_check import check_source
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, summarize_with
-from evaluator.training import run_seeds
 
 # torch and scipy are imported inside the functions that use them, so that the settings above load
 # fast for `evolve config show` and --help (docs/BENCHMARKS.md).
@@ -55,6 +53,8 @@ def static_stage(component_set: ComponentSet, changed: list[str]) -> StageVerdic
 
 
 def contracts_stage(component_set: ComponentSet, changed: list[str], limits: WorkerLimits) -> StageVerdict:
+    from evaluator.runs import worker_setup  # imported here: the settings above load without torch
+
     start = time.perf_counter()
     try:
         with SandboxedWorker(limits, "cpu") as worker:
@@ -121,6 +121,9 @@ def timed_runs(
     component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None,
     report: StageReport = no_report,
 ) -> None:
+    from evaluator.runs import finish_runs, start_speedrun_worker, timed_sample  # imported here: the settings above load without torch
+    from evaluator.training import run_seeds
+
     stage_start = time.perf_counter()
     stage = "smoke"
     try:
@@ -159,6 +162,8 @@ def timed_runs(
 
 def profile_stage(worker: SandboxedWorker, evaluation: Evaluation) -> None:
     """One extra, untimed, profiled run; its failure is noted, not held against the timed runs."""
+    from evaluator.runs import fresh_seed  # imported here: the settings above load without torch
+
     start = time.perf_counter()
     try:
         answer, _ = worker.request({"type": "profile", "seed": fresh_seed()}, "profile", worker.limits.warmup_seconds)

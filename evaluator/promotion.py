@@ -20,7 +20,6 @@ import time
 import numpy as np
 from pydantic import BaseModel, Field
 
-from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample
 from evaluator.cascade import StageReport, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
@@ -65,6 +64,8 @@ def measure_pairs(
     report: StageReport = no_report,
 ) -> PairedMeasurement:
     """Measure both sets side by side on fresh shared seeds; never raises for a worker's failure."""
+    from evaluator.runs import finish_runs, fresh_seed, start_speedrun_worker, timed_sample  # imported here: the settings above load without torch
+
     start = time.perf_counter()
     flags: list[str] = []
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}

@@ -116,7 +116,7 @@ def test_workers_default_to_one_thread_and_the_environment_follows(tmp_path):
 
     assert WorkerLimits().threads == 1
     assert scrubbed_environment(tmp_path)["OMP_NUM_THREADS"] == "1"
-    assert scrubbed_environment(tmp_path, None, 3)["OMP_NUM_THREADS"] == "3"
+    assert scrubbed_environment(tmp_path, None, threads=3)["OMP_NUM_THREADS"] == "3"
 
 
 def test_export_header_names_data_and_scale():

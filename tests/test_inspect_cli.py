@@ -5,13 +5,14 @@ import json
 import pytest
 from database_support import BACKENDS, evaluation, fresh_url, rejection
 from rich.console import Console
-from evolve.database.migrate import head_revision
 from test_database import downgrade_to
 from typer.testing import CliRunner
 
 import evolve.cli.inspect_commands
+from evaluator.component_set import ComponentSet
 from evolve.cli.app import app
 from evolve.database import LLMCallRecord, NewCandidate, Store
+from evolve.database.migrate import head_revision
 
 runner = CliRunner()
 
@@ -23,13 +24,15 @@ def lineage(request, tmp_path_factory):
     """Two experiments; the recent one: seed -> faster child (champion) -> cheating grandchild, etc."""
     for url in fresh_url(request.param, tmp_path_factory.mktemp("db")):
         with Store.open(url) as store:
-            old = store.create_experiment("search-a", ["optimizer"], {}, "baseline", "cuda", version="0.1.0")
+            old = store.create_experiment("search-a", ["optimizer"], {}, "baseline", "cuda", version="0.1.0",
+                                          seed_sources=ComponentSet.shipped("baseline").sources)
             seed_a, _ = store.add_candidate(NewCandidate(experiment_id=old.id, component="optimizer", source="LR = 0.1\n", origin="seed"))
             store.record_evaluation(seed_a.id, evaluation([0.94, 0.942, 0.941], [3.2, 3.3, 3.25]))
             single, _ = store.add_candidate(NewCandidate(experiment_id=old.id, component="optimizer", source="LR = 0.3\n", origin="seed"))
             store.record_evaluation(single.id, evaluation([0.95], [3.0]))  # one run: scored with the prior std, finite
 
-            e = store.create_experiment("search-b", ["optimizer"], {"a": 1e8}, "baseline", "cuda", version="0.1.0")
+            e = store.create_experiment("search-b", ["optimizer"], {"a": 1e8}, "baseline", "cuda", version="0.1.0",
+                                        seed_sources=ComponentSet.shipped("baseline").sources)
             add = lambda **f: store.add_candidate(NewCandidate(experiment_id=e.id, component="optimizer", **f))[0]  # noqa: E731
             seed = add(source='"""Muon."""\nLR = 0.1\nMOMENTUM = 0.9\n', origin="seed")
             call = store.record_llm_call(LLMCallRecord(

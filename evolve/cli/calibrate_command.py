@@ -1,19 +1,17 @@
 """`evolve calibrate`: measure this device's paired noise and what the promotion rule does with it."""
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.calibration import CalibrationReport, calibration_report
-from evaluator.component_set import ComponentError, ComponentSet
-from evaluator.data import DatasetError, load_dataset
-from evaluator.promotion import PromotionSettings, measure_pairs
-from evaluator.settings import HarnessSettings, ScoreSettings
 from evolve.database import DEFAULT_URL, DatabaseError, Store
-from evolve.database.decisions import record_calibration
+
+if TYPE_CHECKING:
+    from evaluator.calibration import CalibrationReport
+    from evaluator.component_set import ComponentSet
 
 console = Console(highlight=False)
 
@@ -23,7 +21,9 @@ def fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def subject_set(store: Store, components: str, candidate: int | None) -> tuple[ComponentSet, str]:
+def subject_set(store: Store, components: str, candidate: int | None) -> tuple["ComponentSet", str]:
+    from evaluator.component_set import ComponentSet
+
     if candidate is None:
         return ComponentSet.shipped(components), f"shipped set {components}"
 
@@ -51,7 +51,14 @@ def calibrate(
 ) -> None:
     """Run a set against itself in the paired protocol; report the noise, the false-promotion rate of the
     rule on it and the pairs a gain needs; store it as the default minimum gain of searches on this device."""
+    # imported here: `evolve --help` starts without torch or scipy (docs/BENCHMARKS.md)
+    from evaluator.calibration import calibration_report
+    from evaluator.component_set import ComponentError
+    from evaluator.data import DatasetError, load_dataset
+    from evaluator.promotion import PromotionSettings, measure_pairs
+    from evaluator.settings import HarnessSettings, ScoreSettings
     from evolve.cli.app import parse_overrides
+    from evolve.database.decisions import record_calibration
 
     try:
         harness = HarnessSettings(device=device, data=data, scale=scale, hyperparams=parse_overrides(set_))
@@ -80,7 +87,7 @@ def calibrate(
     print_report(report, calibration_id, measured.flags)
 
 
-def print_report(report: CalibrationReport, calibration_id: int, flags: list[str]) -> None:
+def print_report(report: "CalibrationReport", calibration_id: int, flags: list[str]) -> None:
     table = Table(title=f"calibration #{calibration_id}: {report.subject} on {report.device_name}, {report.pairs} pairs",
                   show_header=False)
     table.add_column(justify="left")
