@@ -38,14 +38,15 @@ def no_llm_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def start(db_url: str, data_file, *args: str):
-    command = ["start", "--component", "optimizer", "--device", "cpu", "--data", str(data_file), "--db", db_url, *FAST, *args]
+def start(db_url: str, data_file, *args: str, component: str = "optimizer"):
+    command = ["start", "--component", component, "--device", "cpu", "--data", str(data_file), "--db", db_url, *FAST, *args]
     return CliRunner().invoke(app, command)
 
 
 def test_builtin_mutator_runs_a_search_and_resumes_it(tmp_path, data_file):
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
-    result = start(url, data_file, "--generations", "1", "--name", "offline")
+    # hyperparams: the baseline optimizer's only mutator sites are Muon defaults its builder always overrides (liveness.py)
+    result = start(url, data_file, "--generations", "1", "--name", "offline", component="hyperparams")
     assert result.exit_code == 0, result.output
     assert "built-in mutator" in result.output and "evolve export offline" in result.output
     with Store.open(url) as store:
@@ -68,7 +69,7 @@ def test_builtin_mutator_runs_a_search_and_resumes_it(tmp_path, data_file):
     missing = CliRunner().invoke(app, ["export", "--candidate", "999", "--db", url, "-o", str(tmp_path / "x.py")])
     assert missing.exit_code != 0 and "999" in missing.output
 
-    result = start(url, data_file, "--resume", "offline", "--generations", "2")
+    result = start(url, data_file, "--resume", "offline", "--generations", "2", component="hyperparams")
     assert result.exit_code == 0, result.output
     assert "resuming offline" in result.output
     with Store.open(url) as store:

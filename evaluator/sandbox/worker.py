@@ -5,8 +5,8 @@ group, with a scrubbed environment, a temporary working directory and resource l
 the training images and labels and the test images (never the test labels) in a file the parent
 wrote. Harness code (timing, protocol, guard) is imported before any candidate text is loaded.
 
-Messages in (JSON): setup, contracts, warmup, prepare {seed}, go, profile {seed}, exit.
-Messages out: ready / contracts / warm / prepared / logits (+ float32 payload) / profile / error.
+Messages in (JSON): setup, contracts, behaviour {hyperparams}, warmup, prepare {seed}, go, profile {seed}, exit.
+Messages out: ready / contracts / behaviour / warm / prepared / logits (+ float32 payload) / profile / error.
 """
 
 import sys
@@ -74,6 +74,11 @@ class WorkerSession:
             except Exception as e:
                 results[name] = {"passed": False, "message": describe_error(e), "seconds": time.perf_counter() - start}
         self.reply({"type": "contracts", "results": results})
+
+    def on_behaviour(self, message: dict) -> None:
+        from evaluator.behaviour import fingerprints
+
+        self.reply({"type": "behaviour", "fingerprints": fingerprints(self.component_set, message["hyperparams"])})
 
     def on_warmup(self, message: dict) -> None:
         from evaluator.harness import DeviceData, Speedrun

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 
 from evaluator.results import RunSample
@@ -94,6 +95,26 @@ class SearchState:
         query = select(Proposal.outcome, func.count()).where(Proposal.experiment_id == experiment_id).group_by(Proposal.outcome)
         with self.db.session() as session:
             return {outcome: count for outcome, count in session.execute(query)}
+
+    def model_outcomes(self, experiment_id: int) -> list[dict[str, Any]]:
+        """Every proposal a chosen model made: model, cost, its new candidate's status, score, parent score
+        and device seconds (the model bandit's state, evolve/llm/bandit.py)."""
+        parent = aliased(Candidate)
+        device = (
+            select(StageResult.candidate_id, func.sum(StageResult.seconds).label("seconds"))
+            .where(StageResult.stage.in_(DEVICE_STAGES)).group_by(StageResult.candidate_id).subquery()
+        )
+        query = (
+            select(Proposal.model, Proposal.cost_usd, Proposal.outcome, Candidate.id, Candidate.status, Candidate.score,
+                   parent.score.label("parent_score"), device.c.seconds)
+            .outerjoin(Candidate, Candidate.id == Proposal.candidate_id)
+            .outerjoin(parent, parent.id == Candidate.parent_id)
+            .outerjoin(device, device.c.candidate_id == Candidate.id)
+            .where(Proposal.experiment_id == experiment_id, Proposal.model.is_not(None))
+            .order_by(Proposal.id)
+        )
+        with self.db.session() as session:
+            return [row._asdict() for row in session.execute(query)]
 
     # promotions
 

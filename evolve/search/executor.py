@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from evaluator.cascade import CascadeSettings, evaluate_candidate
+from evaluator.cascade import CascadeSettings, ParentBehaviour, evaluate_candidate
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset, load_dataset
 from evaluator.promotion import PromotionDecision, PromotionSettings, confirm_promotion
@@ -31,6 +31,7 @@ class EvaluationJob(BaseModel):
     score: ScoreSettings
     cascade: CascadeSettings
     champion_times: list[float] | None = None
+    parent: ParentBehaviour | None = None  # for the behaviour check: skip a child that behaves like its parent
 
 
 class PromotionJob(BaseModel):
@@ -84,7 +85,7 @@ class LocalPoolExecutor:
             dataset = self.dataset(job.harness.data)
             if isinstance(job, EvaluationJob):
                 return evaluate_candidate(
-                    job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu
+                    job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu, job.parent
                 )
             return confirm_promotion(job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu)
         finally:

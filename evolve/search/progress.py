@@ -15,6 +15,8 @@ class LoopStats(BaseModel):
     generation: int = 0
     proposed: int = 0
     duplicates: int = 0
+    near_copies: int = 0  # proposals skipped as near-copies of evaluated programs (novelty.py)
+    merges: int = 0  # component merges proposed (merge.py)
     evaluated: int = 0
     queued: int = 0
     running: int = 0
@@ -38,7 +40,7 @@ class LoopStats(BaseModel):
         rows = [
             ("proposer", self.proposer),
             ("generation", str(self.generation)),
-            ("proposed / duplicates", f"{self.proposed} / {self.duplicates}"),
+            ("proposed / duplicates / near-copies / merges", f"{self.proposed} / {self.duplicates} / {self.near_copies} / {self.merges}"),
             ("evaluated / running / queued", f"{self.evaluated} / {self.running} / {self.queued}"),
             ("rejections", ", ".join(f"{reason}: {n}" for reason, n in self.rejections.most_common(4)) or "-"),
             ("best score", "-" if self.best_score is None else f"{self.best_score:.4f}"),
