@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from components import COMPONENT_NAMES
 from evaluator.cascade import CascadeSettings, evaluate_candidate
@@ -20,6 +21,7 @@ from evolve.cli.export_command import export
 from evolve.cli.inspect_commands import register_inspect_commands
 from evolve.cli.report import print_evaluation, print_sample, print_summary, sample_table
 from evolve.cli.start_command import start
+from evolve.search.liveness import change_warnings
 
 app = typer.Typer(
     help="LLM-driven evolutionary search over the CIFAR-10 training speedrun.",
@@ -166,6 +168,8 @@ def eval_(
         fail(str(e))
     if not as_json:
         console.print(f"evaluating {', '.join(changed)} from {candidate} on {dataset.describe()}, device {device}")
+    for warning in change_warnings(component_set, changed, ComponentSet.shipped(components), settings):
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}")
     evaluation = evaluate_candidate(component_set, changed, dataset, settings, score_settings, cascade)
     if as_json:
         sys.stdout.write(evaluation.model_dump_json(indent=2) + "\n")

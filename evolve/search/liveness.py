@@ -110,3 +110,28 @@ def site_of(description: str) -> list[str]:
         if sep and " -> " in change:
             sites.append(site)
     return sites
+
+
+def ineffective_changes(component: str, old: str, new: str, set_sources: Mapping[str, str], overrides: Mapping[str, object]) -> list[str]:
+    """The changes from `old` to `new` (at mutator sites) that cannot take effect, each with why."""
+    from evolve.search.mutator import MutatorError, mutation_sites
+
+    try:
+        before = {s.name: old[s.start:s.end] for s in mutation_sites(component, old)}
+        after = {s.name: new[s.start:s.end] for s in mutation_sites(component, new)}
+    except MutatorError:
+        return []
+    dead = dead_sites(component, new, {**set_sources, component: new}, overrides)
+    return [f"{name}: {before[name]} -> {after[name]}: {dead[name]}"
+            for name in after if name in before and before[name] != after[name] and name in dead]
+
+
+def change_warnings(candidate, changed: list[str], base, harness) -> list[str]:
+    """For `evolve eval`: each changed component whose changes all cannot take effect (ComponentSets, HarnessSettings)."""
+    warnings = []
+    for name in changed:
+        old, new = base.sources[name], candidate.sources[name]
+        useless = ineffective_changes(name, old, new, candidate.sources, harness.effective_overrides())
+        if useless:
+            warnings.append(f"{name}: this change cannot take effect ({'; '.join(useless)})")
+    return warnings

@@ -141,6 +141,8 @@ class EvolutionLoop:
                          description=f"the {self.config.seed_set} set")
         )
         self.index.add(index_row(candidate))
+        if self.novelty is not None:
+            self.novelty.add_seed(candidate.id, self.seed_sources)
         self.progress.event(f"seed: the {self.config.seed_set} set (evaluated first; it is the first champion)")
 
     # the main loop

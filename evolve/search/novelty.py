@@ -114,6 +114,11 @@ class NoveltyArchive:
     def add(self, component: str, context: str, candidate_id: int, source: str) -> None:
         self.modules.setdefault((component, context), {})[candidate_id] = source
 
+    def add_seed(self, candidate_id: int, sources: dict[str, str]) -> None:
+        """The seed stands for each of its modules."""
+        for name, text in sources.items():
+            self.add(name, context_key(sources, name), candidate_id, text)
+
     def near_copy(self, component: str, context: str, source: str) -> NearCopy | None:
         """The closest module known in this context when it is within a threshold, else None."""
         known = self.modules.get((component, context), {})

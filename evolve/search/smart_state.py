@@ -34,8 +34,7 @@ def load_novelty_archive(config: ExperimentConfig, store: Store, experiment_id: 
     sets = RequestBuilder(store, index, seed_sources, config).sets(ids, {**texts}) if ids else {}
     for row in rows:
         if row.origin == "seed":
-            for name, text in seed_sources.items():
-                archive.add(name, context_key(seed_sources, name), row.id, text)
+            archive.add_seed(row.id, seed_sources)
         else:
             archive.add(row.component, context_key(sets[row.id], row.component), row.id, texts[row.id])
     return archive
