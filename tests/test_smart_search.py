@@ -233,6 +233,8 @@ def test_the_bandit_shifts_to_the_better_cheaper_model_and_keeps_it_after_a_resu
         assert chosen[-8:].count(GOOD) >= 6, chosen  # within 16 proposals it prefers the better, cheaper one
         values = loop.bandit.values()
         assert values[GOOD] > values[BAD]
+        prompt = server.requests[-1].body["messages"][-1]["content"]  # (5) the prompt says what cannot take effect
+        assert "cannot take effect" in prompt and 'HYPERPARAMS["batch_size"]' in prompt
 
         resumed_config = llm_config(server, generations=12)
         proposer = LLMProposer(LLMClient(resumed_config.llm, np.random.default_rng(1)), config.score, "diff", "a stub")

@@ -52,7 +52,7 @@ from evolve.search.smart_state import load_bandit, load_learned_dead_sites, load
 from evolve.search.population import island_for, migration_due, plan_migration, select_inspirations_from, select_parent_from
 from evolve.search.progress import Progress
 from evolve.search.proposer import Proposal, ProposalRequest, Proposer, Unusable
-from evolve.search.requests import RequestBuilder
+from evolve.search.requests import RequestBuilder, skip_notes
 
 
 class SeedFailed(RuntimeError):
@@ -305,7 +305,8 @@ class EvolutionLoop:
         dead = {**dead_sites(component, parent_set[component], parent_set, self.config.harness.effective_overrides()),
                 **self.learned_dead.get(component, {})}
         model = self.bandit.choose() if self.bandit is not None else None
-        return request.model_copy(update={"dead_sites": dead, "model": model}), parent_set
+        feedback = request.feedback.model_copy(update={"skips": skip_notes(self.store.proposals_from(request.parent_id), dead)})
+        return request.model_copy(update={"dead_sites": dead, "model": model, "feedback": feedback}), parent_set
 
     # finishing work
 
