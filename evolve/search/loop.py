@@ -46,7 +46,7 @@ from evolve.search.executor import EvaluationJob, Executor, PromotionJob
 from evolve.search.identity import set_identity
 from evolve.search.index import PopulationIndex
 from evolve.search.liveness import dead_sites, site_of
-from evolve.search.merge import MergePlan, merge_due, merge_plans, tried_merges
+from evolve.search.merge import Merger, merge_due
 from evolve.search.novelty import NoveltyArchive, context_key
 from evolve.search.smart_state import load_bandit, load_learned_dead_sites, load_novelty_archive
 from evolve.search.population import island_for, migration_due, plan_migration, select_inspirations_from, select_parent_from
@@ -125,6 +125,7 @@ class EvolutionLoop:
                                                                    self.seed_sources, self.proposer, self.progress)
         self.learned_dead = load_learned_dead_sites(self.store, experiment_id)
         self.bandit = load_bandit(self.config, self.store, experiment_id, self.proposer, self.rng)
+        self.merger = Merger(self.store, self.index, self.requests, self.config, experiment_id, self.novelty)
 
     def _warmup_of(self, candidate_id: int) -> float | None:
         return next((s.seconds for s in self.store.stages(candidate_id) if s.stage == "smoke" and s.status == "passed"), None)
@@ -261,38 +262,15 @@ class EvolutionLoop:
 
     def _propose_merge(self) -> bool:
         """The best merge not tried yet, stored as this proposal (merge.py); False when there is none."""
-        known = {row.set_hash for row in self.index.rows.values()}
-        for plan in merge_plans(self.index, self.config.components, tried_merges(self.index)):
-            sets = self.requests.sets([plan.first_parent_id, plan.second_parent_id])
-            base, taken = sets[plan.first_parent_id], sets[plan.second_parent_id][plan.component]
-            identity = set_identity({**base, plan.component: taken}, self.config.harness)
-            if identity not in known:
-                break
-        else:
+        generation = self.attempts // self.config.candidates_per_generation + 1
+        candidate = self.merger.propose(generation)
+        if candidate is None:
             return False
         self.attempts += 1
         self.merges_made += 1
         self.stats.proposed, self.stats.merges = self.attempts, self.merges_made
-        self._store_merge(plan, base, taken, identity)
+        self.progress.event(f"#{candidate.id} {candidate.description}")
         return True
-
-    def _store_merge(self, plan: MergePlan, base: dict[str, str], taken: str, identity: str) -> None:
-        first = self.index.rows[plan.first_parent_id]
-        generation = (self.attempts - 1) // self.config.candidates_per_generation + 1
-        record = ProposalRecord(
-            experiment_id=self.experiment.id, parent_id=first.id, component=plan.component, generation=generation,
-            island=first.island, outcome="new", origin="merge", second_parent_id=plan.second_parent_id,
-        )
-        candidate, result = self.store.record_proposal(record, NewCandidate(
-            experiment_id=self.experiment.id, component=plan.component, source=taken, origin="merge",
-            parent_id=first.id, second_parent_id=plan.second_parent_id, generation=generation, island=first.island,
-            set_hash=identity, description=plan.description(self.index),
-            diff=unified_diff(base[plan.component], taken, f"{plan.component} #{first.id}", f"{plan.component} #{plan.second_parent_id}"),
-        ))
-        self.index.add(index_row(candidate))
-        if self.novelty is not None:
-            self.novelty.add(plan.component, context_key(base, plan.component), candidate.id, taken)
-        self.progress.event(f"#{candidate.id} {plan.description(self.index)}")
 
     def _next_request(self) -> tuple[ProposalRequest, dict[str, str]]:
         settings = self.config.population

@@ -18,8 +18,11 @@ import math
 
 from pydantic import BaseModel
 
-from evolve.database.records import IndexRow
+from evolve.database.records import CandidateInfo, IndexRow, NewCandidate, ProposalRecord
+from evolve.database.serialize import unified_diff
+from evolve.search.identity import set_identity
 from evolve.search.index import PopulationIndex
+from evolve.search.novelty import context_key
 
 MEMBER_STATUSES = ("evaluated", "champion")
 
@@ -80,3 +83,38 @@ def tried_merges(index: PopulationIndex) -> set[tuple[int, int, str]]:
 def merge_due(merges_made: int, attempts: int, share: float) -> bool:
     """Whether the next proposal should be a merge: keeps merges at `share` of all proposals."""
     return share > 0 and merges_made + 1 <= share * (attempts + 1)
+
+
+class Merger:
+    """Finds the next merge and stores it as a proposal with its candidate (the loop's part of merging)."""
+
+    def __init__(self, store, index: PopulationIndex, requests, config, experiment_id: int, novelty=None):
+        self.store, self.index, self.requests, self.config = store, index, requests, config
+        self.experiment_id, self.novelty = experiment_id, novelty
+
+    def propose(self, generation: int) -> CandidateInfo | None:
+        known = {row.set_hash for row in self.index.rows.values()}
+        for plan in merge_plans(self.index, self.config.components, tried_merges(self.index)):
+            sets = self.requests.sets([plan.first_parent_id, plan.second_parent_id])
+            base, taken = sets[plan.first_parent_id], sets[plan.second_parent_id][plan.component]
+            identity = set_identity({**base, plan.component: taken}, self.config.harness)
+            if identity not in known:
+                return self._store(plan, base, taken, identity, generation)
+        return None
+
+    def _store(self, plan: MergePlan, base: dict[str, str], taken: str, identity: str, generation: int) -> CandidateInfo:
+        first = self.index.rows[plan.first_parent_id]
+        record = ProposalRecord(
+            experiment_id=self.experiment_id, parent_id=first.id, component=plan.component, generation=generation,
+            island=first.island, outcome="new", origin="merge", second_parent_id=plan.second_parent_id,
+        )
+        candidate, _ = self.store.record_proposal(record, NewCandidate(
+            experiment_id=self.experiment_id, component=plan.component, source=taken, origin="merge",
+            parent_id=first.id, second_parent_id=plan.second_parent_id, generation=generation, island=first.island,
+            set_hash=identity, description=plan.description(self.index),
+            diff=unified_diff(base[plan.component], taken, f"{plan.component} #{first.id}", f"{plan.component} #{plan.second_parent_id}"),
+        ))
+        self.index.add(IndexRow.model_validate(candidate, from_attributes=True))
+        if self.novelty is not None:
+            self.novelty.add(plan.component, context_key(base, plan.component), candidate.id, taken)
+        return candidate
