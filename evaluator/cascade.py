@@ -1,7 +1,10 @@
 """Cheap before expensive: static check, CPU contract tests, smoke run, timed runs.
 
 1. static: each replaced component's text is checked without running it.
-2. contracts: the replaced components' CPU contract tests, in a sandboxed CPU worker.
+2. contracts: the replaced components' CPU contract tests, in a sandboxed CPU worker, which also
+   measures every component's behavioural fingerprint (behaviour.py); when the candidate's parent
+   is known (ParentBehaviour) and the changed component behaves exactly like the parent's, the
+   `behaviour` stage rejects it: the change cannot matter, and no device time is spent on it.
 3. smoke: in the sandboxed worker on the evaluation device, the untimed warm-up: one full run on
    random data that must train and predict (it also compiles, so it is never wasted).
 4. timed: up to N runs on fresh seeds in the same worker, timed by the parent from "go" to the
@@ -18,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel, Field
 
+from evaluator.behaviour import identical_behaviour, valid_fingerprints
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import Evaluation, ProfileSummary, StageVerdict
@@ -45,6 +49,14 @@ class CascadeSettings(BaseModel):
     profile: bool = Field(False, description="after the timed runs, one extra profiled run summarized for the prompts")
 
 
+class ParentBehaviour(BaseModel):
+    """The parent a candidate changes one component of, and that parent's stored fingerprints."""
+
+    parent_id: int
+    component: str = Field(description="the component the candidate changes against its parent")
+    fingerprints: dict[str, str]
+
+
 def static_stage(component_set: ComponentSet, changed: list[str]) -> StageVerdict:
     start = time.perf_counter()
     problems = [f"{name}: {v}" for name in changed for v in check_source(name, component_set.sources[name])]
@@ -52,7 +64,11 @@ def static_stage(component_set: ComponentSet, changed: list[str]) -> StageVerdic
     return StageVerdict(stage="static", status=status, message="\n".join(problems), seconds=time.perf_counter() - start)
 
 
-def contracts_stage(component_set: ComponentSet, changed: list[str], limits: WorkerLimits) -> StageVerdict:
+def contracts_stage(
+    component_set: ComponentSet, changed: list[str], limits: WorkerLimits, behaviour: dict[str, str] | None = None,
+    overrides: dict | None = None,
+) -> StageVerdict:
+    """The contract tests; with a `behaviour` dict, also the fingerprints (under the run's `overrides`) into it."""
     from evaluator.runs import worker_setup  # imported here: the settings above load without torch
 
     start = time.perf_counter()
@@ -60,11 +76,26 @@ def contracts_stage(component_set: ComponentSet, changed: list[str], limits: Wor
         with SandboxedWorker(limits, "cpu") as worker:
             worker.request(worker_setup(component_set, "cpu", False, {}, worker), "ready", limits.setup_seconds)
             answer, _ = worker.request({"type": "contracts", "components": changed}, "contracts", limits.setup_seconds)
+            if behaviour is not None and all(r["passed"] for r in answer["results"].values()):
+                probed, _ = worker.request({"type": "behaviour", "hyperparams": overrides or {}}, "behaviour", limits.setup_seconds)
+                behaviour.update(valid_fingerprints(probed.get("fingerprints")))
     except WorkerFailure as e:
         return StageVerdict(stage="contracts", status="failed", message=str(e), seconds=time.perf_counter() - start)
     failures = [f"{name}: {r['message']}" for name, r in answer["results"].items() if not r["passed"]]
     status = "rejected" if failures else "passed"
     return StageVerdict(stage="contracts", status=status, message="\n".join(failures), seconds=time.perf_counter() - start)
+
+
+def behaviour_stage(fingerprints: dict[str, str], parent: ParentBehaviour | None) -> StageVerdict | None:
+    """Rejects a candidate whose changed component behaves exactly like its parent's; None when unknown."""
+    if parent is None or not identical_behaviour(parent.component, fingerprints, parent.fingerprints):
+        return None if parent is None else StageVerdict(stage="behaviour", status="passed")
+    return StageVerdict(
+        stage="behaviour", status="rejected",
+        message=f"{parent.component} behaves exactly like parent #{parent.parent_id}'s on the probe inputs, with the "
+        "hyperparameters in force: the change cannot take effect (e.g. a default its caller always overrides, or a "
+        "key the scale overrides)",
+    )
 
 
 def clearly_failing(accuracies: list[float], target: float, confidence: float, std_floor: float = DEFAULT_ACCURACY_STD_FLOOR) -> bool:
@@ -95,17 +126,22 @@ def evaluate_candidate(
     champion_times: list[float] | None = None,
     gpu: int | None = None,
     report: StageReport = no_report,
+    parent: ParentBehaviour | None = None,
 ) -> Evaluation:
     """Walk one candidate through the cascade; never raises for anything the candidate does."""
     cascade = cascade or CascadeSettings()
     evaluation = Evaluation(changed=changed, status="evaluated")
+    overrides = harness.effective_overrides()
 
     for name, stage in (
         ("static", lambda: static_stage(component_set, changed)),
-        ("contracts", lambda: contracts_stage(component_set, changed, cascade.limits)),
+        ("contracts", lambda: contracts_stage(component_set, changed, cascade.limits, evaluation.behaviour, overrides)),
+        ("behaviour", lambda: behaviour_stage(evaluation.behaviour, parent)),
     ):
         report(name, None, None)
         verdict = stage()
+        if verdict is None:
+            continue
         evaluation.stages.append(verdict)
         if verdict.status != "passed":
             evaluation.status = verdict.status

@@ -80,6 +80,7 @@ class Evaluation(BaseModel):
     summary: Summary | None = None
     flags: list[str] = Field(default_factory=list, description="warnings such as clock disagreement")
     profile: ProfileSummary | None = Field(default=None, description="one extra profiled run, when asked for")
+    behaviour: dict[str, str] = Field(default_factory=dict, description="component -> fingerprint on the probe inputs (behaviour.py)")
 
     @property
     def seconds(self) -> float:

@@ -36,6 +36,7 @@ from components import COMPONENT_NAMES, SHIPPED_SETS
 from evaluator.cascade import CascadeSettings
 from evaluator.promotion import PromotionSettings
 from evaluator.settings import HarnessSettings, ScoreSettings
+from evolve.search.search_settings import SearchSettings
 
 ENV_PREFIX = "EVOLVE_"
 MODEL_VARIABLE = "EVOLVE_MODEL"  # like --model: model names, comma-separated, for llm.models
@@ -192,6 +193,9 @@ class ExperimentConfig(BaseModel):
     llm: LLMSettings = Field(default_factory=LLMSettings, description="the LLM endpoint and models")
     population: PopulationSettings = Field(default_factory=PopulationSettings, description="islands and selection")
     mutator: MutatorSettings = Field(default_factory=MutatorSettings, description="the built-in offline mutator")
+    search: SearchSettings = Field(
+        default_factory=SearchSettings, description="merges, novelty and behaviour checks, the model bandit"
+    )
 
     @field_validator("components", "gpus", mode="before")
     @classmethod

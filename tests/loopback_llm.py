@@ -65,8 +65,10 @@ class ReceivedRequest:
 class LoopbackLLM:
     """The server; a context manager that serves in a background thread on 127.0.0.1."""
 
-    def __init__(self, *responses: Scripted, model_echo: bool = True):
+    def __init__(self, *responses: Scripted, model_echo: bool = True, responder=None):
+        """`responder(body) -> Scripted`, when given, answers every request instead of the queue (e.g. per model)."""
         self._queue: deque[Scripted] = deque(responses)
+        self.responder = responder
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.requests: list[ReceivedRequest] = []
@@ -127,7 +129,7 @@ class LoopbackLLM:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._answer(record, 404, {"error": {"message": f"loopback serves /v1/chat/completions, not {self.path}"}})
                     return
-                scripted = server._next()
+                scripted = server.responder(body or {}) if server.responder else server._next()
                 if scripted is None:
                     self._answer(record, 500, {"error": {"message": "loopback: no scripted response left"}},
                                  {"x-should-retry": "false"})

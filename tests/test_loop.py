@@ -38,14 +38,15 @@ def no_llm_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def start(db_url: str, data_file, *args: str):
-    command = ["start", "--component", "optimizer", "--device", "cpu", "--data", str(data_file), "--db", db_url, *FAST, *args]
+def start(db_url: str, data_file, *args: str, component: str = "optimizer"):
+    command = ["start", "--component", component, "--device", "cpu", "--data", str(data_file), "--db", db_url, *FAST, *args]
     return CliRunner().invoke(app, command)
 
 
 def test_builtin_mutator_runs_a_search_and_resumes_it(tmp_path, data_file):
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
-    result = start(url, data_file, "--generations", "1", "--name", "offline")
+    # hyperparams: the baseline optimizer's only mutator sites are Muon defaults its builder always overrides (liveness.py)
+    result = start(url, data_file, "--generations", "1", "--name", "offline", component="hyperparams")
     assert result.exit_code == 0, result.output
     assert "built-in mutator" in result.output and "evolve export offline" in result.output
     with Store.open(url) as store:
@@ -68,7 +69,7 @@ def test_builtin_mutator_runs_a_search_and_resumes_it(tmp_path, data_file):
     missing = CliRunner().invoke(app, ["export", "--candidate", "999", "--db", url, "-o", str(tmp_path / "x.py")])
     assert missing.exit_code != 0 and "999" in missing.output
 
-    result = start(url, data_file, "--resume", "offline", "--generations", "2")
+    result = start(url, data_file, "--resume", "offline", "--generations", "2", component="hyperparams")
     assert result.exit_code == 0, result.output
     assert "resuming offline" in result.output
     with Store.open(url) as store:
@@ -107,7 +108,12 @@ def test_loopback_llm_drives_the_search(tmp_path, data_file):
         assert len(children) == 4
         assert all(c.llm_call_id is not None for c in children)
         rejected = [c for c in children if c.status == "rejected"]
-        assert len(rejected) == 1 and "import" in (rejected[0].error or rejected[0].verdict or "")
+        at_static = [c for c in rejected if c.verdict == "rejected at static"]
+        assert len(at_static) == 1 and "import" in (at_static[0].error or "")
+        # The three patches change Muon's newton_schulz_steps default, which the builder always passes: the
+        # behaviour check (evaluator/behaviour.py) rejects them before any device time.
+        at_behaviour = [c for c in rejected if c.verdict == "rejected at behaviour"]
+        assert len(at_behaviour) == 3 and len(rejected) == 4
         calls = [store.llm_call(i) for i in range(1, 6)]
         assert [c.error is None for c in calls] == [True] * 5
         assert all(c.tokens_in == 100 and c.cost == pytest.approx(100e-6 + 50 * 2e-6) for c in calls)
@@ -116,7 +122,7 @@ def test_loopback_llm_drives_the_search(tmp_path, data_file):
 
 def test_sigkill_mid_search_then_resume_loses_and_duplicates_nothing(tmp_path, data_file):
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
-    command = [sys.executable, "-m", "evolve", "start", "--component", "optimizer", "--device", "cpu", "--data", str(data_file),
+    command = [sys.executable, "-m", "evolve", "start", "--component", "hyperparams", "--device", "cpu", "--data", str(data_file),
                "--db", url, *FAST, "--generations", "2", "--name", "killed"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -139,7 +145,7 @@ def test_sigkill_mid_search_then_resume_loses_and_duplicates_nothing(tmp_path, d
         experiment = store.experiment("killed")
         finished_before = {c.id: c.status for c in store.candidates(experiment.id) if c.status in FINISHED}
         samples_before = {i: len(store.samples(i)) for i in finished_before}
-    result = start(url, data_file, "--resume", "killed", "--generations", "2")
+    result = start(url, data_file, "--resume", "killed", "--generations", "2", component="hyperparams")
     assert result.exit_code == 0, result.output
     with Store.open(url) as store:
         candidates = store.candidates(experiment.id)

@@ -9,6 +9,7 @@ candidate text is loaded.
 The conversation, in order (the worker refuses a message out of turn):
   setup {sources, ...}          -> ready       components loaded; no data exists in this process
   contracts {components}        -> contracts   (contract workers only)
+  behaviour {hyperparams}       -> behaviour   the components' outputs on fixed probes (contract workers)
   warmup {seed, num_train, num_test, seeds} -> warm
                                    one run on random data, then what reset() gives under each
                                    run seed (the reference the runs are checked against)
@@ -51,7 +52,7 @@ class WorkerSession:
     # stage -> the messages allowed in it
     ALLOWED = {
         "new": ("setup",),
-        "ready": ("contracts", "warmup"),
+        "ready": ("contracts", "behaviour", "warmup"),
         "warm": ("load",),
         "loaded": ("prepare", "finish"),
         "prepared": ("go",),
@@ -109,6 +110,11 @@ class WorkerSession:
             except Exception as e:
                 results[name] = {"passed": False, "message": describe_error(e), "seconds": time.perf_counter() - start}
         self.reply({"type": "contracts", "results": results})
+
+    def on_behaviour(self, message: dict, payload: bytes) -> None:
+        from evaluator.behaviour import fingerprints
+
+        self.reply({"type": "behaviour", "fingerprints": fingerprints(self.component_set, message["hyperparams"])})
 
     def on_warmup(self, message: dict, payload: bytes) -> None:
         from evaluator.harness import Speedrun

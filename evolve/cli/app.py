@@ -217,6 +217,11 @@ def eval_(
     if not as_json:
         console.print(f"evaluating {', '.join(changed)} from {candidate} on {dataset.describe()}, device {device}, "
                       f"{threads} thread(s) per worker", highlight=False, markup=False)
+    from evaluator.component_set import ComponentSet as Shipped
+    from evolve.search.liveness import change_warnings
+
+    for warning in change_warnings(component_set, changed, Shipped.shipped(components), settings):
+        errors.print(f"warning: {warning}", highlight=False, markup=False)
     evaluation = evaluate_candidate(component_set, changed, dataset, settings, score_settings, cascade)
     if as_json:
         sys.stdout.write(evaluation.model_dump_json(indent=2) + "\n")

@@ -199,8 +199,10 @@ def show(
     with opened(db) as store:
         detail = store.detail(candidate)
         compared = decisions(store, candidate_id=candidate)
+        outcomes = store.proposals_from(candidate)
     if as_json:
-        print_json({**detail.model_dump(mode="json"), "promotion_decisions": [d.model_dump(mode="json") for d in compared]})
+        print_json({**detail.model_dump(mode="json"), "promotion_decisions": [d.model_dump(mode="json") for d in compared],
+                    "proposals_from_it": outcomes})
         return
     out = console()
     c = detail.candidate
@@ -213,6 +215,9 @@ def show(
         f"accuracy {points(c.accuracy_mean)} (lower bound {points(c.accuracy_lower_bound)}), runs {c.runs or 0}",
         highlight=False,
     )
+    if outcomes:
+        out.out("proposals from it: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+                + " (near-copies are skipped before evaluation)", highlight=False)
     if c.error:
         out.out(f"error: {c.error}", highlight=False)
     for flag in c.flags:

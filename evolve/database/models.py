@@ -26,7 +26,7 @@ NAMING = {
 EXPERIMENT_STATUSES = ("running", "stopped", "finished")
 CANDIDATE_STATUSES = ("pending", "running", "rejected", "failed", "evaluated", "champion")
 FINISHED_STATUSES = ("rejected", "failed", "evaluated", "champion")
-ORIGINS = ("seed", "llm", "mutator", "crossover")
+ORIGINS = ("seed", "llm", "mutator", "crossover", "merge")
 SAMPLE_STAGES = ("smoke", "timed", "confirm")
 
 
@@ -99,11 +99,13 @@ class Candidate(Base):
     )
     description: Mapped[str] = mapped_column(Text, default="", doc="what changed and why (mutator edit, LLM's summary)")
     parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"), index=True)
-    second_parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"), doc="crossovers only")
+    second_parent_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("candidates.id"), index=True, doc="merges (and crossovers): the lineage the changed component comes from"
+    )
     inspiration_ids: Mapped[list[Any]] = mapped_column(default=list, doc="programs shown to the LLM")
     generation: Mapped[int] = mapped_column(Integer, default=0)
     island: Mapped[int] = mapped_column(Integer, default=0)
-    origin: Mapped[str] = mapped_column(String(20), doc="seed, llm, mutator or crossover")
+    origin: Mapped[str] = mapped_column(String(20), doc="seed, llm, mutator, merge or crossover")
     llm_call_id: Mapped[Optional[int]] = mapped_column(ForeignKey("llm_calls.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     verdict: Mapped[Optional[str]] = mapped_column(String(200))
@@ -116,6 +118,7 @@ class Candidate(Base):
     summary: Mapped[Optional[dict[str, Any]]] = mapped_column(doc="the evaluator's whole Summary")
     flags: Mapped[list[Any]] = mapped_column(default=list, doc="evaluator warnings such as clock disagreement")
     profile: Mapped[Optional[dict[str, Any]]] = mapped_column(doc="profiler summary, when there is one")
+    behaviour: Mapped[Optional[dict[str, Any]]] = mapped_column(doc="component -> fingerprint on the probe inputs (behaviour.py)")
     claimed_by: Mapped[Optional[str]] = mapped_column(String(200), doc="the worker evaluating it")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
@@ -232,9 +235,13 @@ class Proposal(Base):
     component: Mapped[str] = mapped_column(String(100))
     generation: Mapped[int] = mapped_column(Integer)
     island: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(20), doc="new, duplicate or unusable")
+    outcome: Mapped[str] = mapped_column(String(20), doc="new, duplicate, near-copy or unusable")
+    origin: Mapped[str] = mapped_column(String(20), default="", doc="llm, mutator or merge")
+    second_parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"), doc="a merge's other parent")
+    model: Mapped[Optional[str]] = mapped_column(String(200), doc="the model chosen for it (evolve/llm/bandit.py)")
+    cost_usd: Mapped[Optional[float]] = mapped_column(Float, doc="what its LLM calls cost")
     candidate_id: Mapped[Optional[int]] = mapped_column(ForeignKey("candidates.id"), doc="the new or the duplicated one")
-    reason: Mapped[str] = mapped_column(Text, default="", doc="why a reply was unusable")
+    reason: Mapped[str] = mapped_column(Text, default="", doc="why a reply was unusable, or of what it is a near-copy")
     llm_call_id: Mapped[Optional[int]] = mapped_column(ForeignKey("llm_calls.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

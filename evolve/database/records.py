@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator.results import RunSample, StageVerdict
 
-Origin = Literal["seed", "llm", "mutator", "crossover"]
+Origin = Literal["seed", "llm", "mutator", "crossover", "merge"]
 
 
 class LLMCallRecord(BaseModel):
@@ -38,7 +38,7 @@ class NewCandidate(BaseModel):
     source: str
     origin: Origin
     parent_id: int | None = None
-    second_parent_id: int | None = Field(None, description="the other parent of a crossover")
+    second_parent_id: int | None = Field(None, description="the other parent of a merge: the lineage its changed component comes from")
     inspiration_ids: list[int] = Field(default_factory=list, description="programs shown to the LLM")
     generation: int = 0
     island: int = 0
@@ -56,10 +56,14 @@ class ProposalRecord(BaseModel):
     component: str
     generation: int
     island: int
-    outcome: Literal["new", "duplicate", "unusable"]
+    outcome: Literal["new", "duplicate", "near-copy", "unusable"]
     candidate_id: int | None = None
     reason: str = ""
     llm_call_id: int | None = None
+    origin: str = ""
+    second_parent_id: int | None = None
+    model: str | None = None
+    cost_usd: float | None = None
 
 
 class PromotionInfo(BaseModel):
@@ -98,6 +102,8 @@ class IndexRow(BaseModel):
     score: float | None
     accuracy_lower_bound: float | None
     set_hash: str
+    second_parent_id: int | None = None
+    behaviour: dict[str, str] | None = None
 
 
 class ExperimentInfo(BaseModel):
@@ -145,6 +151,7 @@ class CandidateInfo(BaseModel):
     summary: dict[str, Any] | None
     flags: list[str]
     profile: dict[str, Any] | None
+    behaviour: dict[str, Any] | None = None
     claimed_by: str | None
     created_at: datetime
     claimed_at: datetime | None

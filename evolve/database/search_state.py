@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 
 from evaluator.results import RunSample
@@ -79,14 +80,17 @@ class SearchState:
 
     def record_proposal(self, record: ProposalRecord, new: NewCandidate | None = None) -> tuple[CandidateInfo | None, str]:
         """A proposal and, when it brought a program, that candidate (unless its identity is known),
-        in one transaction; returns the new or duplicated candidate and the outcome."""
+        in one transaction; returns the new or duplicated candidate and the outcome. Without a
+        program the outcome is `unusable`, or `near-copy` when the record says so."""
         with self.db.session(write=True) as session:
-            candidate, outcome = None, "unusable"
+            candidate, outcome, candidate_id = None, "unusable", None
             if new is not None:
                 candidate, created = self._insert_candidate(session, new)
-                outcome = "new" if created else "duplicate"
+                outcome, candidate_id = ("new" if created else "duplicate"), candidate.id
+            elif record.outcome == "near-copy":  # skipped by the novelty check: candidate_id is the program it copies
+                outcome, candidate_id = "near-copy", record.candidate_id
             values = record.model_dump(exclude={"outcome", "candidate_id"})
-            session.add(Proposal(**values, outcome=outcome, candidate_id=candidate.id if candidate else None))
+            session.add(Proposal(**values, outcome=outcome, candidate_id=candidate_id))
             return candidate, outcome
 
     def proposal_counts(self, experiment_id: int) -> dict[str, int]:
@@ -94,6 +98,37 @@ class SearchState:
         query = select(Proposal.outcome, func.count()).where(Proposal.experiment_id == experiment_id).group_by(Proposal.outcome)
         with self.db.session() as session:
             return {outcome: count for outcome, count in session.execute(query)}
+
+    def model_outcomes(self, experiment_id: int) -> list[dict[str, Any]]:
+        """Every proposal a chosen model made: model, cost, its new candidate's status, score, parent score
+        and device seconds (the model bandit's state, evolve/llm/bandit.py)."""
+        parent = aliased(Candidate)
+        device = (
+            select(StageResult.candidate_id, func.sum(StageResult.seconds).label("seconds"))
+            .where(StageResult.stage.in_(DEVICE_STAGES)).group_by(StageResult.candidate_id).subquery()
+        )
+        query = (
+            select(Proposal.model, Proposal.cost_usd, Proposal.outcome, Candidate.id, Candidate.status, Candidate.score,
+                   parent.score.label("parent_score"), device.c.seconds)
+            .outerjoin(Candidate, Candidate.id == Proposal.candidate_id)
+            .outerjoin(parent, parent.id == Candidate.parent_id)
+            .outerjoin(device, device.c.candidate_id == Candidate.id)
+            .where(Proposal.experiment_id == experiment_id, Proposal.model.is_not(None))
+            .order_by(Proposal.id)
+        )
+        with self.db.session() as session:
+            return [row._asdict() for row in session.execute(query)]
+
+    def proposal_reasons(self, experiment_id: int, outcome: str) -> list[str]:
+        query = select(Proposal.reason).where(Proposal.experiment_id == experiment_id, Proposal.outcome == outcome).order_by(Proposal.id)
+        with self.db.session() as session:
+            return list(session.scalars(query))
+
+    def proposals_from(self, parent_id: int) -> dict[str, int]:
+        """What came of the proposals made from this parent, by outcome (new, duplicate, near-copy, unusable)."""
+        query = select(Proposal.outcome, func.count()).where(Proposal.parent_id == parent_id).group_by(Proposal.outcome)
+        with self.db.session() as session:
+            return dict(session.execute(query).all())
 
     # promotions
 

@@ -254,6 +254,7 @@ class Store(SearchState, ChampionHistory):
             candidate.verdict, candidate.error = verdict_of(evaluation)
             candidate.flags = list(evaluation.flags)
             candidate.profile = json_safe(profile) if profile is not None else None
+            candidate.behaviour = dict(evaluation.behaviour) or None
             candidate.evaluated_at = utcnow()
             summary = evaluation.summary
             if summary is not None:

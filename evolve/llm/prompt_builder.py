@@ -87,6 +87,7 @@ class Feedback(BaseModel):
     flags: list[str] = []  # warnings such as clock disagreement
     recent_failures: list[str] = []  # e.g. "child 42 (lr: 0.24 -> 0.5): rejected at contracts: ..."
     profile: str | None = None  # the profiler's summary, when one was taken
+    skips: list[str] = []  # near-copies of this parent skipped, settings that cannot take effect here
 
 
 class PromptInputs(BaseModel):
@@ -208,6 +209,7 @@ def _feedback_text(feedback: Feedback) -> str:
         parts += [f"- {failure}" for failure in feedback.recent_failures]
     if feedback.profile:
         parts += ["Profile of the parent's timed run:", feedback.profile.rstrip()]
+    parts += [f"- {note}" for note in feedback.skips]
     return "\n".join(parts) if parts else "(nothing beyond the results above)"
 
 

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from evaluator.cascade import CascadeSettings, StageReport, evaluate_candidate, no_report
+from evaluator.cascade import CascadeSettings, ParentBehaviour, StageReport, evaluate_candidate, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset, load_dataset
 from evaluator.decision import DecisionContext
@@ -40,6 +40,7 @@ class EvaluationJob(BaseModel):
     score: ScoreSettings
     cascade: CascadeSettings
     champion_times: list[float] | None = None
+    parent: ParentBehaviour | None = None  # for the behaviour check: skip a child that behaves like its parent
 
 
 class PromotionJob(BaseModel):
@@ -78,7 +79,8 @@ def run_job(job: Job, dataset: Dataset, gpu: int | None, report: StageReport = n
     """One job through the evaluator: the cascade for a candidate, the paired runs for a promotion."""
     if isinstance(job, EvaluationJob):
         return evaluate_candidate(
-            job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu, report
+            job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu, report,
+            job.parent,
         )
     return confirm_promotion(
         job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu, job.context, report

@@ -18,17 +18,26 @@ the rule of evaluator/decision.py: the loop numbers the attempts (each spends it
 experiment's error budget), hands the champion's whole record to the rule, stores every decision
 and refolds both sides' samples into their records (evolve/database/decisions.py).
 
+A smarter search (issue 19), each part in its own module: a share of the proposals are component
+merges (merge.py); a proposal that is a near-copy of a program already evaluated is skipped
+before it is stored (novelty.py); a child whose changed component behaves exactly like its
+parent's is skipped in the sandboxed CPU stage (evaluator/behaviour.py); the built-in mutator
+never changes a site that cannot matter (liveness.py); with several models, a cost-aware bandit
+chooses the model of each proposal (evolve/llm/bandit.py).
+
 Everything the loop needs to continue is written before it acts on it (search_state.py): every
 proposal's outcome, the promotion queue, the migrants and generations done, GPU seconds. The
 population is read once into an in-memory index (index.py) and updated as results arrive.
 """
 
 import json
+import math
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
+from evaluator.cascade import ParentBehaviour
 from evaluator.component_set import ComponentSet
 from evaluator.decision import DecisionContext, attempt_alpha, minimum_gain, pairs_for
 from evaluator.promotion import PromotionDecision, better_score
@@ -43,12 +52,16 @@ from evolve.llm.client import Budget, LLMCall
 from evolve.search.executor import EvaluationJob, Executor, PromotionJob
 from evolve.search.identity import set_identity
 from evolve.search.index import PopulationIndex
+from evolve.search.liveness import dead_sites, site_of
+from evolve.search.merge import Merger, merge_due
+from evolve.search.novelty import NoveltyArchive, context_key
+from evolve.search.smart_state import load_bandit, load_learned_dead_sites, load_novelty_archive
 from evolve.search.population import island_for, migration_due, plan_migration, select_inspirations_from, select_parent_from
 from evolve.search.estimate import Costs, Remaining, duration, mean, remaining
 from evolve.search.interrupts import Interrupts
 from evolve.search.progress import Progress
 from evolve.search.proposer import Proposal, ProposalRequest, Proposer, Unusable
-from evolve.search.requests import RequestBuilder
+from evolve.search.requests import RequestBuilder, skip_notes
 
 
 class SeedFailed(RuntimeError):
@@ -119,6 +132,13 @@ class EvolutionLoop:
             self._set_champion(champion.id)
         seed = next((row for row in self.index.rows.values() if row.origin == "seed"), None)
         self.seed_warmup = self._warmup_of(seed.id) if seed is not None else None
+        self.stats.near_copies = counts.get("near-copy", 0)
+        self.merges_made = self.stats.merges = sum(1 for row in self.index.rows.values() if row.origin == "merge")
+        self.novelty: NoveltyArchive | None = load_novelty_archive(self.config, self.store, experiment_id, self.index,
+                                                                   self.seed_sources, self.proposer, self.progress)
+        self.learned_dead = load_learned_dead_sites(self.store, experiment_id)
+        self.bandit = load_bandit(self.config, self.store, experiment_id, self.proposer, self.rng)
+        self.merger = Merger(self.store, self.index, self.requests, self.config, experiment_id, self.novelty)
 
     def _warmup_of(self, candidate_id: int) -> float | None:
         return next((s.seconds for s in self.store.stages(candidate_id) if s.stage == "smoke" and s.status == "passed"), None)
@@ -135,6 +155,8 @@ class EvolutionLoop:
                          description=f"the {self.config.seed_set} set")
         )
         self.index.add(index_row(candidate))
+        if self.novelty is not None:
+            self.novelty.add_seed(candidate.id, self.seed_sources)
         self.progress.event(f"seed: the {self.config.seed_set} set (evaluated first; it is the first champion)")
 
     # the main loop
@@ -231,10 +253,17 @@ class EvolutionLoop:
                 score=self.config.score,
                 cascade=self.config.cascade.model_copy(update={"limits": self._limits(self.config.cascade.limits)}),
                 champion_times=self.champion_times,
+                parent=self._parent_behaviour(candidate),
             )
             future = self.executor.submit(job)
             self.running[future] = ("evaluation", candidate.id)
             self.started[future] = time.monotonic()
+
+    def _parent_behaviour(self, candidate: CandidateInfo) -> ParentBehaviour | None:
+        parent = self.index.rows.get(candidate.parent_id) if candidate.parent_id is not None else None
+        if not self.config.search.behaviour_check or parent is None or not parent.behaviour:
+            return None
+        return ParentBehaviour(parent_id=parent.id, component=candidate.component, fingerprints=parent.behaviour)
 
     def _start_promotion(self, promotion) -> None:
         champion, candidate = self.champion, self.index.rows[promotion.candidate_id]
@@ -270,10 +299,24 @@ class EvolutionLoop:
             and len(self.proposing) + self.index.count("pending") < self.lookahead
             and self.index.has_parents()
         ):
+            if merge_due(self.merges_made, self.attempts, self.config.search.merge_share) and self._propose_merge():
+                continue
             request, parent_set = self._next_request()
             self.attempts += 1
             self.stats.proposed = self.attempts
             self.proposing[self.proposal_pool.submit(self.proposer.propose, request)] = (request, parent_set)
+
+    def _propose_merge(self) -> bool:
+        """The best merge not tried yet, stored as this proposal (merge.py); False when there is none."""
+        generation = self.attempts // self.config.candidates_per_generation + 1
+        candidate = self.merger.propose(generation)
+        if candidate is None:
+            return False
+        self.attempts += 1
+        self.merges_made += 1
+        self.stats.proposed, self.stats.merges = self.attempts, self.merges_made
+        self.progress.event(f"#{candidate.id} {candidate.description}")
+        return True
 
     def _next_request(self) -> tuple[ProposalRequest, dict[str, str]]:
         settings = self.config.population
@@ -282,7 +325,12 @@ class EvolutionLoop:
         parent = select_parent_from(self.index.pool(island), self.rng, settings)
         inspirations = select_inspirations_from(self.index.best(), self.index.elites(settings.elites_per_island), parent, self.rng, settings)
         component = self.config.components[int(self.rng.integers(len(self.config.components)))]
-        return self.requests.request(int(parent.origin), [int(i.origin) for i in inspirations], component, island, generation)
+        request, parent_set = self.requests.request(int(parent.origin), [int(i.origin) for i in inspirations], component, island, generation)
+        dead = {**dead_sites(component, parent_set[component], parent_set, self.config.harness.effective_overrides()),
+                **self.learned_dead.get(component, {})}
+        model = self.bandit.choose() if self.bandit is not None else None
+        feedback = request.feedback.model_copy(update={"skips": skip_notes(self.store.proposals_from(request.parent_id), dead)})
+        return request.model_copy(update={"dead_sites": dead, "model": model, "feedback": feedback}), parent_set
 
     # finishing work
 
@@ -321,16 +369,31 @@ class EvolutionLoop:
 
     def _proposal_done(self, request: ProposalRequest, parent_set: dict[str, str], outcome: Proposal | Unusable) -> None:
         call_id = self._record_calls(outcome.llm_calls)
+        cost = sum(call.cost_usd for call in outcome.llm_calls) if outcome.llm_calls else None
         record = ProposalRecord(
             experiment_id=self.experiment.id, parent_id=request.parent_id, component=request.component,
             generation=request.generation, island=request.island, outcome="unusable", llm_call_id=call_id,
+            origin=getattr(outcome, "origin", ""), model=request.model, cost_usd=cost,
         )
         if isinstance(outcome, Unusable):
             self.store.record_proposal(record.model_copy(update={"reason": outcome.reason}))
+            if self.bandit is not None and request.model:
+                self.bandit.proposed(request.model, cost or 0.0, None)
             self.stats.rejections["unusable"] += 1
             self.progress.event(f"proposal from #{request.parent_id} unusable: {outcome.reason[:300]}")
             return
         component = request.component
+        context = context_key(parent_set, component)
+        near = self.novelty.near_copy(component, context, outcome.source) if self.novelty is not None else None
+        if near is not None:
+            reason = near.reason(self.novelty.threshold if near.measure == "structural" else self.novelty.embedding_threshold)
+            self.store.record_proposal(record.model_copy(update={"outcome": "near-copy", "candidate_id": near.candidate_id,
+                                                                 "reason": reason}))
+            self.stats.near_copies += 1
+            if self.bandit is not None and request.model:
+                self.bandit.proposed(request.model, cost or 0.0, None)
+            self.progress.event(f"proposal from #{request.parent_id} skipped: {reason}")
+            return
         candidate, result = self.store.record_proposal(
             record,
             NewCandidate(
@@ -348,11 +411,15 @@ class EvolutionLoop:
                 diff=unified_diff(request.parent.source, outcome.source, f"{component} #{request.parent_id}", f"{component} (new)"),
             ),
         )
+        if self.bandit is not None and request.model:
+            self.bandit.proposed(request.model, cost or 0.0, candidate.id if result == "new" else None)
         if result == "duplicate":
             self.stats.duplicates += 1
             self.progress.event(f"proposal from #{request.parent_id} duplicates #{candidate.id}; skipped")
             return
         self.index.add(index_row(candidate))
+        if self.novelty is not None:
+            self.novelty.add(component, context, candidate.id, outcome.source)
         self.progress.event(f"#{candidate.id} proposed from #{request.parent_id} ({component}, island {request.island}): {outcome.description[:200]}")
 
     def _evaluation_done(self, candidate_id: int, evaluation: Evaluation) -> None:
@@ -361,6 +428,7 @@ class EvolutionLoop:
         promote = evaluation.status == "evaluated" and summary is not None and champion is not None and self._beats(summary, champion)
         candidate = self.store.record_evaluation(candidate_id, evaluation, queue_promotion=promote)  # the profile comes along
         self.index.add(index_row(candidate))
+        self._learn(candidate, evaluation)
         if promote:
             self.promotion_queue = self.store.promotions(self.experiment.id, "queued")
         if candidate.origin == "seed":
@@ -383,6 +451,17 @@ class EvolutionLoop:
             self._set_champion(candidate_id)
             self.progress.event(f"#{candidate_id} is the first champion")
         self._after_generation()
+
+    def _learn(self, candidate: CandidateInfo, evaluation: Evaluation) -> None:
+        """What the bandit and the mutator learn from an evaluation."""
+        if self.bandit is not None:
+            parent = self.index.rows.get(candidate.parent_id) if candidate.parent_id is not None else None
+            gain = (candidate.score - parent.score) if candidate.score is not None and parent and parent.score is not None else 0.0
+            device = sum(s.seconds for s in evaluation.stages if s.stage in ("smoke", "timed", "profile"))
+            self.bandit.evaluated(candidate.id, gain if math.isfinite(gain) else 0.0, device)
+        if candidate.origin == "mutator" and candidate.verdict == "rejected at behaviour":
+            for site in site_of(candidate.description):
+                self.learned_dead.setdefault(candidate.component, {})[site] = f"#{candidate.id} changed it and behaved like its parent"
 
     def _ensure_first_champion(self) -> None:
         """A search killed between the seed's evaluation and its crowning: crown the best now."""

@@ -41,6 +41,7 @@ the loop stores as the candidate's "prompt".
 
 import ast
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -99,10 +100,19 @@ class Mutation(BaseModel):
     changes: list[Change]
 
 
-def mutate(component: str, source: str, rng: np.random.Generator, settings: MutatorSettings | None = None) -> Mutation:
-    """A child of `source` with `settings.changes` constants changed; raises MutatorError if none can be."""
+def mutate(
+    component: str, source: str, rng: np.random.Generator, settings: MutatorSettings | None = None,
+    dead: Mapping[str, str] | None = None,
+) -> Mutation:
+    """A child of `source` with `settings.changes` constants changed; raises MutatorError if none can be.
+
+    `dead`: site name -> why changing it cannot matter (liveness.py); those sites are never chosen."""
     settings = settings or MutatorSettings()
     sites = mutation_sites(component, source)
+    if dead and sites and all(s.name in dead for s in sites):
+        raise MutatorError(f"every site of the {component} component the mutator could change cannot take effect here: "
+                           + "; ".join(f"{s.name}: {dead[s.name]}" for s in sites[:5]))
+    sites = [s for s in sites if not dead or s.name not in dead]
     numbers = [s for s in sites if s.kind == "number"]
     choices = [s for s in sites if s.kind == "choice"]
     if not sites:

@@ -19,6 +19,8 @@ class LoopStats(BaseModel):
     generations: int = 0
     proposed: int = 0
     duplicates: int = 0
+    near_copies: int = 0  # proposals skipped as near-copies of evaluated programs (novelty.py)
+    merges: int = 0  # component merges proposed (merge.py)
     evaluated: int = 0
     queued: int = 0
     running: int = 0
@@ -48,7 +50,7 @@ class LoopStats(BaseModel):
             ("proposer", self.proposer),
             ("elapsed / left", f"{duration(elapsed)} / {self.remaining}"),
             ("generation", f"{self.generation} of {self.generations}" if self.generations else str(self.generation)),
-            ("proposed / duplicates", f"{self.proposed} / {self.duplicates}"),
+            ("proposed / duplicates / near-copies / merges", f"{self.proposed} / {self.duplicates} / {self.near_copies} / {self.merges}"),
             ("evaluated / running / queued", f"{self.evaluated} / {self.running} / {self.queued}"),
             ("running now", "\n".join(self.jobs) or "-"),
             ("rejections", ", ".join(f"{reason}: {n}" for reason, n in self.rejections.most_common(4)) or "-"),

@@ -30,12 +30,14 @@ class ProposalRequest(BaseModel):
     generation: int
     hyperparams: dict | None = Field(None, description="the values in force: the set's HYPERPARAMS and the harness's overrides")
     siblings: dict[str, str] = Field(default_factory=dict, description="the set's other components -> their interfaces")
+    dead_sites: dict[str, str] = Field(default_factory=dict, description="mutator site -> why changing it cannot matter (liveness.py)")
+    model: str | None = Field(None, description="the model to ask (the bandit's choice); None: drawn by the configured weights")
 
 
 class Proposal(BaseModel):
     request: ProposalRequest
     source: str
-    origin: Literal["llm", "mutator"]
+    origin: Literal["llm", "mutator", "merge"]
     description: str = Field(description="what changed and why: the mutator's edit, or the LLM's own one-line summary")
     llm_calls: list[LLMCall] = Field(default_factory=list)
 
@@ -62,7 +64,7 @@ class MutatorProposer:
 
     def propose(self, request: ProposalRequest) -> Proposal | Unusable:
         try:
-            mutation = mutate(request.component, request.parent.source, self.rng, self.settings)
+            mutation = mutate(request.component, request.parent.source, self.rng, self.settings, request.dead_sites)
         except MutatorError as e:
             return Unusable(request=request, reason=str(e))
         return Proposal(request=request, source=mutation.source, origin="mutator", description=mutation.description)
@@ -95,7 +97,7 @@ class LLMProposer:
             siblings=request.siblings,
         )
         messages = build_messages(inputs, self.templates_dir)
-        calls = [self.client.complete(messages)]
+        calls = [self.client.complete(messages, model=request.model)]
         if not calls[-1].ok:
             return Unusable(request=request, reason=f"the LLM call failed: {calls[-1].error}", llm_calls=calls)
         try:

@@ -97,3 +97,17 @@ def prompt_candidate(candidate: CandidateInfo, source: str) -> PromptCandidate:
     summary = Summary.model_validate(candidate.summary) if candidate.summary else None
     return PromptCandidate(id=candidate.id, source=source, summary=summary, status=candidate.status,
                            component=candidate.component, description=candidate.description, diff=candidate.diff)
+
+
+def skip_notes(outcomes: dict[str, int], dead: dict[str, str], limit: int = 8) -> list[str]:
+    """What the prompt says about work that would be wasted: near-copies skipped, sites that cannot matter."""
+    notes = []
+    if outcomes.get("near-copy"):
+        notes.append(f"{outcomes['near-copy']} earlier proposal(s) from this parent were skipped as near-copies of programs "
+                     "already evaluated (renamings and reformattings are not changes)")
+    if outcomes.get("duplicate"):
+        notes.append(f"{outcomes['duplicate']} earlier proposal(s) from this parent duplicated known programs")
+    if dead:
+        shown = "; ".join(f"{site}: {why}" for site, why in list(dead.items())[:limit])
+        notes.append(f"changes here cannot take effect, do not make them: {shown}")
+    return notes

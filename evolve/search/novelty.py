@@ -1,0 +1,163 @@
+"""Novelty before evaluation: skip a proposal that is a near-copy of a program already evaluated.
+
+Identity (identity.py) already catches an exact copy of a known set, up to comments, formatting
+and docstrings. A near-copy is subtler: the same code with local names renamed, or a change
+smaller than `search.novelty_threshold`. Before a candidate is stored, its module is compared with
+every module already evaluated (or queued) for that component in the same context, that is with
+the same other components (the same module over a new architecture is a new program; the
+seed's modules are in the archive too):
+
+- structural distance: the module is parsed, docstrings dropped, each function's parameters and
+  local names renamed in order of first appearance (v0, v1, ...), then unparsed and tokenized;
+  the distance is the token edit distance divided by the longer length (0: the same program up to
+  renaming; 1: nothing in common). At most the threshold: a near-copy.
+- embeddings, when `search.embedding_model` is set (through the configured OpenAI-compatible
+  endpoint): the cosine distance of the two modules' embeddings, at most
+  `search.embedding_threshold`, also makes a near-copy.
+
+A skipped proposal is stored as a proposal of outcome `near-copy`, naming the program it copies
+and the distance; it counts in the loop's statistics, the prompt's and `evolve show`'s. Merges are
+never checked (their module is a known one by design; their set is new).
+"""
+
+import ast
+import hashlib
+import io
+import tokenize
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import numpy as np
+from pydantic import BaseModel
+from rapidfuzz.distance import Levenshtein
+
+from evolve.database.canonical import source_hash, strip_docstrings
+
+
+def context_key(sources: dict[str, str], component: str) -> str:
+    """The identity of a set without `component`: candidates are compared only within one."""
+    parts = [f"{name}:{source_hash(text)}" for name, text in sorted(sources.items()) if name != component]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+class _Renamer(ast.NodeTransformer):
+    """Function parameters and names bound inside functions -> v0, v1, ... per function."""
+
+    def __init__(self) -> None:
+        self.scopes: list[dict[str, str]] = []
+
+    def _local(self, name: str) -> str:
+        scope = self.scopes[-1]
+        if name not in scope:
+            scope[name] = f"v{len(scope)}"
+        return scope[name]
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        self.scopes.append({})
+        for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs, node.args.vararg, node.args.kwarg]:
+            if arg is not None:
+                arg.arg = self._local(arg.arg)
+        for child in ast.walk(node):  # names bound in the function are local to it
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store) and child is not node:
+                self._local(child.id)
+        self.generic_visit(node)
+        self.scopes.pop()
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if self.scopes and node.id in self.scopes[-1]:
+            node.id = self.scopes[-1][node.id]
+        return node
+
+
+@lru_cache(maxsize=2048)
+def normalised_tokens(source: str) -> tuple[str, ...]:
+    """The module's tokens after dropping docstrings and renaming locals; raw tokens when unparsable."""
+    try:
+        text = ast.unparse(_Renamer().visit(strip_docstrings(ast.parse(source))))
+    except (SyntaxError, ValueError, RecursionError):
+        text = source
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+    try:
+        return tuple(t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type not in skip)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return tuple(text.split())
+
+
+def structural_distance(a: str, b: str) -> float:
+    return float(Levenshtein.normalized_distance(normalised_tokens(a), normalised_tokens(b)))
+
+
+class NearCopy(BaseModel):
+    candidate_id: int
+    distance: float
+    measure: str  # "structural" or "embedding"
+
+    def reason(self, threshold: float) -> str:
+        return (f"a near-copy of #{self.candidate_id}, already evaluated: {self.measure} distance {self.distance:.4f} "
+                f"<= threshold {threshold:g}")
+
+
+Embedder = Callable[[Sequence[str]], list[list[float]]]
+
+
+class NoveltyArchive:
+    """The modules evaluated so far for each component (candidate id -> text), and the check against them."""
+
+    def __init__(self, threshold: float, embedder: Embedder | None = None, embedding_threshold: float = 0.0):
+        self.threshold, self.embedder, self.embedding_threshold = threshold, embedder, embedding_threshold
+        self.modules: dict[tuple[str, str], dict[int, str]] = {}  # (component, context) -> candidate id -> text
+        self.embeddings: dict[int, np.ndarray] = {}
+
+    def add(self, component: str, context: str, candidate_id: int, source: str) -> None:
+        self.modules.setdefault((component, context), {})[candidate_id] = source
+
+    def add_seed(self, candidate_id: int, sources: dict[str, str]) -> None:
+        """The seed stands for each of its modules."""
+        for name, text in sources.items():
+            self.add(name, context_key(sources, name), candidate_id, text)
+
+    def near_copy(self, component: str, context: str, source: str) -> NearCopy | None:
+        """The closest module known in this context when it is within a threshold, else None."""
+        known = self.modules.get((component, context), {})
+        if not known:
+            return None
+        tokens = normalised_tokens(source)
+        distances = {cid: float(Levenshtein.normalized_distance(tokens, normalised_tokens(text))) for cid, text in known.items()}
+        closest = min(distances, key=lambda cid: (distances[cid], cid))
+        if distances[closest] <= self.threshold:
+            return NearCopy(candidate_id=closest, distance=distances[closest], measure="structural")
+        if self.embedder is not None:
+            return self._embedding_near_copy(known, source)
+        return None
+
+    def _embedding_near_copy(self, known: dict[int, str], source: str) -> NearCopy | None:
+        missing = [cid for cid in known if cid not in self.embeddings]
+        vectors = self.embedder([source, *(known[cid] for cid in missing)])
+        for cid, vector in zip(missing, vectors[1:]):
+            self.embeddings[cid] = unit(vector)
+        mine = unit(vectors[0])
+        distances = {cid: 1.0 - float(mine @ self.embeddings[cid]) for cid in known}
+        closest = min(distances, key=lambda cid: (distances[cid], cid))
+        if distances[closest] <= self.embedding_threshold:
+            return NearCopy(candidate_id=closest, distance=distances[closest], measure="embedding")
+        return None
+
+
+def unit(vector: Sequence[float]) -> np.ndarray:
+    v = np.asarray(vector, dtype=float)
+    norm = np.linalg.norm(v)
+    return v / norm if norm > 0 else v
+
+
+def openai_embedder(client, model: str) -> Embedder:
+    """Embeddings through an openai.OpenAI client (the configured endpoint)."""
+
+    def embed(texts: Sequence[str]) -> list[list[float]]:
+        response = client.embeddings.create(model=model, input=list(texts))
+        return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
+
+    return embed
+
