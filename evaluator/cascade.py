@@ -21,7 +21,6 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel, Field
 
-from evaluator.behaviour import identical_behaviour, valid_fingerprints
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import Evaluation, ProfileSummary, StageVerdict
@@ -69,7 +68,8 @@ def contracts_stage(
     overrides: dict | None = None,
 ) -> StageVerdict:
     """The contract tests; with a `behaviour` dict, also the fingerprints (under the run's `overrides`) into it."""
-    from evaluator.runs import worker_setup  # imported here: the settings above load without torch
+    from evaluator.behaviour import valid_fingerprints  # imported here: the settings above load without torch
+    from evaluator.runs import worker_setup
 
     start = time.perf_counter()
     try:
@@ -88,6 +88,8 @@ def contracts_stage(
 
 def behaviour_stage(fingerprints: dict[str, str], parent: ParentBehaviour | None) -> StageVerdict | None:
     """Rejects a candidate whose changed component behaves exactly like its parent's; None when unknown."""
+    from evaluator.behaviour import identical_behaviour
+
     if parent is None or not identical_behaviour(parent.component, fingerprints, parent.fingerprints):
         return None if parent is None else StageVerdict(stage="behaviour", status="passed")
     return StageVerdict(

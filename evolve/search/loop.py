@@ -49,19 +49,25 @@ from evolve.database.serialize import unified_diff
 from evolve.database.status import champion_line, experiment_status
 from evolve.database.store import Store
 from evolve.llm.client import Budget, LLMCall
+from evolve.search.estimate import Costs, Remaining, duration, mean, remaining
 from evolve.search.executor import EvaluationJob, Executor, PromotionJob
 from evolve.search.identity import set_identity
 from evolve.search.index import PopulationIndex
+from evolve.search.interrupts import Interrupts
 from evolve.search.liveness import dead_sites, site_of
 from evolve.search.merge import Merger, merge_due
 from evolve.search.novelty import NoveltyArchive, context_key
-from evolve.search.smart_state import load_bandit, load_learned_dead_sites, load_novelty_archive
-from evolve.search.population import island_for, migration_due, plan_migration, select_inspirations_from, select_parent_from
-from evolve.search.estimate import Costs, Remaining, duration, mean, remaining
-from evolve.search.interrupts import Interrupts
+from evolve.search.population import (
+    island_for,
+    migration_due,
+    plan_migration,
+    select_inspirations_from,
+    select_parent_from,
+)
 from evolve.search.progress import Progress
 from evolve.search.proposer import Proposal, ProposalRequest, Proposer, Unusable
 from evolve.search.requests import RequestBuilder, skip_notes
+from evolve.search.smart_state import load_bandit, load_learned_dead_sites, load_novelty_archive
 
 
 class SeedFailed(RuntimeError):
