@@ -104,10 +104,11 @@ def markers(folder: Path) -> list[tuple[int, str]]:
 
 
 def stub_config(candidates: int, **update):
-    """A one-generation search of `candidates` children of the optimizer, on the CPU, proposals by the mutator."""
+    """A one-generation search of `candidates` children of the hyperparameters (the baseline optimizer has no
+    site the mutator can change to effect), on the CPU, proposals by the mutator."""
     from evolve.config import ExperimentConfig
 
-    config = ExperimentConfig(components=["optimizer"], generations=1, candidates_per_generation=candidates, seed=0)
+    config = ExperimentConfig(components=["hyperparams"], generations=1, candidates_per_generation=candidates, seed=0)
     config.harness.device, config.harness.data = "cpu", "synthetic"
     config.population.islands = 1
     return config.model_copy(update=update)
@@ -118,6 +119,7 @@ def run_stub_search(executor, url: str, candidates: int, name: str = "stub") -> 
     import numpy as np
     from rich.console import Console
 
+    from evaluator.component_set import ComponentSet
     from evolve.database import Store
     from evolve.llm.client import Budget
     from evolve.search.loop import EvolutionLoop
@@ -126,7 +128,8 @@ def run_stub_search(executor, url: str, candidates: int, name: str = "stub") -> 
 
     config = stub_config(candidates)
     with Store.open(url) as store:
-        experiment = store.find_experiment(name) or store.create_experiment(name, ["optimizer"], config, "baseline", "stub")
+        experiment = store.find_experiment(name) or store.create_experiment(
+            name, config.components, config, "baseline", "stub", seed_sources=ComponentSet.shipped("baseline").sources)
         proposer = MutatorProposer(config.mutator, np.random.default_rng(1))
         with Progress(Console(stderr=True, quiet=True), LoopStats(experiment=name, proposer=proposer.name)) as progress:
             loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, Budget(), np.random.default_rng(0))
