@@ -27,7 +27,7 @@ def wait_for(condition, timeout: float, what: str):
 
 def test_two_ctrl_c_kill_every_worker_and_exit_130(tmp_path, data_file):  # noqa: F811
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
-    command = [sys.executable, "-m", "evolve", "start", "--component", "optimizer", "--device", "cpu", "--data", str(data_file),
+    command = [sys.executable, "-m", "evolve", "start", "--component", "hyperparams", "--device", "cpu", "--data", str(data_file),
                "--db", url, *FAST, "--generations", "2", "--name", "interrupted"]
     log = open(tmp_path / "log.txt", "w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -39,7 +39,8 @@ def test_two_ctrl_c_kill_every_worker_and_exit_130(tmp_path, data_file):  # noqa
             with Store.open(url) as store:
                 found = store.find_experiment("interrupted")
                 statuses = [c.status for c in store.candidates(found.id)] if found else []
-            workers = [p for p in parent.children(recursive=True) if "evaluator.sandbox.worker" in " ".join(p.cmdline())]
+            # the worker starts as `python -m evaluator.sandbox.jail ...`, which enters the jail and runs it
+            workers = [p for p in parent.children(recursive=True) if "evaluator.sandbox.jail" in " ".join(p.cmdline())]
             return workers if "champion" in statuses and "running" in statuses else False
 
         workers = wait_for(child_running, 300, "a child candidate in a worker")

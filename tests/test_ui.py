@@ -54,7 +54,7 @@ def filled(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
             patch.delenv(name, raising=False)
-        result = CliRunner().invoke(cli, ["start", "--component", "optimizer", "--device", "cpu", "--data", str(data),
+        result = CliRunner().invoke(cli, ["start", "--component", "hyperparams", "--device", "cpu", "--data", str(data),
                                           "--db", url, *SEARCH, "--generations", "1", "--name", "tiny"])
     assert result.exit_code == 0, result.output
     with Store.open(url) as store:
@@ -66,7 +66,7 @@ def filled(tmp_path_factory):
             prompt=HOSTILE_PROMPT, response=HOSTILE_REPLY, tokens_in=1234, tokens_out=56, latency_seconds=2.5, cost=0.0042,
         ))
         hostile, created = store.add_candidate(NewCandidate(
-            experiment_id=experiment.id, component="optimizer", source=parent.source + "\n" + HOSTILE_LINE + "\n",
+            experiment_id=experiment.id, component=parent.component, source=parent.source + "\n" + HOSTILE_LINE + "\n",
             origin="llm", parent_id=parent.id, generation=parent.generation + 1, island=parent.island, llm_call_id=call,
         ))
         assert created
@@ -113,7 +113,7 @@ def screenshot(browser, name: str) -> None:
 def test_experiments_page_lists_the_search(browser, server, filled):
     browser.get(server + "/")
     row = browser.find_element(By.CSS_SELECTOR, f"tr[data-experiment='{filled['experiment']}']")
-    assert "tiny" in row.text and "optimizer" in row.text and "baseline" in row.text
+    assert "tiny" in row.text and "hyperparams" in row.text and "baseline" in row.text
     assert "1 champion" in row.text and "$0.0042" in row.text  # candidates by status; the LLM cost of the added call
     screenshot(browser, "experiments")
     row.find_element(By.LINK_TEXT, "tiny").click()
@@ -194,7 +194,7 @@ def test_page_updates_when_a_new_candidate_is_stored(browser, server, filled):
     with Store.open(filled["url"], create=False) as store:
         parent = store.candidate(filled["parent"])
         new, created = store.add_candidate(NewCandidate(
-            experiment_id=filled["experiment"], component="optimizer", source=parent.source + "\nLIVE = 1\n", origin="mutator",
+            experiment_id=filled["experiment"], component=parent.component, source=parent.source + "\nLIVE = 1\n", origin="mutator",
             parent_id=parent.id, generation=parent.generation + 1, island=parent.island,
         ))
         assert created
