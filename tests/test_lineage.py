@@ -136,7 +136,7 @@ def test_start_says_what_to_pass_without_a_gpu_and_with_an_endpoint_but_no_model
         pytest.skip("a GPU is visible here")
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
     result = CliRunner().invoke(app, ["start", "--component", "optimizer", "--db", url])
-    assert result.exit_code == 1 and "no CUDA GPU" in result.output and "--device cpu" in result.output
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output and "--device cpu" in result.output
     assert not (tmp_path / "evolve.db").exists()  # said before anything was stored or trained
     config = load_config(None, {}, environ={"OPENAI_BASE_URL": "http://localhost:8000/v1"}).config
     reason = start_command.mutator_reason(config)

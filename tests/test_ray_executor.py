@@ -200,7 +200,7 @@ def test_an_unreachable_cluster_is_one_clear_error_naming_the_address(tmp_path):
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
     result = CliRunner().invoke(app, ["start", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--component",
                                       "optimizer", "--device", "cpu", "--data", "synthetic", "--db", url])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input: the address
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in result.output and "ray start --head" in result.output
     assert result.output.count("error") == 1
     with Store.open(url) as store:
