@@ -283,4 +283,4 @@ def test_the_cli_resumes_on_the_cluster_it_is_given(cluster, tmp_path):
                                       "--executor", "ray", "--ray-address", cluster.address])
     assert result.exit_code == 0, result.output
     assert "Ray cluster of 3 node(s), 0 GPU(s), 2 CPU(s): 2 evaluation(s) at once" in result.output
-    assert "resuming done: 0 unfinished" in result.output
+    assert "resuming done with its stored settings: 0 unfinished" in result.output
