@@ -186,7 +186,7 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_database_consistent(c
     started = time.monotonic()
     executor.shutdown(wait=False)  # as `evolve start` does after a Ctrl-C
     assert time.monotonic() - started < 5  # the polite cancel was enough
-    assert reason == "stopped by Ctrl-C"
+    assert reason.startswith("stopped by a second Ctrl-C")  # the loop abandons the running jobs (evolve/search/interrupts.py)
     assert [r.outcome for r in executor.history] == ["cancelled"]
     candidates, samples = finished_search(url)
     assert [c.status for c in candidates] == ["pending"]  # the seed goes back to the queue, nothing half-recorded
