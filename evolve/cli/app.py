@@ -12,9 +12,9 @@ from typing import Annotated, Optional
 import typer
 
 from components import COMPONENT_NAMES
+from evolve.cli.calibrate_command import calibrate
 from evolve.cli.config_command import config_app
 from evolve.cli.diff_command import diff
-from evolve.cli.calibrate_command import calibrate
 from evolve.cli.export_command import export
 from evolve.cli.inspect_commands import register_inspect_commands
 from evolve.cli.output import console, errors, fail  # noqa: F401  (errors: used by the commands registered here)

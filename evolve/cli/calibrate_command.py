@@ -7,6 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evolve.cli.output import fail
 from evolve.database import DEFAULT_URL, DatabaseError, Store
 
 if TYPE_CHECKING:
@@ -14,11 +15,6 @@ if TYPE_CHECKING:
     from evaluator.component_set import ComponentSet
 
 console = Console(highlight=False)
-
-
-def fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=1)
 
 
 def subject_set(store: Store, components: str, candidate: int | None) -> tuple["ComponentSet", str]:
@@ -66,7 +62,7 @@ def calibrate(
         settings = PromotionSettings(pairs=pairs, experiment_alpha=experiment_alpha, min_gain_seconds=min_gain_seconds)
         dataset = load_dataset(harness.data)
     except (ValueError, DatasetError) as e:
-        fail(str(e))
+        fail(str(e), code=1)
     try:
         with Store.open(db) as store:
             component_set, subject = subject_set(store, components, candidate)
@@ -74,13 +70,13 @@ def calibrate(
                 console.print(f"calibrating {subject} against itself: {pairs} pairs on {device}, data {dataset.describe()}")
             measured = measure_pairs(component_set, component_set, dataset, harness, settings)
             if measured.error is not None and len(measured.candidate_samples) < 2:
-                fail(f"the paired runs failed: {measured.error}")
+                fail(f"the paired runs failed: {measured.error}", code=1)
             report = calibration_report(measured.candidate_samples, measured.incumbent_samples, subject, settings, score,
                                         gain, simulations)
             calibration_id = record_calibration(store, report.device_name, subject, report.pairs, report.time_noise_seconds,
                                                 report.accuracy_std, report)
     except (DatabaseError, ComponentError, ValueError) as e:
-        fail(str(e))
+        fail(str(e), code=1)
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
         return

@@ -17,10 +17,10 @@ def looks_like_path(argument: str) -> bool:
 
 def from_database(url: str, experiment_name: str | None, candidate_id: int | None):
     """The candidate (default: the experiment's champion) as a set, with its lineage and measured statistics."""
+    from evaluator.component_set import ComponentSet
     from evaluator.results import Summary
     from evaluator.settings import HarnessSettings
     from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance
-    from evaluator.component_set import ComponentSet
 
     with Store.open(url, create=False) as store:
         experiment = store.experiment(experiment_name) if experiment_name or candidate_id is None else None

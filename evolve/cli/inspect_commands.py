@@ -9,7 +9,7 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -18,12 +18,13 @@ from rich.table import Table
 from rich.tree import Tree
 
 from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET, summarize
+from evolve.cli import output
 from evolve.cli.changes import candidate_change, promotion_outcomes, source_before
+from evolve.cli.ranking import ranked
 from evolve.database import DEFAULT_URL, CandidateInfo, DatabaseError, Store
 from evolve.database.connection import Database, parse_url, sqlite_path
 from evolve.database.decisions import RECORD_STAGES, DecisionInfo, decisions
 from evolve.database.migrate import upgrade
-from evolve.cli.ranking import ranked
 
 DbOption = Annotated[str, typer.Option("--db", metavar="URL", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="print JSON instead of text")]
@@ -36,9 +37,9 @@ def console() -> Console:
     return Console(highlight=False)
 
 
-def fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=1)
+def fail(message: str) -> NoReturn:
+    """The inspection commands' errors (a database that cannot be read) are failures of the work: exit 1."""
+    output.fail(message, code=1)
 
 
 @contextmanager

@@ -9,7 +9,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from evolve.cli.inspect_commands import DbOption, ExperimentArgument, JsonOption, console, number, opened, points, print_json
+from evolve.cli.inspect_commands import (
+    DbOption,
+    ExperimentArgument,
+    JsonOption,
+    console,
+    number,
+    opened,
+    points,
+    print_json,
+)
 from evolve.database import DEFAULT_URL
 
 QUIET_SECONDS = 15 * 60  # a "running" search silent this long has probably died
