@@ -34,6 +34,7 @@ print(json.dumps({"exit": result.exit_code, "heavy": [m for m in %r if m in sys.
 def sample_database(url: str) -> None:
     """A tiny experiment (seed and one child) so that the inspection commands have work to do."""
     sys.path.insert(0, str(ROOT))
+    from evaluator.component_set import ComponentSet
     from evaluator.results import Evaluation, RunSample, StageVerdict
     from evaluator.statistics import summarize
     from evolve.database import NewCandidate, Store
@@ -43,7 +44,8 @@ def sample_database(url: str) -> None:
     evaluation = Evaluation(changed=["hyperparams"], status="evaluated", samples=samples, summary=summarize(samples),
                             stages=[StageVerdict(stage="timed", status="passed", seconds=9.0)])
     with Store.open(url) as store:
-        e = store.create_experiment("bench", ["hyperparams"], {}, "baseline", "bench")
+        e = store.create_experiment("bench", ["hyperparams"], {}, "baseline", "bench",
+                                    seed_sources=ComponentSet.shipped("baseline").sources)
         seed, _ = store.add_candidate(NewCandidate(experiment_id=e.id, component="hyperparams", source="A = 1\n", origin="seed"))
         child, _ = store.add_candidate(NewCandidate(experiment_id=e.id, component="hyperparams", source="A = 2\n",
                                                     origin="mutator", parent_id=seed.id, generation=1))

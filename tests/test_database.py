@@ -17,7 +17,7 @@ from evaluator.settings import ScoreSettings
 from evolve.database import DatabaseError, LLMCallRecord, NewCandidate, NotFound, Store
 from evolve.database.canonical import source_hash
 from evolve.database.connection import Database, parse_url
-from evolve.database.migrate import alembic_config, current_revision, head_revision, upgrade
+from evolve.database.migrate import alembic_config, current_revision, head_revision, scripts, upgrade
 from evolve.database.models import Base, Candidate
 
 SEED_SOURCE = '"""The optimizer."""\n\ndef lr():\n    return 0.1  # tuned\n'
@@ -36,6 +36,11 @@ def new_experiment(store: Store, name: str = "exp"):
 
 def add(store, experiment, source, origin="llm", **fields):
     return store.add_candidate(NewCandidate(experiment_id=experiment.id, component="optimizer", source=source, origin=origin, **fields))
+
+
+def test_head_revision_constant_is_alembics_newest_migration():
+    """migrate.HEAD_REVISION spares every command Alembic's import; a new migration must move it."""
+    assert head_revision() == scripts().get_current_head()
 
 
 def test_new_database_is_created_at_head_and_matches_the_models(database_url):

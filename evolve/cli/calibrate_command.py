@@ -8,16 +8,17 @@ from rich.console import Console
 from rich.table import Table
 
 from evolve.cli.output import fail
-from evolve.database import DEFAULT_URL, DatabaseError, Store
+from evolve.database import DEFAULT_URL, DatabaseError
 
 if TYPE_CHECKING:
+    from evolve.database import Store
     from evaluator.calibration import CalibrationReport
     from evaluator.component_set import ComponentSet
 
 console = Console(highlight=False)
 
 
-def subject_set(store: Store, components: str, candidate: int | None) -> tuple["ComponentSet", str]:
+def subject_set(store: "Store", components: str, candidate: int | None) -> tuple["ComponentSet", str]:
     from evaluator.component_set import ComponentSet
 
     if candidate is None:
@@ -54,6 +55,7 @@ def calibrate(
     from evaluator.promotion import PromotionSettings, measure_pairs
     from evaluator.settings import HarnessSettings, ScoreSettings
     from evolve.cli.app import parse_overrides
+    from evolve.database import Store
     from evolve.database.decisions import record_calibration
 
     try:

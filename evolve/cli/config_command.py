@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from evolve.cli.output import escape, fail
-from evolve.config import ConfigError, load_config, parse_assignments
-from evolve.config_display import masked_dump, setting_rows
 
 config_app = typer.Typer(help="Inspect the experiment configuration.", no_args_is_help=True)
 
@@ -29,6 +27,10 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="print the configuration as JSON")] = False,
 ) -> None:
     """Print every setting: dotted name, effective value, where it came from, and what it means."""
+    # imported here: the settings import the evaluator, and `evolve --help` starts without it
+    from evolve.config import ConfigError, load_config, parse_assignments
+    from evolve.config_display import masked_dump, setting_rows
+
     try:
         loaded = load_config(config, parse_assignments(set_), preset=preset)
     except ConfigError as e:

@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from evolve.database import DEFAULT_URL, DatabaseError, Store
+from evolve.database import DEFAULT_URL, DatabaseError
 
-# The export modules import torch: they load inside the functions, so that --help stays fast.
+# The export modules import torch, and the database SQLAlchemy: they load inside the functions, so that --help stays fast.
 
 
 def looks_like_path(argument: str) -> bool:
@@ -20,6 +20,7 @@ def from_database(url: str, experiment_name: str | None, candidate_id: int | Non
     from evaluator.component_set import ComponentSet
     from evaluator.results import Summary
     from evaluator.settings import HarnessSettings
+    from evolve.database import Store
     from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance
 
     with Store.open(url, create=False) as store:

@@ -2,6 +2,7 @@
 
 Every command takes --db URL (default sqlite:///evolve.db) and --json; EXPERIMENT (a name or
 id) defaults to the most recent experiment. Database problems print one message and exit 1.
+The database and statistics modules load inside the commands: `evolve --help` starts without them.
 """
 
 import json
@@ -9,7 +10,7 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -17,14 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from evaluator.statistics import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET, summarize
+from evaluator.score_defaults import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET
 from evolve.cli import output
-from evolve.cli.changes import candidate_change, promotion_outcomes, source_before
-from evolve.cli.ranking import ranked
-from evolve.database import DEFAULT_URL, CandidateInfo, DatabaseError, Store
-from evolve.database.connection import Database, parse_url, sqlite_path
-from evolve.database.decisions import RECORD_STAGES, DecisionInfo, decisions
-from evolve.database.migrate import upgrade
+from evolve.database import DEFAULT_URL, DatabaseError
+
+if TYPE_CHECKING:
+    from evolve.database import CandidateInfo, Store
+    from evolve.database.decisions import DecisionInfo
 
 DbOption = Annotated[str, typer.Option("--db", metavar="URL", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="print JSON instead of text")]
@@ -43,8 +43,10 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def opened(url: str) -> Iterator[Store]:
+def opened(url: str) -> Iterator["Store"]:
     """The existing database at url; a DatabaseError opening or using it becomes one message and exit 1."""
+    from evolve.database import Store
+
     try:
         with Store.open(url, create=False) as store:
             yield store
@@ -92,7 +94,7 @@ def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
         out.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), highlight=False)
 
 
-def node_label(c: CandidateInfo, change: str = "", outcome: str = "") -> str:
+def node_label(c: "CandidateInfo", change: str = "", outcome: str = "") -> str:
     """`#7 hyperparams [mutator] gen 3 champion score ... island 1 | epochs 8.0 -> 7.61 | promoted over #3`."""
     parents = f" x #{c.second_parent_id}" if c.second_parent_id else ""
     line = (
@@ -102,7 +104,7 @@ def node_label(c: CandidateInfo, change: str = "", outcome: str = "") -> str:
     return " | ".join(part for part in (line, change, outcome) if part)
 
 
-def node_json(c: CandidateInfo, children: list[dict], change: str = "", outcome: str = "") -> dict:
+def node_json(c: "CandidateInfo", children: list[dict], change: str = "", outcome: str = "") -> dict:
     fields = ("id", "parent_id", "second_parent_id", "component", "origin", "generation", "island", "status",
               "score", "time_mean", "accuracy_mean", "accuracy_lower_bound", "runs")
     return {**c.model_dump(mode="json", include=set(fields)), "change": change, "promotion": outcome or None, "children": children}
@@ -137,6 +139,8 @@ def lineage(
     as_json: JsonOption = False,
 ) -> None:
     """The ancestry tree: each candidate's island, status, score, time, accuracy, change and promotion outcome."""
+    from evolve.cli.changes import candidate_change, promotion_outcomes, source_before
+
     with opened(db) as store:
         if candidate is not None:
             chain = store.ancestry(candidate)[: None if depth is None else depth + 1]
@@ -154,13 +158,11 @@ def lineage(
                     children.setdefault(c.parent_id, []).append(c)
             limit = depth
         outcomes = promotion_outcomes(store, chosen.id)
-    from evaluator.component_set import ComponentSet
-
-    seed_sources = ComponentSet.shipped(chosen.baseline).sources
+        seed_sources = store.seed_sources(chosen.id, required=False)
     known = {c.id: c for c in chain}
     changes = {c.id: candidate_change(c, source_before(c, known, seed_sources)) for c in chain}
 
-    def as_dict(node: CandidateInfo, level: int) -> dict:
+    def as_dict(node: "CandidateInfo", level: int) -> dict:
         below = [] if limit is not None and level >= limit else children.get(node.id, [])
         return node_json(node, [as_dict(child, level + 1) for child in below], changes[node.id], outcomes.get(node.id, ""))
 
@@ -197,6 +199,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """A candidate's source, diff, cascade verdicts, samples, and the LLM prompt and reply behind it."""
+    from evolve.database.decisions import decisions
+
     with opened(db) as store:
         detail = store.detail(candidate)
         compared = decisions(store, candidate_id=candidate)
@@ -247,7 +251,7 @@ def show(
         out.out("-- response\n" + (call.response or f"(none; error: {call.error})"), highlight=False)
 
 
-def print_decision(out: Console, d: DecisionInfo) -> None:
+def print_decision(out: Console, d: "DecisionInfo") -> None:
     """The rule's inputs and verdict: budget, minimum gain, each test with its bound, both sides' samples."""
     x = d.decision
     gain = "-" if d.min_gain_seconds is None else f"{d.min_gain_seconds:.4f} s ({x.get('min_gain_source') or '-'})"
@@ -282,6 +286,8 @@ def top(
     as_json: JsonOption = False,
 ) -> None:
     """The champion, then the k best candidates by score (evolve/cli/ranking.py says why in that order)."""
+    from evolve.cli.ranking import ranked
+
     with opened(db) as store:
         best = ranked(store, store.experiment(experiment).id, k)
     if as_json:
@@ -310,6 +316,9 @@ def rescore(
     """Recompute every candidate's score from its raw timed samples (screening and confirmations) with other parameters (no training).
 
     The stored scores stay as they are; this only prints the new ranking."""
+    from evaluator.statistics import summarize
+    from evolve.database.decisions import RECORD_STAGES
+
     with opened(db) as store:
         chosen = store.experiment(experiment)
         samples = store.samples_by_candidate(chosen.id, stages=RECORD_STAGES)  # screening and confirmations: the record
@@ -335,6 +344,9 @@ def rescore(
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Bring a database made by an older cifar-evolve to this version's schema (back it up first)."""
+    from evolve.database.connection import Database, parse_url, sqlite_path
+    from evolve.database.migrate import upgrade
+
     try:
         url = parse_url(db)
         if url.get_backend_name() == "sqlite" and not sqlite_path(url).exists():

@@ -10,19 +10,22 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from evolve.cli.output import errors, escape, fail
-from evolve.config import ExperimentConfig
-from evolve.database import DEFAULT_URL, DatabaseError, Store
+from evolve.database import DEFAULT_URL, DatabaseError
+
+if TYPE_CHECKING:
+    from evolve.config import ExperimentConfig
+    from evolve.database import Store
 
 console = errors  # the search reports on stderr; stdout stays free for what a script may parse
 
 
-def gpu_text(config: ExperimentConfig) -> str:
+def gpu_text(config: "ExperimentConfig") -> str:
     if config.harness.device == "cpu":
         return "the CPU (tests and checks only)"
     try:
@@ -33,12 +36,12 @@ def gpu_text(config: ExperimentConfig) -> str:
         return "an NVIDIA GPU"
 
 
-def device_unit(config: ExperimentConfig) -> str:
+def device_unit(config: "ExperimentConfig") -> str:
     """Device time named for the device that spends it."""
     return "CPU hours" if config.harness.device == "cpu" else "GPU hours"
 
 
-def mutator_reason(config: ExperimentConfig) -> str:
+def mutator_reason(config: "ExperimentConfig") -> str:
     """Why the built-in mutator proposes, and what to add for an LLM."""
     llm = config.llm
     if llm.base_url is None and llm.api_key is None:
@@ -47,7 +50,7 @@ def mutator_reason(config: ExperimentConfig) -> str:
     return f"an LLM endpoint is set ({endpoint}) but no model: add --model NAME (or EVOLVE_MODEL=NAME) to use it"
 
 
-def make_proposer(config: ExperimentConfig, rng):
+def make_proposer(config: "ExperimentConfig", rng):
     from evolve.search.proposer import LLMProposer, MutatorProposer
 
     if not config.llm.enabled:
@@ -117,6 +120,7 @@ def start(
     from evaluator.sandbox.jail import JailUnavailable
     from evaluator.sandbox.sandboxed_worker import check_jail
     from evolve.config import ConfigError, load_config, model_specs, parse_assignments
+    from evolve.database import Store
 
     try:
         flags: dict[str, object] = parse_assignments(set_) if set_ else {}
@@ -177,7 +181,7 @@ def exit_now(code: int) -> None:
     raise typer.Exit(code=code)
 
 
-def require_device(config: ExperimentConfig) -> None:
+def require_device(config: "ExperimentConfig") -> None:
     """One line, before anything is stored or trained, when the search cannot run here."""
     if config.harness.device != "cuda":
         return
@@ -188,7 +192,7 @@ def require_device(config: ExperimentConfig) -> None:
              "checks only: its times say nothing about a GPU's), or run where `nvidia-smi` lists a GPU")
 
 
-def run(loaded, flags: dict, store: Store, name: str | None, resume: str | None) -> int:
+def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | None) -> int:
     """The search until it ends; the exit status (0, or 130/143 when interrupted)."""
     import numpy as np
 
@@ -263,7 +267,7 @@ def run(loaded, flags: dict, store: Store, name: str | None, resume: str | None)
     return interrupts.exit_code if interrupted else 0
 
 
-def plan(config: ExperimentConfig, store: Store, experiment, slots: int):
+def plan(config: "ExperimentConfig", store: "Store", experiment, slots: int):
     """The most the search will do, with a time from measured candidates (this experiment's, or an
     earlier one's with the same device, data and scale) when there are any."""
     from evolve.database.status import experiment_status
@@ -305,7 +309,7 @@ def LocalPoolExecutor(gpus: list[int] | None, dataset):  # noqa: N802  a seam te
     return Pool(gpus, dataset)
 
 
-def make_executor(config: ExperimentConfig, dataset):
+def make_executor(config: "ExperimentConfig", dataset):
     """The local pool, or the Ray cluster (imported only then: Ray is an optional extra)."""
     if config.executor == "local":
         return LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
@@ -321,7 +325,7 @@ def make_executor(config: ExperimentConfig, dataset):
     return executor
 
 
-def device_text(config: ExperimentConfig) -> str:
+def device_text(config: "ExperimentConfig") -> str:
     import torch
 
     from evaluator.runs import device_description
@@ -332,7 +336,7 @@ def device_text(config: ExperimentConfig) -> str:
     return name + (f", driver {driver}" if driver else "")
 
 
-def print_final(store: Store, name: str, experiment_id: int, reason: str, url: str) -> None:
+def print_final(store: "Store", name: str, experiment_id: int, reason: str, url: str) -> None:
     from evolve.cli.ranking import ranked
 
     table = Table(title=escape(f"{name}: {reason} (the champion first: only its lead was confirmed side by side)"))

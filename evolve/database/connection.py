@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evolve.database.errors import DatabaseError
 
-DEFAULT_URL = "sqlite:///evolve.db"
 URL_EXAMPLES = "sqlite:///evolve.db or postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE"
 
 

@@ -3,27 +3,35 @@
 A new, empty database is created at the newest revision on first use. A database at an older
 revision is refused until `evolve db upgrade`; one from a newer cifar-evolve is refused too.
 Nothing ever reads a database whose schema it does not know.
+
+Opening a database at the newest revision, the common case, reads its version with one query and
+compares it with HEAD_REVISION; Alembic itself is imported only to create, upgrade or judge an
+unknown revision (it costs a tenth of a second of every command's start-up).
 """
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 
 from evolve.database.connection import Database
 from evolve.database.errors import DatabaseError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision in migrations/versions; tests/test_database.py checks it against Alembic's head.
+HEAD_REVISION = "0005"
 # Any constant: serializes first-use creation and upgrades between processes on PostgreSQL.
 POSTGRES_LOCK_KEY = 7_349_115_402
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -31,19 +39,32 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 @lru_cache(maxsize=1)
-def scripts() -> ScriptDirectory:
+def scripts() -> "ScriptDirectory":
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
 def head_revision() -> str:
-    return scripts().get_current_head() or ""
+    return HEAD_REVISION
 
 
 def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The stored revision, as Alembic's own version table holds it; None for a database without one."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(connection), "head")
 
 
 def is_known(revision: str) -> bool:
+    from alembic.util import CommandError
+
     try:
         return scripts().get_revision(revision) is not None
     except CommandError:
@@ -76,7 +97,7 @@ def check_schema(database: Database, create: bool) -> None:
                 )
             if not create:
                 raise DatabaseError(f"the {where} is empty: run a search first, or pass the --db of one")
-            command.upgrade(alembic_config(connection), "head")
+            upgrade_to_head(connection)
             return
     refuse_unless_head(revision, where)
 
@@ -105,5 +126,5 @@ def upgrade(database: Database) -> tuple[str | None, str]:
             raise DatabaseError(f"the {database.describe()} holds tables but no evolve schema version: not upgrading it")
         if before is not None and not is_known(before):
             refuse_unless_head(before, database.describe())
-        command.upgrade(alembic_config(connection), "head")
+        upgrade_to_head(connection)
         return before, current_revision(connection) or ""

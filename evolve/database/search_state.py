@@ -49,12 +49,13 @@ class SearchState:
 
     # the seed set
 
-    def seed_sources(self, experiment_id: int) -> dict[str, str]:
-        """Component -> module text of the set the experiment started from."""
+    def seed_sources(self, experiment_id: int, *, required: bool = True) -> dict[str, str]:
+        """Component -> module text of the set the experiment started from; empty, when not
+        `required`, for an experiment created without one (views of databases made before)."""
         query = select(SeedComponent).where(SeedComponent.experiment_id == experiment_id).order_by(SeedComponent.id)
         with self.db.session() as session:
             sources = {row.component: row.source for row in session.scalars(query)}
-        if not sources:
+        if not sources and required:
             raise DatabaseError(
                 f"experiment {experiment_id} has no stored seed set: it was created without one (Store.create_experiment "
                 "takes seed_sources); start the search again with `evolve start`"

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from evaluator.results import Evaluation, RunSample, StageVerdict, Summary
 from evolve.code_version import code_version
 from evolve.database.canonical import source_hash
-from evolve.database.connection import DEFAULT_URL, Database, parse_url, sqlite_path
+from evolve.database import DEFAULT_URL
+from evolve.database.connection import Database, parse_url, sqlite_path
 from evolve.database.errors import DatabaseError
 from evolve.database.migrate import check_schema
 from evolve.database.champions import ChampionHistory
