@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HEAVY = ("torch", "scipy", "openai")
+HEAVY = ("torch", "scipy", "openai", "numpy", "alembic", "sqlalchemy")
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs one command in-process through typer's test runner (it exits like the real CLI) and reports

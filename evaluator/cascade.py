@@ -26,11 +26,11 @@ from evaluator.data import Dataset
 from evaluator.results import Evaluation, ProfileSummary, StageVerdict
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.sandbox.static_check import check_source
-from evaluator.settings import HarnessSettings, ScoreSettings
+from evaluator.settings import CascadeSettings, HarnessSettings, ScoreSettings  # noqa: F401  (CascadeSettings re-exported)
 from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, summarize_with
 
-# torch and scipy are imported inside the functions that use them, so that the settings above load
-# fast for `evolve config show` and --help (docs/BENCHMARKS.md).
+# torch and scipy are imported inside the functions that use them (CascadeSettings lives in
+# evaluator/settings.py, which loads without either).
 
 # Called as report(stage, run, runs) when a stage (or a timed run, numbered from 1) begins, for live views.
 StageReport = Callable[[str, int | None, int | None], None]
@@ -38,14 +38,6 @@ StageReport = Callable[[str, int | None, int | None], None]
 
 def no_report(stage: str, run: int | None = None, runs: int | None = None) -> None:
     pass
-
-
-class CascadeSettings(BaseModel):
-    runs: int = Field(5, ge=1, description="most timed runs of a candidate")
-    min_runs: int = Field(3, ge=2, description="timed runs before early stopping may stop a candidate")
-    clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
-    limits: WorkerLimits = Field(default_factory=WorkerLimits)
-    profile: bool = Field(False, description="after the timed runs, one extra profiled run summarized for the prompts")
 
 
 class ParentBehaviour(BaseModel):

@@ -43,28 +43,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evaluator.results import RunSample, Summary
-from evaluator.settings import ScoreSettings
+from evaluator.settings import RuleSettings, ScoreSettings  # noqa: F401  (RuleSettings re-exported)
 from evaluator.statistics import floored_std, lower_confidence_bound, summarize_with
-
-
-class RuleSettings(BaseModel):
-    """The rule's numbers; part of PromotionSettings."""
-
-    experiment_alpha: float = Field(
-        0.05, gt=0, lt=0.5, description="chance that a whole experiment ever promotes a candidate that is not better"
-    )
-    min_gain_seconds: float | None = Field(
-        None, ge=0, description="minimum time gain per run worth promoting; none: min_gain_fraction, else calibrated noise"
-    )
-    min_gain_fraction: float | None = Field(
-        None, ge=0, lt=1, description="minimum time gain as a fraction of the champion's time (used when seconds is unset)"
-    )
-    default_gain_fraction: float = Field(
-        0.01, ge=0, lt=1, description="minimum gain as a fraction of the champion's time when nothing else is set or calibrated"
-    )
-    accuracy_margin: float = Field(
-        0.002, ge=0, lt=1, description="non-inferiority margin: accuracy may be lower than the champion's by at most this"
-    )
 
 
 class DecisionContext(BaseModel):

@@ -23,18 +23,12 @@ from pydantic import BaseModel, Field
 from evaluator.cascade import StageReport, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.decision import DecisionContext, PromotionDecision, RuleSettings, attempt_alpha, decide, minimum_gain
+from evaluator.decision import DecisionContext, PromotionDecision, attempt_alpha, decide, minimum_gain
 from evaluator.results import RunSample
-from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
-from evaluator.settings import HarnessSettings, ScoreSettings
+from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure
+from evaluator.settings import HarnessSettings, PromotionSettings, ScoreSettings
 
 __all__ = ["PairedMeasurement", "PromotionDecision", "PromotionSettings", "better_score", "confirm_promotion", "measure_pairs"]
-
-
-class PromotionSettings(RuleSettings):
-    pairs: int = Field(16, ge=2, description="paired runs of candidate and incumbent on shared fresh seeds (at least what alpha needs)")
-    clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
-    limits: WorkerLimits = Field(default_factory=WorkerLimits)
 
 
 class PairedMeasurement(BaseModel):

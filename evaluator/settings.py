@@ -1,10 +1,15 @@
-"""Settings of the harness and of the score, every field documented."""
+"""Settings of the harness, the score, the cascade and the promotion rule, every field documented.
+
+One module that imports only pydantic (no numpy, torch or scipy), so that loading an experiment's
+configuration, for `evolve config show` or `evolve status`, loads none of the machinery.
+"""
 
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from evaluator.statistics import (
+from evaluator.sandbox.limits import WorkerLimits
+from evaluator.score_defaults import (
     DEFAULT_ACCURACY_STD_FLOOR,
     DEFAULT_CONFIDENCE,
     DEFAULT_PENALTY_BASE,
@@ -62,3 +67,37 @@ class ScoreSettings(BaseModel):
     accuracy_std_floor: float = Field(
         DEFAULT_ACCURACY_STD_FLOOR, ge=0, description="per-run accuracy std assumed at least (prior noise; 0.14 points)"
     )
+
+
+class CascadeSettings(BaseModel):
+    runs: int = Field(5, ge=1, description="most timed runs of a candidate")
+    min_runs: int = Field(3, ge=2, description="timed runs before early stopping may stop a candidate")
+    clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
+    limits: WorkerLimits = Field(default_factory=WorkerLimits)
+    profile: bool = Field(False, description="after the timed runs, one extra profiled run summarized for the prompts")
+
+
+class RuleSettings(BaseModel):
+    """The rule's numbers; part of PromotionSettings."""
+
+    experiment_alpha: float = Field(
+        0.05, gt=0, lt=0.5, description="chance that a whole experiment ever promotes a candidate that is not better"
+    )
+    min_gain_seconds: float | None = Field(
+        None, ge=0, description="minimum time gain per run worth promoting; none: min_gain_fraction, else calibrated noise"
+    )
+    min_gain_fraction: float | None = Field(
+        None, ge=0, lt=1, description="minimum time gain as a fraction of the champion's time (used when seconds is unset)"
+    )
+    default_gain_fraction: float = Field(
+        0.01, ge=0, lt=1, description="minimum gain as a fraction of the champion's time when nothing else is set or calibrated"
+    )
+    accuracy_margin: float = Field(
+        0.002, ge=0, lt=1, description="non-inferiority margin: accuracy may be lower than the champion's by at most this"
+    )
+
+
+class PromotionSettings(RuleSettings):
+    pairs: int = Field(16, ge=2, description="paired runs of candidate and incumbent on shared fresh seeds (at least what alpha needs)")
+    clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
+    limits: WorkerLimits = Field(default_factory=WorkerLimits)

@@ -27,10 +27,14 @@ from functools import lru_cache
 import numpy as np
 
 from evaluator.results import RunSample, Summary
-from evaluator.score_defaults import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET  # noqa: F401  (re-exported)
+from evaluator.score_defaults import (  # noqa: F401  (re-exported)
+    DEFAULT_ACCURACY_STD_FLOOR,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_PENALTY_BASE,
+    DEFAULT_REFERENCE_RUNS,
+    DEFAULT_TARGET,
+)
 
-DEFAULT_REFERENCE_RUNS = 25
-DEFAULT_ACCURACY_STD_FLOOR = 0.0014  # airbench94's per-run accuracy std on real CIFAR-10
 PENALTY_CAP_SECONDS = 1000.0
 
 

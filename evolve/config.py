@@ -33,9 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from components import COMPONENT_NAMES, SHIPPED_SETS
-from evaluator.cascade import CascadeSettings
-from evaluator.promotion import PromotionSettings
-from evaluator.settings import HarnessSettings, ScoreSettings
+from evaluator.settings import CascadeSettings, HarnessSettings, PromotionSettings, ScoreSettings
 from evolve.search.search_settings import SearchSettings
 
 ENV_PREFIX = "EVOLVE_"

@@ -94,21 +94,30 @@ def test_help_shows_defaults_and_readable_types():
     assert "<list[str]>" not in text and "KEY=VALUE" in text and "[default: 20]" in text and "--seed" in text and "--runs" in text
 
 
-def test_help_and_inspection_commands_import_no_torch_scipy_or_openai(lineage, tmp_path):  # noqa: F811
+def test_help_and_inspection_commands_import_only_what_they_need(lineage, tmp_path):  # noqa: F811
+    """Start-up (bench/cli_startup.py): help loads no database or numerics; the inspection
+    commands load SQLAlchemy but not numpy, Alembic, torch, scipy or openai."""
     url, ids = lineage
     if not url.startswith("sqlite"):
         pytest.skip("one backend is enough for the imports")
     probe = (
         "import json, sys\nfrom typer.testing import CliRunner\nfrom evolve.cli.app import app\n"
-        "codes = [CliRunner().invoke(app, args).exit_code for args in json.loads(sys.argv[1])]\n"
-        "print(json.dumps({'codes': codes, 'heavy': [m for m in ('torch', 'scipy', 'openai') if m in sys.modules]}))\n"
+        "heavy = ('torch', 'scipy', 'openai', 'numpy', 'alembic', 'sqlalchemy')\n"
+        "report = []\n"
+        "for args in json.loads(sys.argv[1]):\n"
+        "    code = CliRunner().invoke(app, args).exit_code\n"
+        "    report.append([args[0], code, [m for m in heavy if m in sys.modules]])\n"
+        "print(json.dumps(report))\n"
     )
-    commands = [["--help"], ["start", "--help"], ["experiments", "--db", url], ["lineage", "--db", url],
-                ["show", str(ids["child"]), "--db", url], ["top", "--db", url], ["status", "--db", url],
-                ["diff", str(ids["seed"]), str(ids["child"]), "--db", url], ["config", "show"]]
-    out = subprocess.run([sys.executable, "-c", probe, json.dumps(commands)], capture_output=True, text=True, check=True)
+    helps = [["--help"], ["start", "--help"]]
+    views = [["experiments", "--db", url], ["lineage", "--db", url], ["show", str(ids["child"]), "--db", url],
+             ["top", "--db", url], ["status", "--db", url], ["diff", str(ids["seed"]), str(ids["child"]), "--db", url],
+             ["config", "show"]]
+    out = subprocess.run([sys.executable, "-c", probe, json.dumps(helps + views)], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report == {"codes": [0] * len(commands), "heavy": []}, report
+    assert [code for _, code, _ in report] == [0] * len(report), report
+    assert all(loaded == [] for _, _, loaded in report[: len(helps)]), report
+    assert report[-1][2] == ["sqlalchemy"], report  # the views before it loaded SQLAlchemy, and nothing heavier
 
 
 def test_workers_default_to_one_thread_and_the_environment_follows(tmp_path):

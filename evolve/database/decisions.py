@@ -11,18 +11,19 @@ Kept beside the Store rather than in it: these are the promotion rule's reads an
 """
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, or_, select
 
-from evaluator.decision import PromotionDecision
 from evaluator.results import RunSample
 from evaluator.settings import ScoreSettings
-from evaluator.statistics import summarize_with
 from evolve.database.models import Calibration, Candidate, PromotionDecisionRow, Sample
 from evolve.database.records import StoredSample
 from evolve.database.store import NotFound, Store, json_safe, set_summary
+
+if TYPE_CHECKING:
+    from evaluator.decision import PromotionDecision
 
 RECORD_STAGES = ("timed", "confirm")
 
@@ -56,7 +57,7 @@ class CalibrationInfo(BaseModel):
     created_at: datetime
 
 
-def record_decision(store: Store, experiment_id: int, candidate_id: int, incumbent_id: int, decision: PromotionDecision) -> int:
+def record_decision(store: Store, experiment_id: int, candidate_id: int, incumbent_id: int, decision: "PromotionDecision") -> int:
     with store.db.session(write=True) as session:
         row = PromotionDecisionRow(
             experiment_id=experiment_id,
@@ -112,6 +113,8 @@ def refresh_record(store: Store, candidate_id: int, score: ScoreSettings) -> Non
     samples = record_samples_of(store, candidate_id)
     if not samples:
         return
+    from evaluator.statistics import summarize_with  # numpy: not for the views that only read decisions
+
     summary = summarize_with([RunSample.model_validate(s.model_dump()) for s in samples], score)
     with store.db.session(write=True) as session:
         candidate = session.get(Candidate, candidate_id)
