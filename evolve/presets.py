@@ -19,7 +19,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "harness.scale": "tiny",
         "cascade.runs": 3,
         "cascade.min_runs": 2,
-        "promotion.pairs": 3,
+        "promotion.pairs": 6,  # the fewest the first attempt's alpha (0.025) needs; the loop adds pairs for later ones
         "population.islands": 1,
         "score.target": 0.5,
         # A busy laptop may take minutes per tiny run: the GPU-sized 120 s limit would fail the seed itself.

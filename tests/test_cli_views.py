@@ -136,3 +136,20 @@ def test_export_header_names_data_and_scale():
     tiny = ExportStatistics(**numbers, data="synthetic", scale="tiny").conditions()
     assert tiny.startswith("synthetic data, tiny scale") and "say nothing about CIFAR-10" in tiny
     assert ExportStatistics(**numbers, data="cifar10", scale="full").conditions() == "CIFAR-10, full scale"
+
+
+def test_the_plan_counts_the_pairs_the_next_attempt_really_runs(tmp_path):
+    """The loop raises promotion.pairs to what the attempt's alpha needs (6 for the first at 5 %);
+    the plan printed before a search says the same, not the smaller setting."""
+    from evaluator.component_set import ComponentSet
+    from evolve.cli.start_command import plan
+    from evolve.config import ExperimentConfig
+    from evolve.database import Store
+
+    config = ExperimentConfig(promotion={"pairs": 2}, harness={"device": "cpu", "data": "synthetic"})
+    with Store.open(f"sqlite:///{tmp_path}/plan.db") as store:
+        experiment = store.create_experiment("plan", ["hyperparams"], {}, "baseline", "cpu",
+                                             seed_sources=ComponentSet.shipped("baseline").sources)
+        assert plan(config, store, experiment, 1).runs_per_promotion == 2 + 2 * 6
+        more = config.model_copy(update={"promotion": config.promotion.model_copy(update={"pairs": 9})})
+        assert plan(more, store, experiment, 1).runs_per_promotion == 2 + 2 * 9

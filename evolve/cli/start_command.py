@@ -270,6 +270,8 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
 def plan(config: "ExperimentConfig", store: "Store", experiment, slots: int):
     """The most the search will do, with a time from measured candidates (this experiment's, or an
     earlier one's with the same device, data and scale) when there are any."""
+    from evaluator.decision import attempt_alpha, pairs_for
+    from evolve.database.decisions import attempts_made
     from evolve.database.status import experiment_status
     from evolve.search.estimate import Plan, mean
 
@@ -294,7 +296,10 @@ def plan(config: "ExperimentConfig", store: "Store", experiment, slots: int):
     return Plan(
         candidates=candidates,
         runs_per_candidate=1 + config.cascade.runs,
-        runs_per_promotion=2 + 2 * config.promotion.pairs,
+        # the next attempt's pairs: the loop raises the setting to what the attempt's alpha needs
+        runs_per_promotion=2 + 2 * max(config.promotion.pairs,
+                                       pairs_for(attempt_alpha(config.promotion.experiment_alpha,
+                                                               attempts_made(store, experiment.id) + 1))),
         seconds_per_candidate=seconds,
         measured_from=measured_from,
         slots=slots,

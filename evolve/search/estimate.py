@@ -82,7 +82,7 @@ class Plan(BaseModel):
 
     candidates: int
     runs_per_candidate: int = Field(description="1 untimed warm-up and the most timed runs")
-    runs_per_promotion: int = Field(description="2 warm-ups and 2 runs per pair")
+    runs_per_promotion: int = Field(description="the next promotion attempt's: 2 warm-ups and 2 runs per pair (later attempts need more pairs)")
     seconds_per_candidate: float | None = Field(None, description="measured on this device and data, when known")
     measured_from: str | None = None
     slots: int = 1
@@ -92,7 +92,7 @@ class Plan(BaseModel):
     def lines(self, device_unit: str) -> list[str]:
         lines = [
             f"plan: up to {self.candidates} candidate(s), each 1 warm-up + up to {self.runs_per_candidate - 1} timed run(s); "
-            f"each promotion {self.runs_per_promotion} runs; {self.slots} worker(s)"
+            f"the next promotion {self.runs_per_promotion} runs (later ones more); {self.slots} worker(s)"
         ]
         if self.seconds_per_candidate is None:
             lines.append("time: unknown until the seed is measured (the live panel estimates it from then on)")
