@@ -126,7 +126,7 @@ class _RawMemoryWalk:
 
     def _guarded_value(self, node: ast.expr) -> Iterator[Violation]:
         """An embedding layer, embedding function or stream class anywhere but in a direct call."""
-        if id(node) in self.direct:
+        if id(node) in self.direct or not isinstance(node.ctx, ast.Load):
             return
         targets = {id(_target(d)) for d in resolve(node, self.aliases)}
         if targets & (set(self.sparse_slots) | self.streams):
