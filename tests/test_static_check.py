@@ -43,7 +43,8 @@ VIOLATIONS = {
         "import torch\ndef batches(x):\n    return torch.utils.data.DataLoader(x)", [("namespace", 3)]),
     "computed getattr on torch": ("import torch\ndef pick(name):\n    return getattr(torch, name)", [("forbidden-call", 3)]),
     "private torch bindings": ("import torch\ndef f():\n    return torch._C._get_tracing_state()", [("namespace", 3)]),
-    "storage from_file": ('def leak(t):\n    return t.untyped_storage().from_file("x.bin")', [("forbidden-call", 2)]),
+    "storage from_file": ('def leak(t):\n    return t.untyped_storage().from_file("x.bin")',
+                          [("forbidden-call", 2), ("raw-memory", 2)]),
     # Imports.
     "import os": ("import os", [("import", 1)]),
     "import subprocess": ("import subprocess", [("import", 1)]),
@@ -215,10 +216,11 @@ def test_unknown_component_is_a_programming_error():
 HOLES = {
     # Private attributes of objects the component did not define: native helpers live there.
     "a tensor storage's private file helper": (
-        "import torch\ndef f(x):\n    return x.untyped_storage()._share_filename_cpu_()", [("private-access", 3)]),
+        "import torch\ndef f(x):\n    return x.untyped_storage()._share_filename_cpu_()",
+        [("private-access", 3), ("raw-memory", 3)]),
     "a private method of a tensor torch made": (
         "import torch\ndef f():\n    return torch.zeros(3).untyped_storage()._share_filename_cpu_()",
-        [("private-access", 3)]),
+        [("private-access", 3), ("raw-memory", 3)]),
     "a library module's private registry on an object": (
         "import torch\ndef f(model):\n    return model._modules", [("private-access", 3)]),
     # torch.ops: refused whole, whatever the namespace, operator and overload.
@@ -344,7 +346,8 @@ ALLOWED_REFERENCES = {
         'import torch\ndef f():\n    torch.set_float32_matmul_precision("high")\n    torch.set_grad_enabled(False)'),
     "a switch used as a context manager": "import torch\ndef f():\n    with torch.cuda.use_mem_pool(None):\n        pass",
     "functions named like container methods": "import torch\ndef f(x):\n    return torch.add(x, x), torch.sort(x)",
-    "class tests": "import torch\ndef f(x):\n    return isinstance(x, torch.Tensor), type(x) is torch.Tensor, type(x)(3)",
+    # type(x)(...) is refused (raw-memory): for an array it is numpy.ndarray's buffer constructor.
+    "class tests": "import torch\ndef f(x):\n    return isinstance(x, torch.Tensor), type(x) is torch.Tensor",
     "fused multi-tensor kernels": "import torch\ndef f(xs):\n    torch._foreach_mul_(xs, 0.5)",
     "module bound to a name": "import torch\nF = torch.nn.functional\ndef f(x):\n    G = torch.nn.functional\n    return F.relu(G.gelu(x))",
     "distributions, attention, events": (

@@ -65,6 +65,46 @@ ISSUE_11_STATIC_CASES = [
 ]
 
 
+# Raw memory: views, storages, addresses and buffers that reach outside a tensor's own storage
+# (measured on torch 2.13 and numpy 2.4: see evaluator/sandbox/static_check/raw_memory.py).
+RAW_MEMORY_STATIC_CASES = [
+    Case("reads past its batch with as_strided", "tta",
+         PREDICT + "    everything = inputs[:1].as_strided((inputs.numel(),), (1,))\n    return model(inputs)\n",
+         "static", "rejected"),
+    Case("shrinks a weight's storage under the tensor", "tta",
+         PREDICT + "    model.head.weight.untyped_storage().resize_(4)\n    return model(inputs)\n", "static", "rejected"),
+    Case("points a tensor at another storage with set_", "tta",
+         PREDICT + "    spy = torch.zeros(1).set_(inputs.untyped_storage(), 0, (1 << 24,))\n    return model(inputs)\n",
+         "static", "rejected"),
+    Case("reads memory at an address through __array_interface__", "tta",
+         "\nimport numpy as np\n\nclass Window:\n    def __init__(self, address):\n        self.address = address\n\n"
+         "    @property\n    def __array_interface__(self):\n"
+         "        return {'data': (self.address, False), 'shape': (1 << 20,), 'typestr': '|u1', 'version': 3}\n"
+         + PREDICT + "    memory = np.asarray(Window(inputs.data_ptr()))\n    return model(inputs)\n", "static", "rejected"),
+    Case("builds an array-interface class with type()", "tta",
+         "\nimport numpy as np\n" + PREDICT
+         + "    Window = type('Window', (), {'__array_interface__': {'data': (1 << 40, False), 'shape': (8,), 'typestr': '|u1'}})\n"
+         "    memory = np.asarray(Window())\n    return model(inputs)\n", "static", "rejected"),
+    Case("writes into the interpreter's shared bytes with torch.frombuffer", "tta",
+         PREDICT + "    torch.frombuffer(b'\\n', dtype=torch.uint8).fill_(32)\n    return model(inputs)\n", "static", "rejected"),
+    Case("writes into shared bytes through the class of an array", "tta",
+         "\nimport numpy as np\n" + PREDICT
+         + "    raw = type(np.zeros(1))((1,), np.uint8, buffer=b'\\n')\n    torch.from_numpy(raw).fill_(32)\n"
+         "    return model(inputs)\n", "static", "rejected"),
+    Case("frees an array under its view with resize(refcheck=False)", "tta",
+         "\nimport numpy as np\n" + PREDICT
+         + "    a = np.zeros(1 << 16)\n    view = torch.from_numpy(a)\n    a.resize((1 << 24,), refcheck=False)\n"
+         "    return model(inputs) + view[:10].sum()\n", "static", "rejected"),
+    Case("writes outside every storage with a sparse index", "tta",
+         PREDICT + "    poke = torch.sparse_coo_tensor([[1 << 20]], [1.0], (2,))\n    torch.zeros(2) + poke\n"
+         "    return model(inputs)\n", "static", "rejected"),
+    Case("corrupts the indices of a sparse embedding gradient", "tta",
+         PREDICT + "    with torch.enable_grad():\n        e = torch.nn.Embedding(4, 2, sparse=True)\n"
+         "        e(torch.tensor([1])).sum().backward()\n    e.weight.grad.abs().indices().fill_(1 << 20)\n"
+         "    return model(inputs)\n", "static", "rejected"),
+]
+
+
 CASES = [
     Case("reads test labels from disk", "tta",
          PREDICT + "    import numpy as np\n    labels = np.load('/root/.cache/evolve/cifar10_uint8.npz')['test_labels']\n"
@@ -147,4 +187,5 @@ CASES = [
          "    opt = TrainingOptimizer(model, hp, total_steps, steps_per_epoch, orthogonalize)\n"
          "    opt.step = lambda step: None\n    return opt\n", "contracts", "rejected"),
     *ISSUE_11_STATIC_CASES,
+    *RAW_MEMORY_STATIC_CASES,
 ]

@@ -40,6 +40,11 @@ Rules, by the `rule` id a Violation carries (the parts, each in the file named a
 - global-state: process-wide torch switches the harness does not reset; `global`/`nonlocal`,
   changing a module-level container from a function, and code other than definitions and
   constant assignments at module level (load_time.py, module_state.py).
+- raw-memory: whatever reaches memory outside a tensor's or array's own storage: hand-placed
+  views (as_strided), storages, addresses (data_ptr) and the array protocols that read them
+  (`def __array_interface__`, `type(n, b, d)`), buffers of immutable objects (frombuffer,
+  torch.asarray, np.ndarray(buffer=...)), ndarray.resize, sparse tensors (raw_memory.py for
+  what and why, raw_memory_check.py for the syntax; library objects by identity in library.py).
 - literal-size: literals too large, one by one or together: room for memorised answers
   (literals.py).
 """

@@ -23,6 +23,7 @@ from evaluator.sandbox.static_check.namespaces import (
     PER_OBJECT_SETTERS, RESET_SETTERS, STATE_FIX, STATE_SETTER_PREFIXES, TYPING_NAMES,
 )
 from evaluator.sandbox.static_check.nodes import is_dunder, under
+from evaluator.sandbox.static_check.raw_memory import METHOD_OWNERS, RAW_MEMORY_METHODS, RAW_MEMORY_OBJECTS
 from evaluator.sandbox.static_check.rules import FORBIDDEN_METHODS, SEED_FIX, SEED_FUNCTIONS, SEED_METHODS
 
 MISSING = object()  # the walk could not tell what the name is
@@ -167,15 +168,23 @@ def _defining_module(obj: object) -> str | None:
 
 @cache
 def _denied_objects() -> dict[int, tuple[object, Finding]]:
-    """The refused objects of namespaces.py and the seed functions, keyed by identity."""
+    """The refused objects of namespaces.py and raw_memory.py and the seed functions, keyed by identity."""
     table: dict[int, tuple[object, Finding]] = {}
     entries = [(name, Finding("forbidden-call", reason, fix)) for name, (reason, fix) in DENIED_OBJECTS.items()]
     entries += [(name, Finding("seed", "sets a random seed", SEED_FIX)) for name in SEED_FUNCTIONS]
+    entries += [(name, Finding("raw-memory", reason, fix)) for name, (reason, fix) in raw_memory_objects().items()]
     for name, finding in entries:
         obj = _trusted_lookup(name)
         if obj is not MISSING:
             table[id(obj)] = (obj, finding)
     return table
+
+
+def raw_memory_objects() -> dict[str, tuple[str, str]]:
+    """raw_memory.py's refused objects, with its methods on the classes that have them (`torch.Tensor.set_`)."""
+    methods = {f"{owner}.{name}": entry for owner in METHOD_OWNERS for name, entry in RAW_MEMORY_METHODS.items()
+               if _trusted_lookup(f"{owner}.{name}") is not MISSING}
+    return {**RAW_MEMORY_OBJECTS, **methods}
 
 
 @cache

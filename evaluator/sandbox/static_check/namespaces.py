@@ -43,7 +43,7 @@ MODULE_REASONS: dict[str, tuple[str, str]] = {
     "torch.library": ("defines and loads native operators", NATIVE_FIX),
     "torch.profiler": ("traces and writes files outside the harness", FILES_FIX),
     "torch.compiler": ("changes the compiler's global state", NATIVE_FIX),
-    "numpy.lib": ("reads and writes files", FILES_FIX),
+    "numpy.lib": ("reads and writes files and makes arrays over raw memory (stride_tricks.as_strided)", FILES_FIX),
     "numpy.ctypeslib": ("loads native code", NATIVE_FIX),
 }
 

@@ -249,8 +249,9 @@ class ContractVisitor(ast.NodeVisitor):
                 self._check_library_store(node, node.value, node.attr)
             return
         dotted = shortest_first(resolve(node, self.aliases))
-        if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_METHODS and not dotted:
-            reason, fix = FORBIDDEN_METHODS[node.attr]
+        method = node.attr if isinstance(node, ast.Attribute) else (constant_getattr(node) or (None, None))[1]
+        if method in FORBIDDEN_METHODS and not dotted:  # `a.tofile` and `getattr(a, "tofile")` alike
+            reason, fix = FORBIDDEN_METHODS[method]
             self._report("forbidden-call", node, f"`{text}` {reason}.", fix)
             return
         if isinstance(node, ast.Attribute) and node.attr in SEED_METHODS and not dotted:

@@ -1,0 +1,141 @@
+"""The raw-memory rule: every construct that reaches memory outside a tensor's or array's storage is refused.
+
+As in test_static_check.py, snippets are placed at the top of the baseline tta module and never
+run; each refusal is one `raw-memory` violation on the snippet's line. What each construct does
+when it runs was measured on torch 2.13 and numpy 2.4 (raw_memory.py's docstring).
+"""
+
+import pytest
+
+from evaluator.sandbox.static_check import check_source
+
+T = "import torch\nimport numpy as np\nfrom torch import nn\nimport torch.nn.functional as F\ndef f(t, a, hp):\n"
+
+REFUSED = {
+    # Views placed by hand.
+    "t.as_strided": "    return t.as_strided((1 << 30,), (1,))",
+    "t.as_strided_": "    return t.clone().as_strided_((4,), (1,))",
+    "t.as_strided_scatter": "    return t.as_strided_scatter(t, (4,), (1,))",
+    "torch.as_strided": "    return torch.as_strided(t, (4,), (1,))",
+    "torch.as_strided_copy": "    return torch.as_strided_copy(t, (4,), (1,))",
+    "torch.Tensor.as_strided": "    return torch.Tensor.as_strided(t, (4,), (1,))",
+    "an alias of torch.as_strided": "    s = torch.as_strided\n    return s(t, (4,), (1,))",
+    "a constant getattr of as_strided": "    return getattr(t, 'as_strided')((4,), (1,))",
+    "a bound as_strided kept for later": "    view = t.as_strided\n    return view((4,), (1,))",
+    # Storages: shrunk under a tensor, the tensor reads past the end.
+    "t.set_": "    return torch.zeros(1).set_(t, 0, (1 << 20,))",
+    "torch.Tensor.set_": "    return torch.Tensor.set_(torch.zeros(1), t)",
+    "t.untyped_storage": "    return t.untyped_storage().resize_(4)",
+    "t.storage": "    return t.storage().resize_(1)",
+    "t.storage_type": "    return t.storage_type()(8)",
+    "torch.UntypedStorage": "    return torch.UntypedStorage(8)",
+    "torch.FloatStorage": "    return torch.FloatStorage(8)",
+    "a storage class's from_buffer": "    return torch.UntypedStorage.from_buffer(b'ab', byte_order='native')",
+    # Addresses and the protocols that read them.
+    "t.data_ptr": "    return t.data_ptr()",
+    "t.const_data_ptr": "    return t.const_data_ptr()",
+    "a match pattern reading data_ptr": "    match t:\n        case torch.Tensor(data_ptr=p):\n            return p",
+    "def __array_interface__": "    class A:\n        @property\n        def __array_interface__(self):\n            return {}",
+    "def __cuda_array_interface__": "    class A:\n        def __cuda_array_interface__(self):\n            return {}",
+    "def __dlpack__": "    class A:\n        def __dlpack__(self, stream=None):\n            return None",
+    "def __getattr__": "    class A:\n        def __getattr__(self, name):\n            return {}",
+    "def __buffer__": "    class A:\n        def __buffer__(self, flags):\n            return None",
+    "type with a namespace dict": "    return type('A', (), {'__array_interface__': {}})",
+    "type(x) called": "    return type(a)((1,), np.uint8, buffer=b'x')",
+    "torch.cuda.caching_allocator_delete": "    torch.cuda.caching_allocator_delete(hp['ptr'])",
+    "torch.cuda.caching_allocator_alloc": "    return torch.cuda.caching_allocator_alloc(64)",
+    "torch.cuda.ExternalStream": "    return torch.cuda.ExternalStream(hp['ptr'])",
+    "torch.cuda.Stream with a raw stream id": "    return torch.cuda.Stream(stream_id=1, device_index=0, device_type=1)",
+    # Buffers that belong to other (immutable) objects.
+    "torch.frombuffer": "    return torch.frombuffer(b'\\n', dtype=torch.uint8)",
+    "torch.asarray": "    return torch.asarray(b'\\n', dtype=torch.uint8)",
+    "np.frombuffer": "    return np.frombuffer(b'\\n', np.uint8)",
+    "np.ndarray over a buffer": "    return np.ndarray((1,), np.uint8, buffer=b'\\n')",
+    "np.recarray over a buffer": "    return np.recarray((1,), np.uint8, buf=b'\\n')",
+    "a subclass of np.ndarray": "    class M(np.ndarray):\n        pass\n    return M",
+    # Memory freed under a view.
+    "a.resize(refcheck=False)": "    a.resize((1 << 20,), refcheck=False)",
+    "np.ndarray.resize": "    np.ndarray.resize(a, (1 << 20,), refcheck=False)",
+    # Sparse tensors, whose indices torch does not check.
+    "torch.sparse_coo_tensor": "    return torch.sparse_coo_tensor([[1 << 20]], [1.0], (2,))",
+    "torch.sparse_csr_tensor": "    return torch.sparse_csr_tensor(t, t, t, (2, 2))",
+    "a sparse layout": "    return torch.zeros(2, layout=torch.sparse_coo)",
+    "t.to_sparse": "    return t.to_sparse()",
+    "t.to_sparse_csr": "    return t.to_sparse_csr()",
+    "t.sparse_resize_": "    return t.sparse_resize_((2,), 1, 0)",
+    "nn.Embedding(sparse=True)": "    return nn.Embedding(4, 2, sparse=True)",
+    "nn.Embedding with sparse by position": "    return nn.Embedding(4, 2, None, None, 2.0, False, True)",
+    "nn.Embedding with **kwargs": "    return nn.Embedding(4, 2, **hp)",
+    "nn.Embedding.from_pretrained(sparse=...)": "    return nn.Embedding.from_pretrained(t, sparse=hp['s'])",
+    "F.embedding with sparse by position": "    return F.embedding(t, t, None, None, 2.0, False, True)",
+    "nn.Embedding in a container": "    return [nn.Embedding][0](4, 2, None, None, 2.0, False, True)",
+    "a subclass of nn.Embedding": "    class E(nn.Embedding):\n        pass\n    return E",
+    "nn.Embedding.__init__ on another object": "    nn.Embedding.__init__(hp['m'], 4, 2, None, None, 2.0, False, True)",
+    "an embedding's sparse flag set later": "    e = nn.Embedding(4, 2)\n    e.sparse = True\n    return e",
+    "an embedding's sparse flag set by setattr": "    e = nn.Embedding(4, 2)\n    setattr(e, 'sparse', True)\n    return e",
+    "sparse=True to a callable the check cannot name": "    return hp['layer'](4, 2, sparse=True)",
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_raw_memory_construct_is_refused_with_one_clear_message(baseline_set, case):
+    snippet = T + REFUSED[case]
+    violations = check_source("tta", snippet + "\n" + baseline_set.sources["tta"])
+    assert violations and all(v.rule == "raw-memory" for v in violations), [str(v) for v in violations]
+    lines = [v.line for v in violations]
+    assert len(lines) == len(set(lines)) and min(lines) > T.count("\n"), [str(v) for v in violations]  # one per line
+    assert all(v.message and v.fix for v in violations)
+
+
+ALLOWED = {
+    "the shape operations the components use": (
+        "    x = t.view(-1).reshape(len(t), -1).t().contiguous().flip(0).unfold(0, 2, 1).permute(1, 0, 2)\n"
+        "    return x.transpose(0, 1).expand(-1, -1, -1).narrow(0, 0, 1).clone().unsqueeze(0).squeeze(0), t.stride()"),
+    "factories with strides and numpy interop": (
+        "    e = torch.empty_strided((4,), (2,)), t.new_empty_strided((2,), (1,)), t.new_tensor([1, 2])\n"
+        "    return e, torch.from_numpy(np.zeros(3)), torch.as_tensor(np.arange(3)), np.asarray(t), t.resize_(4)"),
+    "np.resize and reshape copy": "    return np.resize(a, (5,)), a.reshape(-1), np.broadcast_to(a, (2, 3))",
+    "np.ndarray in annotations and type tests": (
+        "    b: np.ndarray = np.zeros(2)\n    return isinstance(a, np.ndarray), b"),
+    "dense embeddings": (
+        "    e = nn.Embedding(4, 2)\n    g = nn.Embedding(4, 2, sparse=False)\n"
+        "    return e, g, F.embedding(t, t, None, None, 2.0, False), isinstance(e, nn.Embedding)"),
+    "an alias of nn.Embedding bound to a name": "    E = nn.Embedding\n    return E(4, 2)",
+    "other libraries' sparse flags": "    return np.meshgrid(a, a, sparse=True)",
+    "topk indices and values": "    r = t.topk(2)\n    return r.indices, r.values",
+    "streams by device and priority": "    return torch.cuda.Stream(torch.device('cuda'), priority=0)",
+    "ordinary dunders of a component class": (
+        "    class A:\n        def __init__(self):\n            self.n = 1\n        def __len__(self):\n            return self.n\n"
+        "    return A()"),
+}
+
+
+@pytest.mark.parametrize("case", ALLOWED)
+def test_ordinary_strided_code_passes(baseline_set, case):
+    snippet = T + ALLOWED[case]
+    violations = check_source("tta", snippet + "\n" + baseline_set.sources["tta"])
+    assert violations == [], [str(v) for v in violations]
+
+
+def test_raw_memory_tables_match_the_installed_libraries():
+    import torch
+
+    from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup
+    from evaluator.sandbox.static_check.raw_memory import RAW_MEMORY_OBJECTS, STORAGE_CLASSES
+
+    assert [name for name in RAW_MEMORY_OBJECTS if _trusted_lookup(name) is MISSING] == []
+    storages = (torch.TypedStorage, torch.UntypedStorage, torch._C.StorageBase)
+    public = {name for name, obj in vars(torch).items()
+              if not name.startswith("_") and isinstance(obj, type) and issubclass(obj, storages)}
+    assert public <= set(STORAGE_CLASSES)  # a storage class added by a newer torch must be listed
+    layouts = {name for name, obj in vars(torch).items() if isinstance(obj, torch.layout) and not name.startswith("_")}
+    assert layouts - {"strided"} <= {name.removeprefix("torch.") for name in RAW_MEMORY_OBJECTS}
+
+
+def test_raw_memory_redteam_cases_are_refused_by_this_rule(baseline_set):
+    from tests.redteam.cases import RAW_MEMORY_STATIC_CASES
+
+    for case in RAW_MEMORY_STATIC_CASES:
+        violations = check_source(case.component, baseline_set.sources[case.component] + case.code)
+        assert case.stage == "static" and violations, case.name
+        assert {v.rule for v in violations} == {"raw-memory"}, (case.name, [str(v) for v in violations])
