@@ -141,7 +141,8 @@ class Database:
 
     @contextmanager
     def connect(self, write: bool = False, schema_change: bool = False):
-        """A bare connection in one transaction, for schema checks and migrations.
+        """A bare connection in one transaction, for schema checks, migrations and the loop's hot
+        Core statements (candidate_writes.py).
 
         With `schema_change` on SQLite, foreign keys are off for the transaction: SQLite alters a
         table by copying it and dropping the original, and with foreign keys on, that drop would

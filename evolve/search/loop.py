@@ -60,7 +60,7 @@ from evolve.search.novelty import NoveltyArchive, context_key
 from evolve.search.population import (
     island_for,
     migration_due,
-    plan_migration,
+    plan_migration_from,
     select_inspirations_from,
     select_parent_from,
 )
@@ -68,6 +68,9 @@ from evolve.search.progress import Progress
 from evolve.search.proposer import Proposal, ProposalRequest, Proposer, Unusable
 from evolve.search.requests import RequestBuilder, skip_notes
 from evolve.search.smart_state import load_bandit, load_learned_dead_sites, load_novelty_archive
+
+
+CALIBRATION_REFRESH_SECONDS = 60.0
 
 
 class SeedFailed(RuntimeError):
@@ -121,7 +124,7 @@ class EvolutionLoop:
             self.progress.event(f"stored the {self.config.seed_set} set as this experiment's seed set")
         self.seed_sources = self.store.seed_sources(experiment_id)
         self.index = PopulationIndex(self.store.index_rows(experiment_id), self.store.migrants(experiment_id))
-        self.requests = RequestBuilder(self.store, self.index, self.seed_sources, self.config)
+        self.requests = RequestBuilder(self.store, self.index, self.seed_sources, self.config, experiment_id)
         self.promotion_queue = self.store.promotions(experiment_id, "queued")
         counts = self.store.proposal_counts(experiment_id)
         children = sum(1 for row in self.index.rows.values() if row.origin != "seed")
@@ -335,7 +338,7 @@ class EvolutionLoop:
         dead = {**dead_sites(component, parent_set[component], parent_set, self.config.harness.effective_overrides()),
                 **self.learned_dead.get(component, {})}
         model = self.bandit.choose() if self.bandit is not None else None
-        feedback = request.feedback.model_copy(update={"skips": skip_notes(self.store.proposals_from(request.parent_id), dead)})
+        feedback = request.feedback.model_copy(update={"skips": skip_notes(self.requests.proposals_from(request.parent_id), dead)})
         return request.model_copy(update={"dead_sites": dead, "model": model, "feedback": feedback}), parent_set
 
     # finishing work
@@ -383,6 +386,7 @@ class EvolutionLoop:
         )
         if isinstance(outcome, Unusable):
             self.store.record_proposal(record.model_copy(update={"reason": outcome.reason}))
+            self.requests.proposed(request.parent_id, "unusable")
             if self.bandit is not None and request.model:
                 self.bandit.proposed(request.model, cost or 0.0, None)
             self.stats.rejections["unusable"] += 1
@@ -395,6 +399,7 @@ class EvolutionLoop:
             reason = near.reason(self.novelty.threshold if near.measure == "structural" else self.novelty.embedding_threshold)
             self.store.record_proposal(record.model_copy(update={"outcome": "near-copy", "candidate_id": near.candidate_id,
                                                                  "reason": reason}))
+            self.requests.proposed(request.parent_id, "near-copy")
             self.stats.near_copies += 1
             if self.bandit is not None and request.model:
                 self.bandit.proposed(request.model, cost or 0.0, None)
@@ -417,12 +422,14 @@ class EvolutionLoop:
                 diff=unified_diff(request.parent.source, outcome.source, f"{component} #{request.parent_id}", f"{component} (new)"),
             ),
         )
+        self.requests.proposed(request.parent_id, result)
         if self.bandit is not None and request.model:
             self.bandit.proposed(request.model, cost or 0.0, candidate.id if result == "new" else None)
         if result == "duplicate":
             self.stats.duplicates += 1
             self.progress.event(f"proposal from #{request.parent_id} duplicates #{candidate.id}; skipped")
             return
+        self.requests.stored(candidate.id, outcome.source)
         self.index.add(index_row(candidate))
         if self.novelty is not None:
             self.novelty.add(component, context, candidate.id, outcome.source)
@@ -477,10 +484,16 @@ class EvolutionLoop:
             self._set_champion(int(best.origin))
 
     def _min_gain(self, champion: CandidateInfo) -> tuple[float, str]:
-        """The promotion's minimum gain: a setting, else the champion's device's calibration, else the default."""
-        device = promotion_records.device_of(self.store, champion.id)
-        calibration = promotion_records.latest_calibration(self.store, device) if device else None
-        return minimum_gain(self.promotion, champion.time_mean or 0.0, calibration.time_noise_seconds if calibration else None)
+        """The promotion's minimum gain: a setting, else the champion's device's calibration, else the default.
+        The calibration is read again for a new champion and at most every CALIBRATION_REFRESH_SECONDS
+        (`evolve calibrate` may run beside a search), not for every evaluation."""
+        now = time.monotonic()
+        cached = getattr(self, "_noise", None)
+        if cached is None or cached[0] != champion.id or now - cached[1] > CALIBRATION_REFRESH_SECONDS:
+            device = promotion_records.device_of(self.store, champion.id)
+            calibration = promotion_records.latest_calibration(self.store, device) if device else None
+            cached = self._noise = (champion.id, now, calibration.time_noise_seconds if calibration else None)
+        return minimum_gain(self.promotion, champion.time_mean or 0.0, cached[2])
 
     def _decision_context(self, champion: CandidateInfo) -> DecisionContext:
         attempt = promotion_records.attempts_made(self.store, self.experiment.id) + 1
@@ -541,9 +554,11 @@ class EvolutionLoop:
             generation = self.completed_generations + 1
             moves = []
             if migration_due(generation, self.config.population):
-                members = {str(i.id): i for i in self.index.members()}
+                settings = self.config.population
+                elites = self.index.elites(settings.elites_per_island)
+                members = {str(i.id): i for pool in elites.values() for i in pool}
                 moves = [(int(members[str(m.individual_id)].origin), m.target)
-                         for m in plan_migration(list(members.values()), self.config.population)]
+                         for m in plan_migration_from(elites, self.index.on_island, settings)]
             self.store.record_generation(self.experiment.id, generation, moves)
             self.completed_generations = generation
             for candidate_id, island in moves:
@@ -594,7 +609,7 @@ class EvolutionLoop:
             promotion_rate=promotions_started / len(evaluations) if evaluations else 0.0,
             usd_per_proposal=self.budget.usd_spent / self.stats.proposed if self.stats.proposed and self.budget.usd_spent else None,
         )
-        left = (self.total_attempts - self.attempts) + len(self.store.candidates(self.experiment.id, "pending")) + len(self.running)
+        left = (self.total_attempts - self.attempts) + self.index.count("pending") + len(self.running)
         device_left = None if self.budget.gpu_hours_limit is None else (self.budget.gpu_hours_limit - self.budget.gpu_hours_spent) * 3600
         usd_left = None if self.budget.usd_limit is None else self.budget.usd_limit - self.budget.usd_spent
         return remaining(costs, left, self.executor.slots, device_left, usd_left)
