@@ -18,6 +18,11 @@ from evolve.search.population import Individual, rank_key
 FINISHED = ("evaluated", "rejected", "failed", "champion")
 
 
+def index_row(candidate) -> IndexRow:
+    """A candidate (CandidateInfo) as the index holds it."""
+    return IndexRow.model_validate(candidate, from_attributes=True)
+
+
 class PopulationIndex:
     def __init__(self, rows: list[IndexRow], migrants: list[MigrantInfo]):
         self.rows: dict[int, IndexRow] = {}

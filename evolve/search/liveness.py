@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
-from evolve.search.mutator import HYPERPARAMS_NAME
+from evolve.search.mutation_sites import HYPERPARAMS_NAME
 
 
 def overridden_keys(overrides: Mapping[str, object]) -> dict[str, str]:
@@ -154,7 +154,7 @@ def site_of(description: str) -> list[str]:
 
 def ineffective_changes(component: str, old: str, new: str, set_sources: Mapping[str, str], overrides: Mapping[str, object]) -> list[str]:
     """The changes from `old` to `new` (at mutator sites) that cannot take effect, each with why."""
-    from evolve.search.mutator import MutatorError, mutation_sites
+    from evolve.search.mutation_sites import MutatorError, mutation_sites
 
     try:
         before = {s.name: old[s.start:s.end] for s in mutation_sites(component, old)}
