@@ -101,6 +101,7 @@ class PromotionSteps:
         if champion is not None:
             for side in (candidate_id, champion.id):  # one record per candidate: all its samples make its statistics
                 promotion_records.refresh_record(self.store, side, self.config.score)
+                self.requests.forget(side)
                 self.index.add(index_row(self.store.candidate(side)))
         if promoted:
             self._set_champion(candidate_id)

@@ -2,11 +2,12 @@
 in-memory index (who changed which component along an ancestry) and the module texts read from
 the database in one query.
 
-What never changes once stored is kept in memory, so that a proposal reads the database once
-(its candidates' current records): module texts by candidate id (a bounded cache; the loop hands
-in each new candidate's text as it stores it), the cascade verdicts of finished candidates, and
-the count of proposals made from each parent by outcome (loaded once, then counted as the loop
-stores them).
+What does not change once stored is kept in memory, so that a proposal usually reads nothing:
+module texts by candidate id (a bounded cache; the loop hands in each new candidate's text as it
+stores it), the records and cascade verdicts of finished candidates (a record changes only when
+the loop refolds it after a paired comparison, and it says so: `forget`; the status, which a
+champion change moves, comes from the index), and the count of proposals made from each parent
+by outcome (loaded once, then counted as the loop stores them).
 
 A request shows the model the parent's module, how the parent came about (its description and
 diff), its relatives with theirs, the evaluator's feedback, the hyperparameter values in force
@@ -68,7 +69,22 @@ class RequestBuilder:
         self.experiment_id = experiment_id
         self.texts: Bounded = Bounded(CACHED_TEXTS)  # candidate id -> module text (immutable once stored)
         self.finished_stages: Bounded = Bounded(CACHED_TEXTS)  # candidate id -> its cascade verdicts, once finished
+        self.finished_infos: Bounded = Bounded(CACHED_TEXTS)  # candidate id -> its record, once finished (see forget)
         self.outcomes: dict[int, Counter] | None = None  # parent id -> proposals made from it by outcome, once loaded
+
+    def known_infos(self, candidate_ids: list[int]) -> dict[int, CandidateInfo]:
+        """The finished candidates' records held in memory, their status (a champion change) from the index."""
+        found = {}
+        for cid in candidate_ids:
+            info = self.finished_infos.get_fresh(cid)
+            if info is not None:
+                status = self.index.rows[cid].status
+                found[cid] = info if info.status == status else info.model_copy(update={"status": status})
+        return found
+
+    def forget(self, candidate_id: int) -> None:
+        """The candidate's record changed (refolded after a paired comparison): read it again when needed."""
+        self.finished_infos.pop(candidate_id, None)
 
     def stored(self, candidate_id: int, source: str) -> None:
         """A candidate just stored: its text is known without reading it back."""
@@ -128,7 +144,15 @@ class RequestBuilder:
         texts = {cid: text for cid in providers if (text := self.texts.get_fresh(cid)) is not None}
         missing = [cid for cid in providers if cid not in texts]
         stages = self.finished_stages.get_fresh(parent_id)
-        infos, read, read_stages = self.store.prompt_material([*shown, *failures], missing, parent_id if stages is None else None)
+        infos = self.known_infos([*shown, *failures])
+        unknown = [cid for cid in dict.fromkeys([*shown, *failures]) if cid not in infos]
+        read: dict[int, str] = {}
+        if unknown or missing or stages is None:
+            fresh, read, read_stages = self.store.prompt_material(unknown, missing, parent_id if stages is None else None)
+            for cid, info in fresh.items():
+                if info.status in FINISHED:
+                    self.finished_infos.put(cid, info)
+            infos.update(fresh)
         for cid, text in read.items():
             self.texts.put(cid, text)
         if stages is None:  # a finished candidate's verdicts never change
