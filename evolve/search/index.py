@@ -35,6 +35,7 @@ class PopulationIndex:
         self.merges: set[tuple[int | None, int | None, str]] = set()  # (parent, second parent, component) of each merge
         self.best_changed: dict[str, IndexRow] = {}  # component -> the best member that changed it itself (merge.py)
         self._member_ids: set = set()
+        self._providers: dict[int, dict[str, int]] = {}  # candidate -> providers(candidate), as they are asked for
         for row in rows:
             self.add(row)
         for migrant in migrants:
@@ -108,14 +109,23 @@ class PopulationIndex:
     def providers(self, candidate_id: int) -> dict[str, int]:
         """For each component the candidate's set changes against the seed set, the candidate (itself
         or its nearest ancestor) whose module text it uses."""
-        found: dict[str, int] = {}
+        known = self._providers.get(candidate_id)
+        if known is not None:
+            return dict(known)
+        chain: list[IndexRow] = []  # up to the nearest ancestor already known (a lineage never changes)
         current: int | None = candidate_id
+        base: dict[str, int] = {}
         while current is not None:
+            if current in self._providers:
+                base = self._providers[current]
+                break
             row = self.rows[current]
-            if row.origin != "seed":
-                found.setdefault(row.component, row.id)
+            chain.append(row)
             current = row.parent_id
-        return found
+        for row in reversed(chain):
+            base = {**base, row.component: row.id} if row.origin != "seed" else dict(base)
+            self._providers[row.id] = base
+        return dict(base)
 
     # helpers
 
