@@ -45,12 +45,13 @@ FINISH = (update(CANDIDATES).where(C.id == bindparam("candidate"), C.status.not_
 
 
 @lru_cache(maxsize=16)
-def claim_statement(backend: str, limit: int):
-    oldest = select(C.id).where(C.experiment_id == bindparam("experiment"), C.status == "pending").order_by(C.id).limit(limit)
-    if backend == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)
-    return (update(CANDIDATES).where(C.id.in_(oldest.scalar_subquery()), C.status == "pending")
-            .values(status="running", claimed_by=bindparam("worker"), claimed_at=bindparam("now")).returning(*COLUMNS))
+def oldest_pending(backend: str, limit: int):
+    query = select(C.id).where(C.experiment_id == bindparam("experiment"), C.status == "pending").order_by(C.id).limit(limit)
+    return query.with_for_update(skip_locked=True) if backend == "postgresql" else query
+
+
+CLAIM = (update(CANDIDATES).where(C.id.in_(bindparam("ids", expanding=True)), C.status == "pending")
+         .values(status="running", claimed_by=bindparam("worker"), claimed_at=bindparam("now")).returning(*COLUMNS))
 
 
 def candidate_info(row) -> CandidateInfo:
@@ -124,8 +125,12 @@ class CandidateWrites:
     def claim_pending(self, experiment_id: int, limit: int = 1, worker: str = "") -> list[CandidateInfo]:
         """Mark up to `limit` pending candidates running, oldest first, for this worker only."""
         with self.db.connect(write=True) as connection:
-            rows = connection.execute(claim_statement(self.db.backend, limit),
-                                      {"experiment": experiment_id, "worker": worker or None, "now": utcnow()})
+            # Two statements: on PostgreSQL, UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) may run
+            # its subquery more than once and claim more than n rows. The select locks the rows it returns.
+            ids = list(connection.execute(oldest_pending(self.db.backend, limit), {"experiment": experiment_id}).scalars())
+            if not ids:
+                return []
+            rows = connection.execute(CLAIM, {"ids": ids, "worker": worker or None, "now": utcnow()})
             return sorted((candidate_info(row) for row in rows), key=lambda c: c.id)
 
     def record_evaluation(self, candidate_id: int, evaluation: Evaluation, queue_promotion: bool = False) -> CandidateInfo:
