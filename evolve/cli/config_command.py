@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from evolve.cli.output import escape, fail
-from evolve.config import ConfigError, load_config, parse_assignments
+from evolve.config import ConfigError
+from evolve.config_loading import load_config, parse_assignments
 from evolve.config_display import masked_dump, setting_rows
 
 config_app = typer.Typer(help="Inspect the experiment configuration.", no_args_is_help=True)
