@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from evolve.config import ExperimentConfig, LoadedConfig, Path_, format_path
+from evolve.config import ExperimentConfig, Path_
+from evolve.config_loading import LoadedConfig, format_path
 
 
 class SettingRow(BaseModel):

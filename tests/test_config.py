@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from components import COMPONENT_NAMES
-from evolve.config import ConfigError, ExperimentConfig, load_config, parse_assignments
+from evolve.config import ConfigError, ExperimentConfig
+from evolve.config_loading import load_config, parse_assignments
 from evolve.config_display import mask_secret, masked_dump, setting_rows
 
 EXAMPLE = Path(__file__).parent.parent / "evolve.example.toml"

@@ -20,7 +20,8 @@ from evaluator.data import synthetic_dataset
 from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evolve.cli.app import app
 from evolve.cli.resume import ResumeError, resumed_config
-from evolve.config import ExperimentConfig, load_config
+from evolve.config import ExperimentConfig
+from evolve.config_loading import load_config
 from evolve.config_display import masked_dump
 from evolve.database import Store
 from evolve.llm.client import Budget

@@ -125,3 +125,38 @@ def test_island_assignment_round_robin():
     settings = PopulationSettings(islands=3)
     assert [island_for(s, 0, settings) for s in range(4)] == [0, 1, 2, 0]
     assert [island_for(s, 1, settings) for s in range(4)] == [1, 2, 0, 1]
+
+
+def index_row(id, island, score, status="evaluated", generation=1):
+    from evolve.database.records import IndexRow
+
+    return IndexRow(id=id, component="optimizer", parent_id=None if id == 1 else 1, island=island, generation=generation,
+                    origin="seed" if id == 1 else "mutator", status=status, score=score, accuracy_lower_bound=0.95,
+                    set_hash=f"h{id}")
+
+
+def test_index_reranks_a_candidate_whose_record_is_refolded():
+    """After a paired comparison a candidate's record (and score) changes: its rank among the parents
+    follows, on its island and wherever its migrants are, and the best score too."""
+    from evolve.database.records import MigrantInfo
+    from evolve.search.index import PopulationIndex
+
+    index = PopulationIndex([index_row(1, 0, -3.0), index_row(2, 0, -2.0), index_row(3, 0, -2.5), index_row(4, 1, -2.8)],
+                            [MigrantInfo(candidate_id=2, island=1, generation=2)])
+    assert [i.id for i in index.members(0)] == [2, 3, 1]
+    assert [i.id for i in index.members(1)] == ["2@1", 4]
+    assert index.best().id == 2 and index.best_score == -2.0
+
+    index.add(index_row(2, 0, -2.9))  # its confirmation runs were slower: it falls below #3
+    assert [i.id for i in index.members(0)] == [3, 2, 1]
+    assert [i.id for i in index.members(1)] == [4, "2@1"]
+    assert [i.score for i in index.members(1)] == [-2.8, -2.9]
+    assert index.best().id == 3 and index.best_score == -2.5
+
+    index.add(index_row(1, 0, -1.5))  # the seed's record improved: it leads
+    assert [i.id for i in index.members(0)] == [1, 3, 2]
+    assert index.best_score == -1.5
+
+    index.set_status(1, "champion")  # a champion change alone keeps the ranks
+    assert [i.id for i in index.members(0)] == [1, 3, 2]
+    assert index.count("champion") == 1 and len(index.members()) == 5

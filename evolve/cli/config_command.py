@@ -28,7 +28,8 @@ def show(
 ) -> None:
     """Print every setting: dotted name, effective value, where it came from, and what it means."""
     # imported here: the settings import the evaluator, and `evolve --help` starts without it
-    from evolve.config import ConfigError, load_config, parse_assignments
+    from evolve.config import ConfigError
+    from evolve.config_loading import load_config, parse_assignments
     from evolve.config_display import masked_dump, setting_rows
 
     try:

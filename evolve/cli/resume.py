@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evolve.config import ConfigError, ExperimentConfig, LoadedConfig
+from evolve.config import ConfigError, ExperimentConfig
+from evolve.config_loading import LoadedConfig
 
 NOT_OVERRIDES = {"database_url"}  # names where to find the experiment, not a setting of it
 FIXED = {"seed_set": "the seed set is stored with the experiment; start a new experiment to search from another set"}

@@ -119,7 +119,8 @@ def start(
     """Evolve components of the speedrun: propose, evaluate in the sandbox, promote on paired evidence."""
     from evaluator.sandbox.jail import JailUnavailable
     from evaluator.sandbox.sandboxed_worker import check_jail
-    from evolve.config import ConfigError, load_config, model_specs, parse_assignments
+    from evolve.config import ConfigError
+    from evolve.config_loading import load_config, model_specs, parse_assignments
     from evolve.database import Store
 
     try:

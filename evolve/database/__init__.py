@@ -8,7 +8,7 @@ not pay for SQLAlchemy and pydantic (bench/cli_startup.py measures it).
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from evolve.database.errors import DatabaseError
+from evolve.database.errors import DatabaseError, NotFound
 
 DEFAULT_URL = "sqlite:///evolve.db"
 
@@ -23,7 +23,6 @@ _HOMES = {
     "LLMCallRecord": "records",
     "NewCandidate": "records",
     "StoredSample": "records",
-    "NotFound": "store",
     "Store": "store",
 }
 
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
         NewCandidate,
         StoredSample,
     )
-    from evolve.database.store import NotFound, Store
+    from evolve.database.store import Store
 
 __all__ = [
     "DEFAULT_URL",

@@ -3,7 +3,7 @@ formatting or docstrings count as duplicates and are evaluated once."""
 
 import ast
 import hashlib
-from functools import lru_cache
+from collections import OrderedDict
 
 
 def strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -16,14 +16,38 @@ def strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def canonical_source(source: str) -> str:
-    """The code as Python sees it; unparsable text (rejected later) with whitespace normalised."""
+def canonical_tree(source: str) -> ast.AST | None:
+    """The parsed module without its docstrings; None when unparsable."""
     try:
-        return ast.unparse(strip_docstrings(ast.parse(source)))
-    except (SyntaxError, ValueError):
-        return "\n".join(line.rstrip() for line in source.strip().splitlines())
+        return strip_docstrings(ast.parse(source))
+    except (SyntaxError, ValueError, RecursionError):
+        return None
 
 
-@lru_cache(maxsize=4096)  # the loop hashes whole sets: their unchanged modules again and again
-def source_hash(source: str) -> str:
-    return hashlib.sha256(canonical_source(source).encode()).hexdigest()
+def canonical_source(source: str, tree: ast.AST | None = None) -> str:
+    """The code as Python sees it; unparsable text (rejected later) with whitespace normalised.
+    `tree`: canonical_tree(source), when the caller has it already (it is not changed)."""
+    tree = canonical_tree(source) if tree is None else tree
+    if tree is not None:
+        try:
+            return ast.unparse(tree)
+        except (ValueError, RecursionError):
+            pass
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+_HASHES: OrderedDict[str, str] = OrderedDict()  # the loop hashes whole sets: their unchanged modules again and again
+CACHED_HASHES = 4096
+
+
+def source_hash(source: str, tree: ast.AST | None = None) -> str:
+    """sha256 of the canonical source (remembered for the last CACHED_HASHES sources seen)."""
+    digest = _HASHES.get(source)
+    if digest is None:
+        digest = hashlib.sha256(canonical_source(source, tree).encode()).hexdigest()
+        _HASHES[source] = digest
+        if len(_HASHES) > CACHED_HASHES:
+            _HASHES.popitem(last=False)
+    else:
+        _HASHES.move_to_end(source)
+    return digest

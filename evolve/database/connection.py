@@ -77,6 +77,7 @@ def install_sqlite_settings(engine: Engine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB of pages (default 2): a long search's rows stay in memory
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -140,7 +141,8 @@ class Database:
 
     @contextmanager
     def connect(self, write: bool = False, schema_change: bool = False):
-        """A bare connection in one transaction, for schema checks and migrations.
+        """A bare connection in one transaction, for schema checks, migrations and the loop's hot
+        Core statements (candidate_writes.py).
 
         With `schema_change` on SQLite, foreign keys are off for the transaction: SQLite alters a
         table by copying it and dropping the original, and with foreign keys on, that drop would

@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 
 from evaluator.results import RunSample
-from evolve.database.errors import DatabaseError
+from evolve.database.candidate_writes import INSERT_PROPOSAL
+from evolve.database.errors import DatabaseError, NotFound
 from evolve.database.models import (
     Candidate,
     Experiment,
@@ -45,7 +46,7 @@ DEVICE_STAGES = ("smoke", "timed", "profile")
 
 
 class SearchState:
-    """Mixed into Store, which provides db, _get, _locked, _insert_candidate and _add_samples."""
+    """Mixed into Store, which provides db, _get, _insert_candidate and _add_samples."""
 
     # the seed set
 
@@ -83,15 +84,15 @@ class SearchState:
         """A proposal and, when it brought a program, that candidate (unless its identity is known),
         in one transaction; returns the new or duplicated candidate and the outcome. Without a
         program the outcome is `unusable`, or `near-copy` when the record says so."""
-        with self.db.session(write=True) as session:
+        with self.db.connect(write=True) as connection:  # the loop's hot path: Core (candidate_writes.py)
             candidate, outcome, candidate_id = None, "unusable", None
             if new is not None:
-                candidate, created = self._insert_candidate(session, new)
+                candidate, created = self._insert_candidate(connection, new)
                 outcome, candidate_id = ("new" if created else "duplicate"), candidate.id
             elif record.outcome == "near-copy":  # skipped by the novelty check: candidate_id is the program it copies
                 outcome, candidate_id = "near-copy", record.candidate_id
             values = record.model_dump(exclude={"outcome", "candidate_id"})
-            session.add(Proposal(**values, outcome=outcome, candidate_id=candidate_id))
+            connection.execute(INSERT_PROPOSAL, {**values, "outcome": outcome, "candidate_id": candidate_id, "created_at": utcnow()})
             return candidate, outcome
 
     def proposal_counts(self, experiment_id: int) -> dict[str, int]:
@@ -130,6 +131,14 @@ class SearchState:
         query = select(Proposal.outcome, func.count()).where(Proposal.parent_id == parent_id).group_by(Proposal.outcome)
         with self.db.session() as session:
             return dict(session.execute(query).all())
+
+    def proposal_outcomes_by_parent(self, experiment_id: int) -> list[tuple[int, str, int]]:
+        """(parent id, outcome, count) of every proposal of the experiment: the loop counts on in memory."""
+        query = (select(Proposal.parent_id, Proposal.outcome, func.count())
+                 .where(Proposal.experiment_id == experiment_id, Proposal.parent_id.is_not(None))
+                 .group_by(Proposal.parent_id, Proposal.outcome))
+        with self.db.session() as session:
+            return [tuple(row) for row in session.execute(query)]
 
     # promotions
 
@@ -179,20 +188,25 @@ class SearchState:
 
     def record_generation(self, experiment_id: int, generation: int, migrants: Sequence[tuple[int, int]]) -> None:
         """Generation `generation` is done, with its migrants (candidate id, target island), at once."""
-        with self.db.session(write=True) as session:
-            experiment = self._get(session, Experiment, experiment_id)
-            if generation <= experiment.completed_generations:
+        experiments = Experiment.__table__
+        with self.db.connect(write=True) as connection:  # the loop's hot path: Core (candidate_writes.py)
+            done = connection.execute(select(experiments.c.completed_generations).where(experiments.c.id == experiment_id)).scalar()
+            if done is None:
+                raise NotFound(f"no experiment with id {experiment_id} in the {self.db.describe()}")
+            if generation <= done:
                 raise DatabaseError(
                     f"generation {generation} of experiment {experiment_id} is recorded already "
-                    f"({experiment.completed_generations} done): a migration happens once"
+                    f"({done} done): a migration happens once"
                 )
-            experiment.completed_generations = generation
-            try:
-                with session.begin_nested():
-                    for candidate_id, island in migrants:
-                        session.add(Migrant(experiment_id=experiment_id, candidate_id=candidate_id, island=island, generation=generation))
-            except IntegrityError:
-                raise DatabaseError(f"a migrant of generation {generation} is already on its target island") from None
+            connection.execute(update(experiments).where(experiments.c.id == experiment_id).values(completed_generations=generation))
+            if migrants:
+                try:
+                    connection.execute(insert(Migrant.__table__), [
+                        {"experiment_id": experiment_id, "candidate_id": candidate_id, "island": island, "generation": generation}
+                        for candidate_id, island in migrants
+                    ])
+                except IntegrityError:  # the whole transaction is rolled back: the generation is not counted either
+                    raise DatabaseError(f"a migrant of generation {generation} is already on its target island") from None
 
     def migrants(self, experiment_id: int) -> list[MigrantInfo]:
         query = select(Migrant).where(Migrant.experiment_id == experiment_id).order_by(Migrant.id)

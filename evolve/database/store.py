@@ -1,36 +1,33 @@
 """The operations the search loop and the CLI perform on the lineage database.
 
-Every method is one transaction. A finished evaluation (status, verdicts, samples, summary) is
-committed at once or not at all, so a search killed at any moment resumes with every finished
-evaluation kept and the unfinished ones requeued (`requeue_unfinished`), none twice.
-Claiming is safe with several worker processes: FOR UPDATE SKIP LOCKED on PostgreSQL, a
-BEGIN IMMEDIATE transaction on SQLite.
+Every method is one transaction (the loop's hot writes on candidates are in
+candidate_writes.py). A finished evaluation (status, verdicts, samples, summary) is committed at
+once or not at all, so a search killed at any moment resumes with every finished evaluation kept
+and the unfinished ones requeued (`requeue_unfinished`), none twice. Claiming is safe with
+several worker processes: FOR UPDATE SKIP LOCKED on PostgreSQL, a BEGIN IMMEDIATE transaction
+on SQLite.
 """
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from evaluator.results import Evaluation, RunSample, StageVerdict, Summary
+from evaluator.results import StageVerdict, Summary
 from evolve.code_version import code_version
-from evolve.database.canonical import source_hash
 from evolve.database import DEFAULT_URL
 from evolve.database.connection import Database, parse_url, sqlite_path
-from evolve.database.errors import DatabaseError
+from evolve.database.errors import DatabaseError, NotFound
 from evolve.database.migrate import check_schema
 from evolve.database.champions import ChampionHistory
 from evolve.database.models import (
     EXPERIMENT_STATUSES,
-    FINISHED_STATUSES,
     Candidate,
     Experiment,
     LLMCall,
-    PromotionRequest,
     Sample,
     SeedComponent,
     StageResult,
@@ -42,30 +39,11 @@ from evolve.database.records import (
     ExperimentInfo,
     LLMCallInfo,
     LLMCallRecord,
-    NewCandidate,
     StoredSample,
 )
+from evolve.database.candidate_writes import BY_IDS, CandidateWrites, candidate_info
 from evolve.database.search_state import SearchState
-from evolve.database.serialize import json_safe, unified_diff
-
-
-class NotFound(DatabaseError):
-    """No experiment or candidate with that name or id."""
-
-
-def verdict_of(evaluation: Evaluation) -> tuple[str, str | None]:
-    """A one-line verdict and the error text: the first stage that did not pass decides."""
-    stopped = next((s for s in evaluation.stages if s.status != "passed"), None)
-    if stopped is None:
-        return evaluation.status, None
-    if evaluation.status == "evaluated":
-        return f"evaluated, {stopped.stage} {stopped.status}", None
-    return f"{evaluation.status} at {stopped.stage}", stopped.message or None
-
-
-def single_component_key(component: str, digest: str) -> str:
-    """The identity of a candidate stored without a full-set one: its component's text alone."""
-    return hashlib.sha256(f"{component}:{digest}".encode()).hexdigest()
+from evolve.database.serialize import json_safe
 
 
 def set_summary(candidate: Candidate, summary: Summary) -> None:
@@ -78,10 +56,15 @@ def set_summary(candidate: Candidate, summary: Summary) -> None:
     candidate.summary = json_safe(summary.model_dump())
 
 
-class Store(SearchState, ChampionHistory):
+SOURCES = select(Candidate.id, Candidate.source).where(Candidate.id.in_(bindparam("ids", expanding=True)))
+STAGES = (select(StageResult.stage, StageResult.status, StageResult.message, StageResult.seconds)
+          .where(StageResult.candidate_id == bindparam("candidate")).order_by(StageResult.position))
+
+
+class Store(CandidateWrites, SearchState, ChampionHistory):
     """The lineage database of every search: open it with `Store.open(url)`.
 
-    Candidates and experiments here; the search's own state (seed set, proposals, promotion
+    Candidates and experiments here; the loop's writes on candidates in candidate_writes.py; the search's own state (seed set, proposals, promotion
     queue, migrants, generations, spending) in search_state.py; champions in champions.py."""
 
     def __init__(self, database: Database) -> None:
@@ -180,142 +163,23 @@ class Store(SearchState, ChampionHistory):
             experiment.status = status
             experiment.finished_at = None if status == "running" else utcnow()
 
-    # candidates
-
-    def add_candidate(self, new: NewCandidate) -> tuple[CandidateInfo, bool]:
-        """Store a candidate unless its identity is known; returns it and whether it is new."""
-        with self.db.session(write=True) as session:
-            return self._insert_candidate(session, new)
-
-    def _insert_candidate(self, session: Session, new: NewCandidate) -> tuple[CandidateInfo, bool]:
-        digest = source_hash(new.source)
-        identity = new.set_hash or single_component_key(new.component, digest)
-        existing = self._by_identity(session, new.experiment_id, identity)
-        if existing is not None:
-            return CandidateInfo.model_validate(existing), False
-        self._get(session, Experiment, new.experiment_id)
-        diff = new.diff
-        for parent_id in (new.parent_id, new.second_parent_id):
-            if parent_id is not None:
-                parent = self._get(session, Candidate, parent_id)
-                if parent.experiment_id != new.experiment_id:
-                    raise DatabaseError(f"candidate {parent_id} belongs to another experiment: it cannot be a parent")
-        if diff is None:
-            parent = session.get(Candidate, new.parent_id) if new.parent_id is not None else None
-            same = parent is not None and parent.component == new.component
-            diff = unified_diff(parent.source, new.source, f"{new.component} #{parent.id}", f"{new.component} (new)") if same else ""
-        candidate = Candidate(
-            **new.model_dump(exclude={"diff", "set_hash"}), diff=diff, source_hash=digest, set_hash=identity,
-            status="pending", flags=[], profile=None,
-        )
-        try:
-            with session.begin_nested():
-                session.add(candidate)
-        except IntegrityError:
-            # Another process stored the same program since we looked: return theirs.
-            existing = self._by_identity(session, new.experiment_id, identity)
-            if existing is None:
-                raise
-            return CandidateInfo.model_validate(existing), False
-        return CandidateInfo.model_validate(candidate), True
-
-    def claim_pending(self, experiment_id: int, limit: int = 1, worker: str = "") -> list[CandidateInfo]:
-        """Mark up to `limit` pending candidates running, oldest first, for this worker only."""
-        with self.db.session(write=True) as session:
-            query = (
-                select(Candidate)
-                .where(Candidate.experiment_id == experiment_id, Candidate.status == "pending")
-                .order_by(Candidate.id)
-                .limit(limit)
-            )
-            if self.db.backend == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            claimed = list(session.scalars(query))
-            now = utcnow()
-            for candidate in claimed:
-                candidate.status = "running"
-                candidate.claimed_by = worker or None
-                candidate.claimed_at = now
-            session.flush()
-            return [CandidateInfo.model_validate(c) for c in claimed]
-
-    def record_evaluation(self, candidate_id: int, evaluation: Evaluation, queue_promotion: bool = False) -> CandidateInfo:
-        """Store the evaluator's verdicts, samples, summary and profile (when taken) in one transaction;
-        with `queue_promotion`, the candidate's paired re-measurement is queued in the same one."""
-        profile = evaluation.profile
-        if evaluation.status not in ("evaluated", "rejected", "failed"):
-            raise ValueError(f"evaluation status {evaluation.status!r}: expected evaluated, rejected or failed")
-        with self.db.session(write=True) as session:
-            candidate = self._locked(session, candidate_id)
-            if candidate.status in FINISHED_STATUSES:
-                raise DatabaseError(
-                    f"candidate {candidate_id} was already evaluated ({candidate.status}): an evaluation is recorded once"
-                )
-            candidate.status = evaluation.status
-            candidate.verdict, candidate.error = verdict_of(evaluation)
-            candidate.flags = list(evaluation.flags)
-            candidate.profile = json_safe(profile) if profile is not None else None
-            candidate.behaviour = dict(evaluation.behaviour) or None
-            candidate.evaluated_at = utcnow()
-            summary = evaluation.summary
-            if summary is not None:
-                set_summary(candidate, summary)
-            if evaluation.stages:  # bulk inserts: the loop records one evaluation per proposal
-                session.execute(insert(StageResult), [
-                    {"candidate_id": candidate_id, "position": position, **stage.model_dump()}
-                    for position, stage in enumerate(evaluation.stages)
-                ])
-            self._add_samples(session, candidate_id, evaluation.samples, "timed")
-            if queue_promotion:
-                session.add(PromotionRequest(experiment_id=candidate.experiment_id, candidate_id=candidate_id, status="queued"))
-            session.flush()
-            return CandidateInfo.model_validate(candidate)
-
-    def record_samples(self, candidate_id: int, samples: Sequence[RunSample], stage: str = "confirm") -> None:
-        """Extra runs of an evaluated candidate, e.g. the paired runs against the champion."""
-        if stage not in ("smoke", "timed", "confirm"):
-            raise ValueError(f"sample stage {stage!r}: choose smoke, timed or confirm")
-        with self.db.session(write=True) as session:
-            self._get(session, Candidate, candidate_id)
-            self._add_samples(session, candidate_id, samples, stage)
-
-    def requeue_unfinished(self, experiment_id: int) -> int:
-        """On resume: candidates and paired re-measurements left running by a stopped search go back
-        to the queue; returns how many candidates."""
-        with self.db.session(write=True) as session:
-            result = session.execute(
-                update(Candidate)
-                .where(Candidate.experiment_id == experiment_id, Candidate.status == "running")
-                .values(status="pending", claimed_by=None, claimed_at=None)
-            )
-            session.execute(
-                update(PromotionRequest)
-                .where(PromotionRequest.experiment_id == experiment_id, PromotionRequest.status == "running")
-                .values(status="queued", started_at=None)
-            )
-            return result.rowcount
+    # candidates (their writes: candidate_writes.py)
 
     def candidate(self, candidate_id: int) -> CandidateInfo:
         with self.db.session() as session:
             return CandidateInfo.model_validate(self._get(session, Candidate, candidate_id))
 
-    def candidates_by_id(self, ids: Sequence[int]) -> dict[int, CandidateInfo]:
-        """Several candidates in one query (the loop's prompts need a parent and its relatives)."""
-        if not ids:
-            return {}
-        with self.db.session() as session:
-            return {c.id: CandidateInfo.model_validate(c) for c in session.scalars(select(Candidate).where(Candidate.id.in_(list(ids))))}
-
     def prompt_material(
-        self, ids: Sequence[int], source_ids: Sequence[int], stages_of: int
+        self, ids: Sequence[int], source_ids: Sequence[int], stages_of: int | None
     ) -> tuple[dict[int, CandidateInfo], dict[int, str], list[StageVerdict]]:
         """What one proposal's prompt needs, in one transaction: the candidates shown, the module
-        texts their sets take from other candidates, and the parent's cascade verdicts."""
-        with self.db.session() as session:
-            candidates = {c.id: CandidateInfo.model_validate(c) for c in session.scalars(select(Candidate).where(Candidate.id.in_(list(ids))))}
-            texts = dict(session.execute(select(Candidate.id, Candidate.source).where(Candidate.id.in_(list(source_ids)))).all())
-            query = select(StageResult).where(StageResult.candidate_id == stages_of).order_by(StageResult.position)
-            stages = [StageVerdict(stage=s.stage, status=s.status, message=s.message, seconds=s.seconds) for s in session.scalars(query)]
+        texts their sets take from other candidates (none when `source_ids` is empty), and the
+        parent's cascade verdicts (none when `stages_of` is None: the loop keeps finished ones)."""
+        with self.db.connect() as connection:
+            candidates = {row.id: candidate_info(row) for row in connection.execute(BY_IDS, {"ids": list(ids)})}
+            texts = dict(connection.execute(SOURCES, {"ids": list(source_ids)}).all()) if source_ids else {}
+            stages = [StageVerdict.model_validate(row._asdict()) for row in connection.execute(STAGES, {"candidate": stages_of})] \
+                if stages_of is not None else []
         return candidates, texts, stages
 
     def stages(self, candidate_id: int) -> list[StageVerdict]:
@@ -422,15 +286,3 @@ class Store(SearchState, ChampionHistory):
         if candidate is None:
             raise NotFound(f"no candidate with id {candidate_id} in the {self.db.describe()}")
         return candidate
-
-    @staticmethod
-    def _by_identity(session: Session, experiment_id: int, identity: str) -> Candidate | None:
-        return session.scalar(select(Candidate).where(Candidate.experiment_id == experiment_id, Candidate.set_hash == identity))
-
-    @staticmethod
-    def _add_samples(session: Session, candidate_id: int, samples: Sequence[RunSample], stage: str) -> None:
-        if samples:
-            now = utcnow()
-            session.execute(insert(Sample), [
-                {"candidate_id": candidate_id, "stage": stage, "created_at": now, **sample.model_dump()} for sample in samples
-            ])

@@ -14,12 +14,31 @@ see (dead code, a value clipped away). `evolve eval` warns about changes to dead
 
 import ast
 from collections.abc import Mapping
+from functools import lru_cache
+from typing import NamedTuple
 
-from evolve.search.mutator import HYPERPARAMS_NAME
+from evolve.search.mutation_sites import HYPERPARAMS_NAME
 
 
 def overridden_keys(overrides: Mapping[str, object]) -> dict[str, str]:
     return {f'{HYPERPARAMS_NAME}["{key}"]': f"the harness overrides {key} (to {value!r})" for key, value in overrides.items()}
+
+
+class CallShape(NamedTuple):
+    """What a call passes: enough to tell whether it overrides a parameter's default."""
+
+    positional: int
+    keywords: frozenset[str]
+    splat: bool  # *args or **kwargs: what it passes cannot be told
+
+
+class Default(NamedTuple):
+    """A parameter with a default, of a function or method some call in the set may reach."""
+
+    qualified: str  # Class.method or function
+    callee: str  # the name its callers use (the class for __init__)
+    parameter: str
+    position: int  # among the positional parameters that callers pass (self excluded); 10**6 when keyword-only
 
 
 def _callee_name(func: ast.expr) -> str | None:
@@ -30,53 +49,61 @@ def _callee_name(func: ast.expr) -> str | None:
     return None
 
 
-def _calls(sources: Mapping[str, str]) -> dict[str, list[ast.Call]]:
-    """Every call in the set by the callee's last name."""
-    found: dict[str, list[ast.Call]] = {}
-    for source in sources.values():
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                name = _callee_name(node.func)
-                if name is not None:
-                    found.setdefault(name, []).append(node)
-    return found
-
-
-def _passes(call: ast.Call, parameter: str, position: int) -> bool | None:
-    """Whether the call passes the parameter explicitly; None when it cannot be told (splats)."""
-    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-        return None
-    return any(k.arg == parameter for k in call.keywords) or len(call.args) > position
-
-
-def overridden_defaults(source: str, set_sources: Mapping[str, str]) -> dict[str, str]:
-    """Mutator site name -> why, for the parameter defaults of `source` every call in the set overrides."""
+@lru_cache(maxsize=512)  # the loop reads every proposal's set; its unchanged modules again and again
+def _calls_in(source: str) -> dict[str, tuple[CallShape, ...]]:
+    """Every call in one module by the callee's last name."""
+    found: dict[str, list[CallShape]] = {}
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return {}
-    calls = _calls(set_sources)
-    dead: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = _callee_name(node.func)
+            if name is not None:
+                splat = any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords)
+                shape = CallShape(len(node.args), frozenset(k.arg for k in node.keywords if k.arg is not None), splat)
+                found.setdefault(name, []).append(shape)
+    return {name: tuple(shapes) for name, shapes in found.items()}
+
+
+def _calls(sources: Mapping[str, str]) -> dict[str, list[CallShape]]:
+    """Every call in the set by the callee's last name."""
+    found: dict[str, list[CallShape]] = {}
+    for source in sources.values():
+        for name, shapes in _calls_in(source).items():
+            found.setdefault(name, []).extend(shapes)
+    return found
+
+
+def _passes(call: CallShape, parameter: str, position: int) -> bool | None:
+    """Whether the call passes the parameter explicitly; None when it cannot be told (splats)."""
+    if call.splat:
+        return None
+    return parameter in call.keywords or call.positional > position
+
+
+@lru_cache(maxsize=512)
+def _defaults(source: str) -> tuple[Default, ...]:
+    """The parameter defaults of one module's functions and methods."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()
+    found: list[Default] = []
 
     def visit(node: ast.AST, scope: list[str]) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ClassDef):
                 visit(child, [*scope, child.name])
             elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                check(child, scope)
+                collect(child, scope)
                 visit(child, [*scope, child.name])
 
-    def check(function: ast.FunctionDef, scope: list[str]) -> None:
+    def collect(function: ast.FunctionDef, scope: list[str]) -> None:
         is_init = function.name == "__init__" and scope
         callee = scope[-1] if is_init else function.name
         method = bool(scope)  # the first parameter is self (or cls), never passed by position
-        callers = calls.get(callee, [])
-        if not callers:
-            return
         args = function.args
         positional = [*args.posonlyargs, *args.args]
         defaults = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
@@ -84,13 +111,26 @@ def overridden_defaults(source: str, set_sources: Mapping[str, str]) -> dict[str
         qualified = ".".join([*scope, function.name])
         for arg, _ in defaults:
             position = positional.index(arg) - method if arg in positional else 10**6
-            passed = [_passes(call, arg.arg, position) for call in callers]
-            if all(p is True for p in passed):
-                dead[f"{qualified}({arg.arg}=)"] = (
-                    f"every call of {callee} in the set passes {arg.arg} ({len(callers)} call(s)), so its default is never used"
-                )
+            found.append(Default(qualified, callee, arg.arg, position))
 
     visit(tree, [])
+    return tuple(found)
+
+
+def overridden_defaults(source: str, set_sources: Mapping[str, str]) -> dict[str, str]:
+    """Mutator site name -> why, for the parameter defaults of `source` every call in the set overrides."""
+    defaults = _defaults(source)
+    if not defaults:
+        return {}
+    calls = _calls(set_sources)
+    dead: dict[str, str] = {}
+    for default in defaults:
+        callers = calls.get(default.callee, [])
+        if callers and all(_passes(call, default.parameter, default.position) is True for call in callers):
+            dead[f"{default.qualified}({default.parameter}=)"] = (
+                f"every call of {default.callee} in the set passes {default.parameter} ({len(callers)} call(s)), "
+                "so its default is never used"
+            )
     return dead
 
 
@@ -114,7 +154,7 @@ def site_of(description: str) -> list[str]:
 
 def ineffective_changes(component: str, old: str, new: str, set_sources: Mapping[str, str], overrides: Mapping[str, object]) -> list[str]:
     """The changes from `old` to `new` (at mutator sites) that cannot take effect, each with why."""
-    from evolve.search.mutator import MutatorError, mutation_sites
+    from evolve.search.mutation_sites import MutatorError, mutation_sites
 
     try:
         before = {s.name: old[s.start:s.end] for s in mutation_sites(component, old)}

@@ -14,8 +14,6 @@ Scheduling: `search.merge_share` of the proposals are merges, whenever one not t
 first (by the better of the two scores, then the other).
 """
 
-import math
-
 from pydantic import BaseModel
 
 from evolve.database.records import CandidateInfo, IndexRow, NewCandidate, ProposalRecord
@@ -23,9 +21,6 @@ from evolve.database.serialize import unified_diff
 from evolve.search.identity import set_identity
 from evolve.search.index import PopulationIndex
 from evolve.search.novelty import context_key
-
-MEMBER_STATUSES = ("evaluated", "champion")
-
 
 class MergePlan(BaseModel):
     first_parent_id: int  # bx: the set kept
@@ -41,20 +36,10 @@ class MergePlan(BaseModel):
         )
 
 
-def _scored(row: IndexRow) -> bool:
-    return row.status in MEMBER_STATUSES and row.score is not None and not math.isnan(row.score)
-
-
 def best_per_component(index: PopulationIndex, components: list[str]) -> dict[str, IndexRow]:
-    """For each component, the best evaluated candidate that changed it itself (merges included)."""
-    best: dict[str, IndexRow] = {}
-    for row in index.rows.values():
-        if row.origin == "seed" or row.component not in components or not _scored(row):
-            continue
-        held = best.get(row.component)
-        if held is None or (row.score, -row.id) > (held.score, -held.id):
-            best[row.component] = row
-    return best
+    """For each component, the best evaluated candidate that changed it itself (merges included;
+    the index keeps them as results arrive)."""
+    return {name: row for name, row in index.best_changed.items() if name in components}
 
 
 def merge_plans(index: PopulationIndex, components: list[str], tried: set[tuple[int, int, str]]) -> list[MergePlan]:
@@ -76,8 +61,7 @@ def merge_plans(index: PopulationIndex, components: list[str], tried: set[tuple[
 
 
 def tried_merges(index: PopulationIndex) -> set[tuple[int, int, str]]:
-    return {(row.parent_id, row.second_parent_id, row.component) for row in index.rows.values()
-            if row.origin == "merge" and row.parent_id is not None and row.second_parent_id is not None}
+    return {key for key in index.merges if key[0] is not None and key[1] is not None}
 
 
 def merge_due(merges_made: int, attempts: int, share: float) -> bool:
@@ -93,7 +77,9 @@ class Merger:
         self.experiment_id, self.novelty = experiment_id, novelty
 
     def propose(self, generation: int) -> CandidateInfo | None:
-        known = {row.set_hash for row in self.index.rows.values()}
+        if len(self.config.components) < 2:
+            return None  # one component evolving: nothing to merge
+        known = self.index.identities
         for plan in merge_plans(self.index, self.config.components, tried_merges(self.index)):
             sets = self.requests.sets([plan.first_parent_id, plan.second_parent_id])
             base, taken = sets[plan.first_parent_id], sets[plan.second_parent_id][plan.component]
@@ -108,12 +94,14 @@ class Merger:
             experiment_id=self.experiment_id, parent_id=first.id, component=plan.component, generation=generation,
             island=first.island, outcome="new", origin="merge", second_parent_id=plan.second_parent_id,
         )
-        candidate, _ = self.store.record_proposal(record, NewCandidate(
+        candidate, outcome = self.store.record_proposal(record, NewCandidate(
             experiment_id=self.experiment_id, component=plan.component, source=taken, origin="merge",
             parent_id=first.id, second_parent_id=plan.second_parent_id, generation=generation, island=first.island,
             set_hash=identity, description=plan.description(self.index),
             diff=unified_diff(base[plan.component], taken, f"{plan.component} #{first.id}", f"{plan.component} #{plan.second_parent_id}"),
         ))
+        self.requests.proposed(first.id, outcome)
+        self.requests.stored(candidate.id, taken)
         self.index.add(IndexRow.model_validate(candidate, from_attributes=True))
         if self.novelty is not None:
             self.novelty.add(plan.component, context_key(base, plan.component), candidate.id, taken)

@@ -29,9 +29,10 @@ from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel
+from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from evolve.database.canonical import source_hash, strip_docstrings
+from evolve.database.canonical import canonical_tree, source_hash
 
 
 def context_key(sources: dict[str, str], component: str) -> str:
@@ -73,17 +74,36 @@ class _Renamer(ast.NodeTransformer):
 
 
 @lru_cache(maxsize=2048)
+def normalised_text(source: str) -> str | None:
+    """The module with docstrings dropped and locals renamed, unparsed; None when unparsable. Its
+    canonical hash (the identity's part, canonical.py) comes from the same parse."""
+    tree = canonical_tree(source)
+    if tree is None:
+        return None
+    source_hash(source, tree)
+    try:
+        return ast.unparse(_Renamer().visit(tree))
+    except (ValueError, RecursionError):
+        return None
+
+
+@lru_cache(maxsize=2048)
 def normalised_tokens(source: str) -> tuple[str, ...]:
     """The module's tokens after dropping docstrings and renaming locals; raw tokens when unparsable."""
-    try:
-        text = ast.unparse(_Renamer().visit(strip_docstrings(ast.parse(source))))
-    except (SyntaxError, ValueError, RecursionError):
-        text = source
+    normal = normalised_text(source)
+    text = source if normal is None else normal
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
     try:
         return tuple(t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type not in skip)
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return tuple(text.split())
+
+
+def exact_key(source: str) -> str:
+    """Equal for two modules exactly when their normalised tokens are: the unparsed normal form, which
+    is canonical (tokenizing it is the costly part, so the default threshold 0 never does)."""
+    normal = normalised_text(source)
+    return "\x00".join(normalised_tokens(source)) if normal is None else normal
 
 
 def structural_distance(a: str, b: str) -> float:
@@ -104,15 +124,35 @@ Embedder = Callable[[Sequence[str]], list[list[float]]]
 
 
 class NoveltyArchive:
-    """The modules evaluated so far for each component (candidate id -> text), and the check against them."""
+    """The modules evaluated so far for each component (candidate id -> text), and the check against them.
+
+    Each module is normalised once, when it enters the archive. With the default threshold (0: the
+    same program up to renaming and formatting) the check is one dictionary look-up of the normal
+    form; a threshold above 0 compares the tokens with every module of the context, in C
+    (rapidfuzz, the tokens coded as one character each, the threshold as the cut-off)."""
 
     def __init__(self, threshold: float, embedder: Embedder | None = None, embedding_threshold: float = 0.0):
         self.threshold, self.embedder, self.embedding_threshold = threshold, embedder, embedding_threshold
         self.modules: dict[tuple[str, str], dict[int, str]] = {}  # (component, context) -> candidate id -> text
+        self.coded: dict[tuple[str, str], dict[int, str]] = {}  # the same as coded tokens (threshold above 0 only)
+        self.exact: dict[tuple[str, str, str], int] = {}  # (component, context, exact key) -> the smallest candidate id
+        self.vocabulary: dict[str, str] = {}  # token -> its character
         self.embeddings: dict[int, np.ndarray] = {}
+
+    def code(self, source: str) -> str:
+        """The module's normalised tokens, one character each (new tokens get new characters)."""
+        vocabulary = self.vocabulary
+        for token in (tokens := normalised_tokens(source)):
+            if token not in vocabulary:
+                vocabulary[token] = chr(0x100 + len(vocabulary))  # past Latin-1: never a surrogate before 55,000 tokens
+        return "".join(vocabulary[token] for token in tokens)
 
     def add(self, component: str, context: str, candidate_id: int, source: str) -> None:
         self.modules.setdefault((component, context), {})[candidate_id] = source
+        if self.threshold > 0:
+            self.coded.setdefault((component, context), {})[candidate_id] = self.code(source)
+        key = (component, context, exact_key(source))
+        self.exact[key] = min(candidate_id, self.exact.get(key, candidate_id))
 
     def add_seed(self, candidate_id: int, sources: dict[str, str]) -> None:
         """The seed stands for each of its modules."""
@@ -124,11 +164,15 @@ class NoveltyArchive:
         known = self.modules.get((component, context), {})
         if not known:
             return None
-        tokens = normalised_tokens(source)
-        distances = {cid: float(Levenshtein.normalized_distance(tokens, normalised_tokens(text))) for cid, text in known.items()}
-        closest = min(distances, key=lambda cid: (distances[cid], cid))
-        if distances[closest] <= self.threshold:
-            return NearCopy(candidate_id=closest, distance=distances[closest], measure="structural")
+        same = self.exact.get((component, context, exact_key(source)))
+        if same is not None:  # distance 0: nothing is closer, and this is the smallest id at 0
+            return NearCopy(candidate_id=same, distance=0.0, measure="structural")
+        if self.threshold > 0:
+            within = process.extract(self.code(source), self.coded[(component, context)], scorer=Levenshtein.normalized_distance,
+                                     score_cutoff=self.threshold, limit=None)
+            if within:
+                _, distance, closest = min(within, key=lambda match: (match[1], match[2]))
+                return NearCopy(candidate_id=closest, distance=float(distance), measure="structural")
         if self.embedder is not None:
             return self._embedding_near_copy(known, source)
         return None

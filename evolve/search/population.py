@@ -28,6 +28,8 @@ Rules (numbers from PopulationSettings):
   a new record with `migrated_from` set to the original's id, on the target island.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import BaseModel
 
@@ -109,9 +111,29 @@ def select_parent_from(pool: list[Individual], rng: np.random.Generator, setting
         return pool[0]
     from scipy.stats import rankdata  # here: importing the search code stays fast for the CLI
 
+    pool = softmax_head(pool, settings.selection_temperature)
     ranks = rankdata([-i.score for i in pool], method="average") - 1
     weights = np.exp(-ranks / settings.selection_temperature)
     return pool[int(rng.choice(len(pool), p=weights / weights.sum()))]
+
+
+NEGLIGIBLE_RANK = 40  # exp(-40) ~ 4e-18: beyond rank 40 * temperature, a weight is below double precision's share
+
+
+def softmax_head(pool: list[Individual], temperature: float) -> list[Individual]:
+    """The head of a ranked pool that holds all of rank_softmax's probability at double precision: the
+    members more than NEGLIGIBLE_RANK * temperature ranks below the best weigh less than 1e-17 of it together, so
+    leaving them out changes no draw (one uniform number picks the same member either way) and keeps
+    a draw's cost flat as an island grows. A tie group at the cut is kept whole (its ranks are averaged)."""
+    top = 1
+    while top < len(pool) and pool[top].score == pool[0].score:
+        top += 1  # the best tie group: its average rank is below `top`
+    cut = top + int(NEGLIGIBLE_RANK * temperature) + 1
+    if len(pool) <= cut:
+        return pool
+    while cut < len(pool) and pool[cut].score == pool[cut - 1].score:
+        cut += 1
+    return pool[:cut]
 
 
 def select_inspirations(
@@ -170,19 +192,30 @@ def migration_due(generation: int, settings: PopulationSettings) -> bool:
 
 def plan_migration(population: list[Individual], settings: PopulationSettings) -> list[Migration]:
     """The copies to make: each island's best elites to the next island of the ring."""
+    islands = range(settings.islands)
+    pools = {island: elites(population, island, settings) for island in islands}
+    origins = {island: {i.origin for i in population if i.island == island} for island in islands}
+    return plan_migration_from(pools, lambda origin, island: origin in origins[island], settings)
+
+
+def plan_migration_from(
+    elites_by_island: dict[int, list[Individual]], present: Callable[[CandidateId, int], bool], settings: PopulationSettings
+) -> list[Migration]:
+    """The rule, given each island's elites (best first) and whether a candidate (by origin) is on an
+    island already (the loop's index answers both without a pass over the population)."""
     if settings.islands < 2:
         return []
     migrations = []
     for source in range(settings.islands):
         target = (source + 1) % settings.islands
-        present = {i.origin for i in population if i.island == target}
+        sent_here: set[CandidateId] = set()
         sent = 0
-        for elite in elites(population, source, settings):
+        for elite in elites_by_island.get(source, [])[: settings.elites_per_island]:
             if sent >= settings.migration_size:
                 break
-            if elite.origin in present:
+            if elite.origin in sent_here or present(elite.origin, target):
                 continue
             migrations.append(Migration(individual_id=elite.id, source=source, target=target))
-            present.add(elite.origin)
+            sent_here.add(elite.origin)
             sent += 1
     return migrations

@@ -5,6 +5,7 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 from rich.console import Console
+from rich.control import strip_control_codes
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
@@ -67,6 +68,9 @@ class LoopStats(BaseModel):
         return table
 
 
+REDRAW_SECONDS = 0.25
+
+
 class Progress:
     """Redraws the stats on a terminal; elsewhere prints one line per event."""
 
@@ -75,6 +79,7 @@ class Progress:
         self.started = time.monotonic()
         self.heartbeat_seconds = heartbeat_seconds  # without a terminal: a status line this often
         self._last_line = self.started
+        self._last_redraw = 0.0
         self.live = Live(stats.table(), console=console, refresh_per_second=2) if console.is_terminal else None
 
     def __enter__(self) -> "Progress":
@@ -84,6 +89,7 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         if self.live:
+            self.live.update(self.stats.table(self.elapsed))  # the last state, whatever the throttle skipped
             self.live.__exit__(*exc)
 
     @property
@@ -92,7 +98,10 @@ class Progress:
 
     def refresh(self) -> None:
         if self.live:
-            self.live.update(self.stats.table(self.elapsed))
+            now = time.monotonic()
+            if now - self._last_redraw >= REDRAW_SECONDS:  # the panel redraws twice a second: build its table as often
+                self._last_redraw = now
+                self.live.update(self.stats.table(self.elapsed))
         elif time.monotonic() - self._last_line >= self.heartbeat_seconds:
             self.event(self.status_line())
 
@@ -105,5 +114,11 @@ class Progress:
     def event(self, message: str) -> None:
         """One line in the log (above the live panel on a terminal)."""
         self._last_line = time.monotonic()
-        self.console.print(f"[{self.elapsed:7.1f} s] {message}", highlight=False, markup=False, soft_wrap=True)
+        line = f"[{self.elapsed:7.1f} s] {message}"
+        if self.live is None:  # a log, not a terminal: the line as it is (rich's rendering costs more than the loop's step)
+            if not self.console.quiet:
+                self.console.file.write(strip_control_codes(line) + "\n")
+                self.console.file.flush()
+        else:
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
         self.refresh()

@@ -2,11 +2,19 @@
 in-memory index (who changed which component along an ancestry) and the module texts read from
 the database in one query.
 
+What does not change once stored is kept in memory, so that a proposal usually reads nothing:
+module texts by candidate id (a bounded cache; the loop hands in each new candidate's text as it
+stores it), the records and cascade verdicts of finished candidates (a record changes only when
+the loop refolds it after a paired comparison, and it says so: `forget`; the status, which a
+champion change moves, comes from the index), and the count of proposals made from each parent
+by outcome (loaded once, then counted as the loop stores them).
+
 A request shows the model the parent's module, how the parent came about (its description and
 diff), its relatives with theirs, the evaluator's feedback, the hyperparameter values in force
 and the interfaces of the set's other components.
 """
 
+from collections import Counter, OrderedDict
 from functools import lru_cache
 
 from evaluator.results import ProfileSummary, StageVerdict, Summary
@@ -15,10 +23,31 @@ from evolve.database.records import CandidateInfo
 from evolve.database.store import Store
 from evolve.llm.module_summary import hyperparams_in_force, module_interface
 from evolve.llm.prompt_builder import Feedback, PromptCandidate
-from evolve.search.index import PopulationIndex
+from evolve.search.index import FINISHED, PopulationIndex
 from evolve.search.proposer import ProposalRequest
 
 RECENT_FAILURES = 3
+CACHED_TEXTS = 4096  # module texts kept in memory (a few KB each)
+
+
+class Bounded(OrderedDict):
+    """A dict that forgets its least recently used entries beyond `limit`."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def get_fresh(self, key):
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
 
 
 @lru_cache(maxsize=512)
@@ -33,15 +62,64 @@ def cached_hyperparams(source: str) -> tuple | None:
 
 
 class RequestBuilder:
-    def __init__(self, store: Store, index: PopulationIndex, seed_sources: dict[str, str], config: ExperimentConfig):
+    def __init__(self, store: Store, index: PopulationIndex, seed_sources: dict[str, str], config: ExperimentConfig,
+                 experiment_id: int | None = None):
+        """With `experiment_id`, the proposals' outcomes are counted in memory (the loop tells `proposed`)."""
         self.store, self.index, self.seed_sources, self.config = store, index, seed_sources, config
+        self.experiment_id = experiment_id
+        self.texts: Bounded = Bounded(CACHED_TEXTS)  # candidate id -> module text (immutable once stored)
+        self.finished_stages: Bounded = Bounded(CACHED_TEXTS)  # candidate id -> its cascade verdicts, once finished
+        self.finished_infos: Bounded = Bounded(CACHED_TEXTS)  # candidate id -> its record, once finished (see forget)
+        self.outcomes: dict[int, Counter] | None = None  # parent id -> proposals made from it by outcome, once loaded
+
+    def known_infos(self, candidate_ids: list[int]) -> dict[int, CandidateInfo]:
+        """The finished candidates' records held in memory, their status (a champion change) from the index."""
+        found = {}
+        for cid in candidate_ids:
+            info = self.finished_infos.get_fresh(cid)
+            if info is not None:
+                status = self.index.rows[cid].status
+                found[cid] = info if info.status == status else info.model_copy(update={"status": status})
+        return found
+
+    def forget(self, candidate_id: int) -> None:
+        """The candidate's record changed (refolded after a paired comparison): read it again when needed."""
+        self.finished_infos.pop(candidate_id, None)
+
+    def stored(self, candidate_id: int, source: str) -> None:
+        """A candidate just stored: its text is known without reading it back."""
+        self.texts.put(candidate_id, source)
+
+    def proposed(self, parent_id: int | None, outcome: str) -> None:
+        """A proposal from `parent_id` just stored with this outcome."""
+        if self.outcomes is not None and parent_id is not None:
+            self.outcomes.setdefault(parent_id, Counter())[outcome] += 1
+
+    def proposals_from(self, parent_id: int) -> dict[str, int]:
+        """What came of the proposals made from this parent, by outcome (read from the database once)."""
+        if self.experiment_id is None:
+            return self.store.proposals_from(parent_id)
+        if self.outcomes is None:
+            self.outcomes = {}
+            for parent, outcome, count in self.store.proposal_outcomes_by_parent(self.experiment_id):
+                self.outcomes.setdefault(parent, Counter())[outcome] = count
+        return dict(self.outcomes.get(parent_id, {}))
+
+    def module_texts(self, candidate_ids: list[int]) -> dict[int, str]:
+        """The module text of each candidate: from memory, the missing ones in one query."""
+        found = {cid: text for cid in candidate_ids if (text := self.texts.get_fresh(cid)) is not None}
+        missing = [cid for cid in candidate_ids if cid not in found]
+        for cid, text in (self.store.sources(missing) if missing else {}).items():
+            self.texts.put(cid, text)
+            found[cid] = text
+        return found
 
     def sets(self, candidate_ids: list[int], texts: dict[int, str] | None = None) -> dict[int, dict[str, str]]:
         """The whole component set of each candidate: the seed set with the latest change of each
-        component along its ancestry (one query for all the texts needed, unless given)."""
+        component along its ancestry (the texts from memory or one query, unless given)."""
         providers = {cid: self.index.providers(cid) for cid in candidate_ids}
         if texts is None:
-            texts = self.store.sources(self.provider_ids(providers))
+            texts = self.module_texts(self.provider_ids(providers))
         return {cid: {**self.seed_sources, **{name: texts[p] for name, p in found.items()}} for cid, found in providers.items()}
 
     @staticmethod
@@ -63,8 +141,25 @@ class RequestBuilder:
         failures = self.index.failed_children.get(parent_id, [])[-RECENT_FAILURES:]
         shown = [parent_id, *inspiration_ids]
         providers = self.provider_ids({cid: self.index.providers(cid) for cid in shown})
-        infos, texts, stages = self.store.prompt_material([*shown, *failures], providers, parent_id)
-        sets = self.sets(shown, texts)
+        texts = {cid: text for cid in providers if (text := self.texts.get_fresh(cid)) is not None}
+        missing = [cid for cid in providers if cid not in texts]
+        stages = self.finished_stages.get_fresh(parent_id)
+        infos = self.known_infos([*shown, *failures])
+        unknown = [cid for cid in dict.fromkeys([*shown, *failures]) if cid not in infos]
+        read: dict[int, str] = {}
+        if unknown or missing or stages is None:
+            fresh, read, read_stages = self.store.prompt_material(unknown, missing, parent_id if stages is None else None)
+            for cid, info in fresh.items():
+                if info.status in FINISHED:
+                    self.finished_infos.put(cid, info)
+            infos.update(fresh)
+        for cid, text in read.items():
+            self.texts.put(cid, text)
+        if stages is None:  # a finished candidate's verdicts never change
+            stages = read_stages
+            if infos[parent_id].status in FINISHED:
+                self.finished_stages.put(parent_id, stages)
+        sets = self.sets(shown, {**texts, **read})
         parent, parent_set = infos[parent_id], sets[parent_id]
         request = ProposalRequest(
             component=component,
