@@ -12,7 +12,7 @@ def set_diffs(store, a: int, b: int, component: str | None = None) -> dict[str, 
     """component -> unified diff from A's set to B's, for each component that differs."""
     from components import COMPONENT_NAMES
     from evaluator.component_set import ComponentSet
-    from evolve.database.store import unified_diff
+    from evolve.database.serialize import unified_diff
 
     sets = {}
     for candidate_id in (a, b):

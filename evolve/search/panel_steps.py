@@ -10,11 +10,18 @@ import time
 from evolve.database.status import champion_line, experiment_status
 from evolve.search.estimate import Costs, Remaining, duration, mean, remaining
 
+
+def latest_generation(attempts: int, per_generation: int) -> int:
+    """The generation of the latest proposal (proposal k, from 0, belongs to k // per_generation + 1);
+    0 before any. Proposals run ahead of evaluations, so this is what the search is working on."""
+    return 0 if attempts <= 0 else (attempts - 1) // per_generation + 1
+
+
 class PanelSteps:
     """Mixed into EvolutionLoop: its panel."""
 
     def _update_stats(self) -> None:
-        self.stats.generation = self.attempts // self.config.candidates_per_generation + (1 if self.attempts else 0)
+        self.stats.generation = latest_generation(self.attempts, self.config.candidates_per_generation)
         self.stats.running = len(self.running)
         self.stats.queued = self.index.count("pending") + len(self.proposing)
         self.stats.best_score = self.index.best_score
