@@ -137,5 +137,17 @@ def test_float_and_int_rules():
         child = mutate("tta", "A = 0.9\nB = -4.5\nC = 2000\nD = 3\n", rng, MutatorSettings(changes=4)).source
         values = {}
         exec(child, values)
-        assert 0 < values["A"] < 1 and values["B"] < 0 and values["C"] % 8 == 0 and values["D"] >= 1
+        assert 0 < values["A"] < 1 and values["B"] < 0 and values["C"] % 8 == 0 and values["D"] >= 2
         assert isinstance(values["C"], int) and isinstance(values["B"], float)
+
+
+def test_an_int_the_mutator_writes_stays_a_site_it_can_change_again():
+    """kernel_size 2 -> 1 left the architecture with no site: every later child of that lineage was unusable."""
+    source = "import torch\n\ndef build(c):\n    return torch.nn.Conv2d(c, c, kernel_size=2)\n"
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        child = mutate("architecture", source, rng).source
+        assert "kernel_size=1)" not in child and "kernel_size=0)" not in child
+        assert mutation_sites("architecture", child), child  # the child can be mutated again
+    for _ in range(300):  # a batch size (granularity 8) never goes below 8
+        assert int(mutate("hyperparams", 'HYPERPARAMS = {"batch_size": 8}\n', rng).source.split(": ")[1].rstrip("}\n")) >= 8

@@ -20,8 +20,10 @@ How a number changes:
 - bools are never perturbed (only switched through ALTERNATIVES, below);
 - ints: 0 and 1 are left alone (flags, identities, counts of one); negative ints too (usually
   indices); other ints move by a relative step with standard deviation `int_sigma`, by at least 1,
-  stay >= 1, and ints of 16 or more stay multiples of their power-of-two factor up to 8 (so 2000
-  and 64 stay multiples of 8), which keeps sizes friendly to the hardware;
+  stay >= 2 (a value the mutator writes must be one it can change again: a 2 turned into 1 would
+  freeze that site in every descendant, e.g. a conv's kernel_size), and ints of 16 or more stay
+  multiples of their power-of-two factor up to 8 (so 2000 and 64 stay multiples of 8), which keeps
+  sizes friendly to the hardware;
 - floats: 0.0 is left alone; the sign is kept; a magnitude in (0, 1) (a momentum, a fraction, a
   small rate) moves on the logit scale, so it stays in (0, 1) and small values change by a factor;
   larger magnitudes are multiplied by exp(N(0, float_sigma)); the result has 3 significant digits;
@@ -142,12 +144,16 @@ def _granularity(value: int) -> int:
     return min(value & -value, MAX_GRANULARITY)
 
 
+MIN_INT = 2  # 0 and 1 are not sites (flags, identities), so the mutator never writes them
+
+
 def _perturb_int(value: int, rng: np.random.Generator, sigma: float, granularity: int | None) -> int:
     g = granularity or _granularity(value)
+    floor = g * math.ceil(MIN_INT / g)  # the least multiple of g that is still a site
     proposed = value * math.exp(sigma * rng.standard_normal())
-    new = max(g, int(round(proposed / g)) * g)
+    new = max(floor, int(round(proposed / g)) * g)
     if new == value:
-        new = value + g if (rng.random() < 0.5 or value - g < max(g, 1)) else value - g
+        new = value + g if (rng.random() < 0.5 or value - g < floor) else value - g
     return new
 
 
