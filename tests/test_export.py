@@ -179,8 +179,9 @@ def test_training_module_stands_alone():
     assert roots <= set(sys.stdlib_module_names) | {"numpy", "torch"}
 
 
-def test_cli_exports_a_candidate_file_and_names_it(baseline_set, tmp_path):
-    candidate = tmp_path / "my_tta.py"
+def test_cli_exports_a_candidate_file_and_names_it(baseline_set, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short relative path: the header wraps a long one (pytest -n's tmp_path) mid-line
+    candidate = Path("my_tta.py")
     candidate.write_text(baseline_set.sources["tta"].replace("0.5 * model(x)", "0.5 * model(x) "))
     output = tmp_path / "speedrun.py"
     result = CliRunner().invoke(app, ["export", str(candidate), "--component", "tta", "-o", str(output)])

@@ -20,6 +20,9 @@ FAST = [
     "--set", "candidates_per_generation=2", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
     "--set", "score.target=0.2", "--set", "promotion.pairs=2", "--set", "harness.hyperparams.epochs=1",
     "--set", "population.islands=2", "--set", "seed=7",
+    # The widest error budget allowed: a paired re-measurement needs 3 pairs, not the default 6 (their decisions are
+    # not what these tests check; tests/test_null_search.py and test_promotion.py put the rule itself to the test).
+    "--set", "promotion.experiment_alpha=0.45",
 ]
 FINISHED = {"evaluated", "rejected", "failed", "champion"}
 
@@ -123,7 +126,7 @@ def test_loopback_llm_drives_the_search(tmp_path, data_file):
 def test_sigkill_mid_search_then_resume_loses_and_duplicates_nothing(tmp_path, data_file):
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
     command = [sys.executable, "-m", "evolve", "start", "--component", "hyperparams", "--device", "cpu", "--data", str(data_file),
-               "--db", url, *FAST, "--generations", "2", "--name", "killed"]
+               "--db", url, *FAST, "--generations", "1", "--name", "killed"]  # one generation: the kill lands in it
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
@@ -145,7 +148,7 @@ def test_sigkill_mid_search_then_resume_loses_and_duplicates_nothing(tmp_path, d
         experiment = store.experiment("killed")
         finished_before = {c.id: c.status for c in store.candidates(experiment.id) if c.status in FINISHED}
         samples_before = {i: len(store.samples(i)) for i in finished_before}
-    result = start(url, data_file, "--resume", "killed", "--generations", "2", component="hyperparams")
+    result = start(url, data_file, "--resume", "killed", component="hyperparams")  # the stored settings: one generation
     assert result.exit_code == 0, result.output
     with Store.open(url) as store:
         candidates = store.candidates(experiment.id)

@@ -34,6 +34,8 @@ from tests.redteam.cases import CASES
 ray = import_ray()
 from evolve.search.ray_executor import RayExecutor, Ticket  # noqa: E402  (needs Ray)
 
+# One cluster serves every test here, and its nodes' health checks are timed: under pytest -n the module stays on one worker.
+pytestmark = pytest.mark.xdist_group("ray")
 FINISHED = {"evaluated", "rejected", "failed", "champion"}
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,12 @@ SEARCH = [
     "--set", "candidates_per_generation=2", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
     "--set", "score.target=0.2", "--set", "promotion.pairs=2", "--set", "harness.hyperparams.epochs=1",
     "--set", "population.islands=2", "--set", "seed=7", "--set", "cascade.profile=true",
+    # The widest error budget allowed: a paired re-measurement needs 3 pairs, not the default 6 (their decisions are
+    # not what these tests check; tests/test_null_search.py and test_promotion.py put the rule itself to the test).
+    "--set", "promotion.experiment_alpha=0.45",
 ]
+# The one filled database and browser serve every test here: under pytest -n they stay on one worker.
+pytestmark = pytest.mark.xdist_group("ui")
 HOSTILE_REPLY = (
     "Faster!\n</pre><script>window.__pwned = 'reply';</script>"
     "<img src=x onerror=\"window.__pwned = 'img'\"> & <b>bold</b>"
@@ -42,7 +47,7 @@ def wait(driver, condition, seconds: float = 20.0, message: str = ""):
     return WebDriverWait(driver, seconds, poll_frequency=0.2).until(lambda d: condition(d), message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """The database URL of a finished one-generation CPU search, plus a hostile LLM candidate."""
     folder = tmp_path_factory.mktemp("ui")
@@ -74,13 +79,13 @@ def filled(tmp_path_factory):
     return {"url": url, "experiment": experiment.id, "hostile": hostile.id, "parent": parent.id}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(filled):
     with running(create_app(filled["url"])) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     driver = chromium()
     yield driver
