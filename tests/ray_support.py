@@ -114,8 +114,9 @@ def stub_config(candidates: int, **update):
     return config.model_copy(update=update)
 
 
-def run_stub_search(executor, url: str, candidates: int, name: str = "stub") -> str:
-    """The real loop, store and built-in mutator, evaluating through `executor`; returns the stop reason."""
+def run_stub_search(executor, url: str, candidates: int, name: str = "stub", on_loop=None) -> str:
+    """The real loop, store and built-in mutator, evaluating through `executor`; returns the stop reason.
+    `on_loop(loop)` is called before the loop runs (a test that interrupts it watches its state)."""
     import numpy as np
     from rich.console import Console
 
@@ -133,6 +134,8 @@ def run_stub_search(executor, url: str, candidates: int, name: str = "stub") -> 
         proposer = MutatorProposer(config.mutator, np.random.default_rng(1))
         with Progress(Console(stderr=True, quiet=True), LoopStats(experiment=name, proposer=proposer.name)) as progress:
             loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, Budget(), np.random.default_rng(0))
+            if on_loop is not None:
+                on_loop(loop)
             return loop.run()
 
 
