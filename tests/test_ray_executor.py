@@ -171,6 +171,9 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_database_consistent(c
                            StubRunner(seconds=60, marker_dir=str(starts)))
 
     loops = []
+    # Ctrl-C must raise KeyboardInterrupt here, whatever an earlier test in this worker process left
+    # behind: in full suite runs the presses went nowhere (the search ran to its end), alone they work.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def press_ctrl_c_twice() -> None:  # the loop's first Ctrl-C waits for running jobs, the second abandons them
         deadline = time.monotonic() + 240  # a loaded machine may take minutes to start a Ray worker
@@ -191,10 +194,11 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_database_consistent(c
         reason = run_stub_search(executor, url, candidates=2, on_loop=loops.append)
     finally:
         presser.join()
+        signal.signal(signal.SIGINT, handler)
     started = time.monotonic()
     executor.shutdown(wait=False)  # as `evolve start` does after a Ctrl-C
     assert time.monotonic() - started < 5  # the polite cancel was enough
-    assert reason.startswith("stopped by a second Ctrl-C")  # the loop abandons the running jobs (evolve/search/interrupts.py)
+    assert reason.startswith("stopped by a second Ctrl-C"), (reason, handler)  # the loop abandons the running jobs (evolve/search/interrupts.py)
     assert [r.outcome for r in executor.history] == ["cancelled"]
     candidates, samples = finished_search(url)
     assert [c.status for c in candidates] == ["pending"]  # the seed goes back to the queue, nothing half-recorded
