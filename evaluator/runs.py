@@ -36,7 +36,7 @@ from evaluator.training import evaluation_seeds, run_seeds, training_order
 
 __all__ = [
     "device_description", "finish_runs", "fresh_seed", "iter_speedruns", "logits_from", "run_seeds", "run_speedruns",
-    "start_speedrun_worker", "timed_sample", "worker_setup",
+    "start_speedrun_worker", "start_speedrun_workers", "timed_sample", "worker_setup",
 ]
 
 
@@ -79,17 +79,39 @@ def start_speedrun_worker(
     `seeds` are the seeds of every timed run this worker will make: the warm-up records what
     reset() gives under each, before any real data is in the worker.
     """
-    limits = worker.limits
-    setup = worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker)
-    worker.request(setup, "ready", limits.setup_seconds)
-    warmup = {
+    start_speedrun_workers([(worker, component_set)], dataset, harness, seeds, warm_up_seed)
+
+
+def start_speedrun_workers(
+    workers: list[tuple[SandboxedWorker, ComponentSet]], dataset: Dataset, harness: HarnessSettings,
+    seeds: list[int], warm_up_seed: int | None = None,
+) -> None:
+    """`start_speedrun_worker` for several workers at once: each step is sent to all before any answer is read.
+
+    A promotion's two workers then set up, compile and warm up side by side (nothing is timed yet),
+    instead of one after the other, and both wait the same short while before the first pair: the
+    one set up first no longer starts the pairs with cold caches while the other has just loaded.
+    """
+    def step(headers: list[dict], expected: str, timeout: float) -> list[float]:
+        started = time.perf_counter()
+        for (worker, _), header in zip(workers, headers):
+            worker.send(header)
+        seconds = []
+        for worker, _ in workers:  # each answer within its limit of the step's start
+            worker.receive(expected, max(1.0, timeout - (time.perf_counter() - started)))
+            seconds.append(time.perf_counter() - started)
+        return seconds
+
+    limits = workers[0][0].limits
+    compile, overrides = harness.effective_compile(), harness.effective_overrides()
+    step([worker_setup(s, harness.device, compile, overrides, w) for w, s in workers], "ready", limits.setup_seconds)
+    warmups = [{
         "type": "warmup", "seed": fresh_seed() if warm_up_seed is None else warm_up_seed, "seeds": list(seeds),
         "num_train": len(dataset.train_labels), "num_test": len(dataset.test_images),
-    }
-    started = time.perf_counter()
-    worker.request(warmup, "warm", limits.warmup_seconds)
-    worker.warmup_seconds = time.perf_counter() - started  # the timed runs' limit follows it (WorkerLimits.run_limit)
-    worker.request({"type": "load", "data_path": str(worker.write_data(dataset))}, "loaded", limits.setup_seconds)
+    } for _ in workers]
+    for (worker, _), seconds in zip(workers, step(warmups, "warm", limits.warmup_seconds)):
+        worker.warmup_seconds = seconds  # the timed runs' limit follows it (WorkerLimits.run_limit)
+    step([{"type": "load", "data_path": str(w.write_data(dataset))} for w, _ in workers], "loaded", limits.setup_seconds)
 
 
 def logits_from(answer: dict, payload: bytes, num_test: int) -> np.ndarray:

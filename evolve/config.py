@@ -221,15 +221,3 @@ class ExperimentConfig(BaseModel):
         if any(index < 0 for index in value) or len(set(value)) != len(value):
             raise ValueError("GPU indices must be distinct and >= 0, e.g. [0, 1]")
         return value
-
-
-def __getattr__(name: str):
-    """The loading half of the configuration lives in config_loading.py; its names still import from here."""
-    if name in LOADING_NAMES:
-        from evolve import config_loading
-
-        return getattr(config_loading, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-LOADING_NAMES = frozenset({"LoadedConfig", "load_config", "model_specs", "parse_assignments", "parse_value", "format_path"})

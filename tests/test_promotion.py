@@ -4,7 +4,7 @@ import pytest
 
 from evaluator.data import synthetic_dataset
 from evaluator.decision import DecisionContext, decide
-from evaluator.promotion import PromotionSettings, confirm_promotion
+from evaluator.promotion import PromotionSettings, confirm_promotion, pair_orders
 from evaluator.results import RunSample
 from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
@@ -70,3 +70,14 @@ def test_paired_remeasurement_end_to_end_on_the_cpu(baseline_set):
     # Same code, same seed, same data order on the CPU: the same predictions.
     assert [s.accuracy for s in decision.candidate_samples] == [s.accuracy for s in decision.incumbent_samples]
     assert not decision.promoted and decision.attempt == 1 and decision.alpha_spent == 0.025  # 2 pairs cannot reach it
+
+
+def test_who_goes_first_alternates_from_a_coin_flip():
+    """The first timed run after the warm-ups is the slow one: the coin decides which side it falls on."""
+    assert pair_orders(4, 0) == [("candidate", "incumbent"), ("incumbent", "candidate")] * 2
+    assert pair_orders(3, 1) == [("incumbent", "candidate"), ("candidate", "incumbent"), ("incumbent", "candidate")]
+    for pairs in (2, 5, 16):
+        for first in (0, 1):
+            orders = pair_orders(pairs, first)
+            assert all(a != b for a, b in orders) and len(orders) == pairs
+            assert all(orders[k] != orders[k + 1] for k in range(pairs - 1))
