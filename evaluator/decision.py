@@ -165,6 +165,12 @@ def accuracy_non_inferiority(candidate: Sequence[float], incumbent: Sequence[flo
     return t_lower_bound(float(d.mean()), se, len(d) - 1, alpha, -margin, "accuracy non-inferiority (paired t)")
 
 
+def branch_of(record_accuracies: Sequence[float], score: ScoreSettings) -> str:
+    """'time' where the champion's record reaches the target (its score pays no penalty), else 'accuracy'."""
+    bound = lower_confidence_bound(record_accuracies, score.confidence, score.accuracy_std_floor, score.reference_runs)
+    return "time" if bound >= score.target else "accuracy"
+
+
 def decide(
     candidate: list[RunSample], incumbent: list[RunSample], score: ScoreSettings, context: DecisionContext
 ) -> PromotionDecision:
@@ -175,8 +181,7 @@ def decide(
     before = context.incumbent_record or incumbent  # a lone comparison (no record) reads the branch from its own pairs
     record = [*context.incumbent_record, *incumbent]
     c, i = summarize_with(candidate, score), summarize_with(record, score)
-    before_bound = lower_confidence_bound([s.accuracy for s in before], score.confidence, floor, score.reference_runs)
-    branch = "time" if before_bound >= score.target else "accuracy"
+    branch = branch_of([s.accuracy for s in before], score)
     c_acc, i_acc = [s.accuracy for s in candidate], [s.accuracy for s in incumbent]
     if branch == "time":
         tests = [

@@ -114,9 +114,10 @@ def stub_config(candidates: int, **update):
     return config.model_copy(update=update)
 
 
-def run_stub_search(executor, url: str, candidates: int, name: str = "stub", on_loop=None) -> str:
+def run_stub_search(executor, url: str, candidates: int, name: str = "stub", on_loop=None, config=None) -> str:
     """The real loop, store and built-in mutator, evaluating through `executor`; returns the stop reason.
-    `on_loop(loop)` is called before the loop runs (a test that interrupts it watches its state)."""
+    `on_loop(loop)` is called before the loop runs (a test that interrupts it watches its state);
+    `config` replaces stub_config(candidates)."""
     import numpy as np
     from rich.console import Console
 
@@ -127,7 +128,7 @@ def run_stub_search(executor, url: str, candidates: int, name: str = "stub", on_
     from evolve.search.progress import LoopStats, Progress
     from evolve.search.proposer import MutatorProposer
 
-    config = stub_config(candidates)
+    config = config or stub_config(candidates)
     with Store.open(url) as store:
         experiment = store.find_experiment(name) or store.create_experiment(
             name, config.components, config, "baseline", "stub", seed_sources=ComponentSet.shipped("baseline").sources)

@@ -71,6 +71,9 @@ def test_remaining_time_from_costs_and_budgets():
     assert remaining(costs, 10, 2).seconds == pytest.approx((10 * 60 + 1 * 300) / 2)
     limited = remaining(costs, 10, 1, device_seconds_left=120.0)
     assert limited.seconds == 120.0 and limited.limited_by == "device-time" and "budget" in limited.text()
+    # While jobs run, the work already done on them comes off (the panel passes each job's elapsed time, capped).
+    assert remaining(costs, 10, 2, seconds_in_progress=50.0).seconds == pytest.approx((10 * 60 + 1 * 300 - 50) / 2)
+    assert remaining(costs, 1, 1, seconds_in_progress=1e6).seconds == 0.0
     assert remaining(Costs(), 5, 1).seconds is None and "unknown until a candidate is measured (5" in remaining(Costs(), 5, 1).text()
     assert [duration(s) for s in (12, 245, 7800)] == ["12 s", "4 min 05 s", "2 h 10 min"]
 

@@ -47,7 +47,7 @@ def test_a_search_of_no_op_candidates_keeps_the_seed_as_champion(tmp_path, monke
                 # the time test (the one bursts of load attack) to decide.
                 "promotion.accuracy_margin=0.5",
                 # The behaviour check would skip these no-ops before any timed run (rightly); here they must reach the
-                # promotion rule, which is what this test puts to the null. No merges: every child is a no-op.
+                # gate and the promotion rule, which is what this test puts to the null. No merges: every child is a no-op.
                 "search.behaviour_check=false", "search.merge_share=0", *tiny]
     command = ["start", "--component", "hyperparams", "--device", "cpu", "--data", str(data), "--db", url, "--generations", "2",
                "--name", "aa", *[part for s in settings for part in ("--set", s)]]

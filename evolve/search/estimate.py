@@ -56,22 +56,26 @@ def remaining(
     slots: int,
     device_seconds_left: float | None = None,
     usd_left: float | None = None,
+    seconds_in_progress: float = 0.0,
 ) -> Remaining:
     """Wall-clock time of the jobs left on `slots` workers, cut short where a budget ends first.
 
-    device_seconds_left and usd_left are what the budgets still allow (None: no limit).
+    device_seconds_left and usd_left are what the budgets still allow (None: no limit);
+    seconds_in_progress is the work already done on the running jobs counted in evaluations_left
+    (each at most its expected cost), so that the estimate falls while a job runs.
     """
     if costs.evaluation_seconds is None:
         return Remaining(evaluations=evaluations_left, seconds=None)
     promotions = costs.promotion_rate * evaluations_left
     work = evaluations_left * costs.evaluation_seconds + promotions * (costs.promotion_seconds or 0.0)
+    work = max(0.0, work - seconds_in_progress)
     seconds, limited_by = work / max(1, slots), None
     if device_seconds_left is not None and device_seconds_left / max(1, slots) < seconds:
         seconds, limited_by = max(0.0, device_seconds_left) / max(1, slots), "device-time"
     if usd_left is not None and costs.usd_per_proposal:
         affordable = max(0.0, usd_left) / costs.usd_per_proposal
         if affordable < evaluations_left:
-            by_money = affordable * (work / evaluations_left) / max(1, slots)
+            by_money = affordable * (work / max(1, evaluations_left)) / max(1, slots)
             if by_money < seconds:
                 seconds, limited_by = by_money, "USD"
     return Remaining(evaluations=evaluations_left, seconds=seconds, limited_by=limited_by)

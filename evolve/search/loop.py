@@ -125,6 +125,7 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
         self.stats.evaluated = self.index.count("evaluated", "champion")
         self.champion: CandidateInfo | None = None
         self.champion_times: list[float] | None = None
+        self.champion_branch = "accuracy"  # which half of the rule applies: evaluator/decision.py branch_of
         champion = self.store.current_champion(experiment_id)
         if champion is not None:
             self._set_champion(champion.id)
@@ -280,7 +281,8 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
     def _evaluation_done(self, candidate_id: int, evaluation: Evaluation) -> None:
         self.budget.add_gpu_seconds(sum(s.seconds for s in evaluation.stages if s.stage in ("smoke", "timed", "profile")))
         summary, champion = evaluation.summary, self.champion
-        promote = evaluation.status == "evaluated" and summary is not None and champion is not None and self._beats(summary, champion)
+        promote = (evaluation.status == "evaluated" and summary is not None and champion is not None
+                   and self._beats(summary, champion, [s.time_seconds for s in evaluation.samples]))
         candidate = self.store.record_evaluation(candidate_id, evaluation, queue_promotion=promote)  # the profile comes along
         self.index.add(index_row(candidate))
         self._learn(candidate, evaluation)

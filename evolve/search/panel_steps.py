@@ -64,4 +64,7 @@ class PanelSteps:
         left = (self.total_attempts - self.attempts) + self.index.count("pending") + len(self.running)
         device_left = None if self.budget.gpu_hours_limit is None else (self.budget.gpu_hours_limit - self.budget.gpu_hours_spent) * 3600
         usd_left = None if self.budget.usd_limit is None else self.budget.usd_limit - self.budget.usd_spent
-        return remaining(costs, left, self.executor.slots, device_left, usd_left)
+        expected = {"evaluation": costs.evaluation_seconds or 0.0, "promotion": costs.promotion_seconds or costs.evaluation_seconds or 0.0}
+        now = time.monotonic()
+        in_progress = sum(min(now - self.started.get(future, now), expected.get(kind, 0.0)) for future, (kind, _) in self.running.items())
+        return remaining(costs, left, self.executor.slots, device_left, usd_left, in_progress)

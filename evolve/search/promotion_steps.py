@@ -10,7 +10,8 @@ after each decision (evolve/database/decisions.py).
 import time
 
 from evaluator.component_set import ComponentSet
-from evaluator.decision import DecisionContext, attempt_alpha, minimum_gain, pairs_for
+from evaluator.decision import DecisionContext, attempt_alpha, branch_of, minimum_gain, pairs_for
+from evaluator.gate import worth_comparing
 from evaluator.promotion import PromotionDecision, better_score
 from evaluator.results import RunSample
 from evolve.database import decisions as promotion_records
@@ -27,7 +28,8 @@ class PromotionSteps:
 
     def _start_promotion(self, promotion) -> None:
         champion, candidate = self.champion, self.index.rows[promotion.candidate_id]
-        if champion is None or champion.id == candidate.id or not self._beats(candidate, champion):
+        times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, candidate.id)]
+        if champion is None or champion.id == candidate.id or not self._beats(candidate, champion, times):
             reason = "the champion changed since it was queued, and it no longer scores above it"
             self.store.finish_promotion(promotion.id, None, [], [], False, {"reason": reason}, 0.0)
             return
@@ -78,14 +80,19 @@ class PromotionSteps:
         return DecisionContext(attempt=attempt, alpha=attempt_alpha(self.promotion.experiment_alpha, attempt), min_gain_seconds=gain,
                                min_gain_source=source, accuracy_margin=self.promotion.accuracy_margin, incumbent_record=record)
 
-    def _beats(self, candidate, champion: CandidateInfo) -> bool:
-        """Worth a paired comparison: a screening score above the champion's record by the minimum gain
-        (a gate, not a test). `candidate` is anything with score and accuracy_lower_bound (a candidate,
-        an index row, a Summary)."""
+    def _beats(self, candidate, champion: CandidateInfo, candidate_times: list[float]) -> bool:
+        """Worth a paired comparison (evaluator/gate.py): a screening score above the champion's record
+        by the minimum gain and, where the champion reaches the target, screening times that beat its
+        record's at promotion.gate_pvalue. `candidate` is anything with score and accuracy_lower_bound
+        (a candidate, an index row, a Summary); `candidate_times` are its screening runs."""
         if candidate.score is None or champion.score is None:
             return candidate.score is not None
         gain, _ = self._min_gain(champion)
-        return better_score(candidate.score, champion.score + gain, candidate.accuracy_lower_bound or 0, champion.accuracy_lower_bound or 0)
+        if not better_score(candidate.score, champion.score + gain, candidate.accuracy_lower_bound or 0, champion.accuracy_lower_bound or 0):
+            return False
+        if self.champion_branch != "time" or not self.champion_times:
+            return True
+        return worth_comparing(candidate_times, self.champion_times, gain, self.promotion.gate_pvalue)
 
     def _promotion_done(self, candidate_id: int, decision: PromotionDecision) -> None:
         self.budget.add_gpu_seconds(decision.seconds)
@@ -117,7 +124,9 @@ class PromotionSteps:
         self.index.set_status(candidate_id, "champion")
         self.champion = self.store.candidate(candidate_id)
         # early stopping compares with the champion's whole record: screening and every confirmation
-        self.champion_times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, candidate_id)]
+        record = promotion_records.record_samples_of(self.store, candidate_id)
+        self.champion_times = [s.time_seconds for s in record]
+        self.champion_branch = branch_of([s.accuracy for s in record], self.config.score) if record else "accuracy"
         if self.stats.champion_id != self.champion.id:
             self.stats.champion_history = champion_line(experiment_status(self.store, self.experiment).champions)
         self.stats.champion_id = self.champion.id

@@ -1,0 +1,80 @@
+"""The gate to a paired comparison: neutral candidates rarely pass it, faster ones do."""
+
+import numpy as np
+
+from evaluator.gate import screening_pvalue, worth_comparing
+from evaluator.promotion import PromotionDecision
+from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.statistics import summarize
+from evolve.search.executor import PromotionJob
+from tests.ray_support import run_stub_search, stub_config
+from tests.stub_search import StubExecutor
+
+
+def pass_rate(gain_in_stds: float, min_gain_in_stds: float, candidate_runs: int, champion_runs: int, trials: int = 2000) -> float:
+    rng = np.random.default_rng(7)
+    passed = 0
+    for _ in range(trials):
+        champion = rng.normal(3.0, 0.05, champion_runs)
+        candidate = rng.normal(3.0 - gain_in_stds * 0.05, 0.05, candidate_runs)
+        passed += worth_comparing(candidate, champion, min_gain_in_stds * 0.05, 0.2)
+    return passed / trials
+
+
+def test_a_candidate_that_is_no_faster_reaches_a_comparison_at_most_at_the_gate_rate():
+    for candidate_runs, champion_runs in ((2, 2), (3, 10), (5, 30)):
+        rate = pass_rate(0.0, 0.0, candidate_runs, champion_runs)
+        assert rate <= 0.2 + 3 * np.sqrt(0.2 * 0.8 / 2000), (candidate_runs, champion_runs, rate)
+    assert pass_rate(0.0, 0.5, 3, 10) < 0.1  # the minimum gain raises the bar further
+
+
+def test_a_candidate_faster_by_a_few_deviations_passes():
+    assert pass_rate(3.0, 0.5, 3, 10) > 0.8
+    assert pass_rate(3.0, 0.5, 5, 30) > 0.95
+
+
+def test_no_evidence_or_the_gate_off():
+    assert screening_pvalue([], [3.0, 3.1], 0.0) == 1.0 and screening_pvalue([2.0], [], 0.0) == 1.0
+    assert worth_comparing([3.5, 3.6], [3.0, 3.1], 0.0, 1.0)  # gate_pvalue 1: the score alone decides
+    assert not worth_comparing([3.5, 3.6], [3.0, 3.1], 0.0, 0.2)
+
+
+NOISE = 0.2
+
+
+class NeutralExecutor(StubExecutor):
+    """Every set, the seed included, runs in N(3 s, NOISE): no child is faster, some are lucky."""
+
+    def __init__(self):
+        super().__init__()
+        self.rng = np.random.default_rng(5)
+
+    def draw(self, runs: int) -> list[RunSample]:
+        return [RunSample(run=i, seed=i, accuracy=0.95, time_seconds=float(self.rng.normal(3.0, NOISE)), device_name="stub",
+                          torch_version="-") for i in range(runs)]
+
+    def evaluate(self, job):
+        samples = self.draw(3)
+        return Evaluation(changed=job.changed, status="evaluated", samples=samples, summary=summarize(samples),
+                          stages=[StageVerdict(stage="timed", status="passed", seconds=1.0)])
+
+    def confirm(self, job):
+        return PromotionDecision(promoted=False, reason="neutral", pairs=4, confidence=0.95, candidate_samples=self.draw(4),
+                                 incumbent_samples=self.draw(4), seconds=1.0, alpha_spent=0.01)
+
+
+def comparisons_of_a_neutral_search(tmp_path, gate_pvalue: float) -> int:
+    config = stub_config(60)
+    config.promotion.gate_pvalue = gate_pvalue
+    config.search.novelty_enabled = False  # every child evaluated: the gate alone decides what is compared
+    executor = NeutralExecutor()
+    run_stub_search(executor, f"sqlite:///{tmp_path / f'gate-{gate_pvalue}.db'}", 60, config=config)
+    return sum(isinstance(job, PromotionJob) for job in executor.jobs)
+
+
+def test_the_gate_keeps_lucky_neutral_candidates_from_the_paired_comparison(tmp_path):
+    """Without the time half of the gate, a score above the champion's by the minimum gain sent 11 of these 59
+    no-faster children to a paired comparison (a seed measured lucky in its 3 runs stays hard to beat); with it, none."""
+    without, with_gate = comparisons_of_a_neutral_search(tmp_path, 1.0), comparisons_of_a_neutral_search(tmp_path, 0.2)
+    assert without >= 8, without
+    assert with_gate <= without / 2, (with_gate, without)
