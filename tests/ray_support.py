@@ -5,6 +5,7 @@ installs the extra (like the PostgreSQL tests in tests/database_support.py).
 """
 
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -35,14 +36,22 @@ def import_ray():
 
 
 def start_cluster(worker_nodes: int = 2, cpus_per_node: int = 1):
-    """A head that runs no task (num_cpus=0) and `worker_nodes` simulated nodes, all on this machine."""
+    """A head that runs no task (num_cpus=0) and `worker_nodes` simulated nodes, all on this machine.
+
+    Its processes start with SIGINT ignored, as they do under a CI runner or from `ray start ... &`
+    in a script (a background job of a shell without job control inherits it ignored): the case in
+    which Ray's polite cancel did nothing until ray_executor.accept_polite_cancel."""
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "include_dashboard": False, "_system_config": FAST_FAILURE_DETECTION, **NODE_MEMORY})
-    for _ in range(worker_nodes):
-        cluster.add_node(num_cpus=cpus_per_node, **NODE_MEMORY)
-    cluster.wait_for_nodes()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "include_dashboard": False, "_system_config": FAST_FAILURE_DETECTION, **NODE_MEMORY})
+        for _ in range(worker_nodes):
+            cluster.add_node(num_cpus=cpus_per_node, **NODE_MEMORY)
+        cluster.wait_for_nodes()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return cluster
 
 

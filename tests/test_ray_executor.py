@@ -167,15 +167,16 @@ def test_a_result_delivered_twice_resolves_its_job_once(cluster, dataset):
 def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_database_consistent(cluster, dataset, tmp_path):
     starts = tmp_path / "starts"
     starts.mkdir()
-    # The grace is long so that it tells the polite cancel from the forced one: on the idle machine the polite one
-    # took 0.4 s; in a CI-like run on a loaded machine it took 5.3 s and failed a 5 s grace.
+    # The grace is long so that the time bound below tells the polite cancel (0.4 s) from the forced one, which
+    # waits it out: the cluster's workers start with SIGINT ignored (ray_support.start_cluster), as under CI, where
+    # the polite cancel did nothing until ray_executor.accept_polite_cancel.
     grace = 30
     executor = RayExecutor(RaySettings(address=cluster.address, cancel_grace_seconds=grace), "cpu", dataset,
                            StubRunner(seconds=60, marker_dir=str(starts)))
 
     loops = []
-    # Ctrl-C must raise KeyboardInterrupt here, whatever an earlier test in this worker process left
-    # behind: in full suite runs the presses went nowhere (the search ran to its end), alone they work.
+    # Ctrl-C must raise KeyboardInterrupt here: a pytest started as a background job (as CI starts it) inherits
+    # SIGINT ignored, and the presses went nowhere (the search ran to its end).
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def press_ctrl_c_twice() -> None:  # the loop's first Ctrl-C waits for running jobs, the second abandons them

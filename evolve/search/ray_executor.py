@@ -101,6 +101,7 @@ def _run_task(job: Job, dataset: Dataset, runner: JobRunner) -> TaskOutcome:
     """The body of every task. The job runs in a thread so that a cancellation reaches this one at once:
     Ray's polite cancel raises KeyboardInterrupt only between bytecodes, never inside a blocking wait."""
     box: dict[str, object] = {}
+    accept_polite_cancel()
 
     def work() -> None:
         try:
@@ -121,6 +122,18 @@ def _run_task(job: Job, dataset: Dataset, runner: JobRunner) -> TaskOutcome:
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return TaskOutcome(result=box["result"], node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname())
+
+
+def accept_polite_cancel() -> None:
+    """Give SIGINT Python's handler in a Ray worker that inherited it ignored (or at the default).
+
+    Ray's polite cancel is `_thread.interrupt_main()`, which does nothing where SIGINT is ignored or
+    at SIG_DFL; a worker started from a background job of a shell without job control (`ray start
+    ... &` in a script, a CI runner) inherits it ignored, and every Ctrl-C then waited out
+    `cancel_grace_seconds` and killed the Ray worker instead (tests/test_ray_executor.py reproduces it).
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def kill_child_process_groups() -> None:
