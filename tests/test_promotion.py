@@ -81,3 +81,15 @@ def test_who_goes_first_alternates_from_a_coin_flip():
             orders = pair_orders(pairs, first)
             assert all(a != b for a, b in orders) and len(orders) == pairs
             assert all(orders[k] != orders[k + 1] for k in range(pairs - 1))
+
+
+def test_a_side_that_fails_its_set_up_ends_the_measurement_with_its_reason(baseline_set):
+    """Both workers set up side by side: the failing one's error comes back, nothing hangs, nothing is promoted."""
+    broken = baseline_set.model_copy(update={"sources": {**baseline_set.sources, "hyperparams": baseline_set.sources["hyperparams"]
+                                                        + "\nraise RuntimeError('broken on purpose')\n"}})
+    dataset = synthetic_dataset(400, 100, seed=3)
+    harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1})
+    limits = WorkerLimits(setup_seconds=60, warmup_seconds=120, run_seconds=60, memory_bytes=6 << 30)
+    decision = confirm_promotion(broken, baseline_set, dataset, harness, SCORE, PromotionSettings(pairs=2, limits=limits))
+    assert not decision.promoted and decision.pairs == 0 and decision.alpha_spent == 0
+    assert decision.reason.startswith("the paired re-measurement failed") and "broken on purpose" in decision.reason
