@@ -78,3 +78,13 @@ def test_the_gate_keeps_lucky_neutral_candidates_from_the_paired_comparison(tmp_
     without, with_gate = comparisons_of_a_neutral_search(tmp_path, 1.0), comparisons_of_a_neutral_search(tmp_path, 0.2)
     assert without >= 8, without
     assert with_gate <= without / 2, (with_gate, without)
+
+
+def test_the_panel_says_when_only_the_time_test_kept_a_candidate_from_a_comparison(tmp_path):
+    events: list[str] = []
+    config = stub_config(20)
+    config.search.novelty_enabled = False
+    run_stub_search(NeutralExecutor(), f"sqlite:///{tmp_path / 'events.db'}", 20, config=config,
+                    on_loop=lambda loop: setattr(loop.progress, "event", events.append))
+    blocked = [e for e in events if "not compared" in e]
+    assert blocked and all("promotion.gate_pvalue 0.2" in e and "p = " in e for e in blocked), events

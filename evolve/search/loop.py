@@ -281,8 +281,8 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
     def _evaluation_done(self, candidate_id: int, evaluation: Evaluation) -> None:
         self.budget.add_gpu_seconds(sum(s.seconds for s in evaluation.stages if s.stage in ("smoke", "timed", "profile")))
         summary, champion = evaluation.summary, self.champion
-        promote = (evaluation.status == "evaluated" and summary is not None and champion is not None
-                   and self._beats(summary, champion, [s.time_seconds for s in evaluation.samples]))
+        gate = None if summary is None or champion is None else self._gate(summary, champion, [s.time_seconds for s in evaluation.samples])
+        promote = evaluation.status == "evaluated" and summary is not None and champion is not None and gate is None
         candidate = self.store.record_evaluation(candidate_id, evaluation, queue_promotion=promote)  # the profile comes along
         self.index.add(index_row(candidate))
         self._learn(candidate, evaluation)
@@ -303,6 +303,8 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
             f"#{candidate_id} evaluated: {summary.time_mean:.4f} s, {summary.accuracy_mean:.2%} (lower bound "
             f"{summary.accuracy_lower_bound:.2%}), score {summary.score:.4f}"
         )
+        if gate is not None and gate.startswith("scores above"):
+            self.progress.event(f"#{candidate_id} {gate}")
         if champion is None:
             self.store.record_champion(self.experiment.id, candidate_id, None, {"reason": "the first evaluated candidate"})
             self._set_champion(candidate_id)

@@ -11,7 +11,7 @@ import time
 
 from evaluator.component_set import ComponentSet
 from evaluator.decision import DecisionContext, attempt_alpha, branch_of, minimum_gain, pairs_for
-from evaluator.gate import worth_comparing
+from evaluator.gate import screening_pvalue, worth_comparing
 from evaluator.promotion import PromotionDecision, better_score
 from evaluator.results import RunSample
 from evolve.database import decisions as promotion_records
@@ -85,14 +85,23 @@ class PromotionSteps:
         by the minimum gain and, where the champion reaches the target, screening times that beat its
         record's at promotion.gate_pvalue. `candidate` is anything with score and accuracy_lower_bound
         (a candidate, an index row, a Summary); `candidate_times` are its screening runs."""
+        return self._gate(candidate, champion, candidate_times) is None
+
+    def _gate(self, candidate, champion: CandidateInfo, candidate_times: list[float]) -> str | None:
+        """None where the candidate passes the gate, else why not (shown when only the time test stopped it)."""
         if candidate.score is None or champion.score is None:
-            return candidate.score is not None
+            return None if candidate.score is not None else "no score"
         gain, _ = self._min_gain(champion)
         if not better_score(candidate.score, champion.score + gain, candidate.accuracy_lower_bound or 0, champion.accuracy_lower_bound or 0):
-            return False
+            return "its score is not above the champion's by the minimum gain"
         if self.champion_branch != "time" or not self.champion_times:
-            return True
-        return worth_comparing(candidate_times, self.champion_times, gain, self.promotion.gate_pvalue)
+            return None
+        if worth_comparing(candidate_times, self.champion_times, gain, self.promotion.gate_pvalue):
+            return None
+        pvalue = screening_pvalue(candidate_times, self.champion_times, gain)
+        return (f"scores above champion #{champion.id}, but its {len(candidate_times)} screening times do not beat the "
+                f"champion's {len(self.champion_times)} by the minimum gain {gain:.4f} s (p = {pvalue:.2f} > "
+                f"promotion.gate_pvalue {self.promotion.gate_pvalue:g}): not compared")
 
     def _promotion_done(self, candidate_id: int, decision: PromotionDecision) -> None:
         self.budget.add_gpu_seconds(decision.seconds)
