@@ -4,6 +4,7 @@ formatting or docstrings count as duplicates and are evaluated once."""
 import ast
 import hashlib
 from collections import OrderedDict
+from evaluator.python_parse import parse_python
 
 
 def strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -19,7 +20,7 @@ def strip_docstrings(tree: ast.AST) -> ast.AST:
 def canonical_tree(source: str) -> ast.AST | None:
     """The parsed module without its docstrings; None when unparsable."""
     try:
-        return strip_docstrings(ast.parse(source))
+        return strip_docstrings(parse_python(source))
     except (SyntaxError, ValueError, RecursionError):
         return None
 

@@ -28,6 +28,7 @@ from evaluator.component_set import ComponentSet
 from evaluator.results import RunSample, Summary
 from evaluator.settings import SCALES
 from evolve.export import standalone
+from evaluator.python_parse import parse_python
 
 PROJECT_PACKAGES = ("components", "evaluator", "evolve")
 # The modules copied into the script, in order, with the title of their section.
@@ -127,7 +128,7 @@ class InlinedModule:
 
 def split_module(module: types.ModuleType) -> InlinedModule:
     source = inspect.getsource(module)
-    tree = ast.parse(source)
+    tree = parse_python(source)
     statements = list(tree.body)
     docstring = ast.get_docstring(tree) or ""
     if docstring:

@@ -7,6 +7,7 @@ plain literal by contract, see components/README.md).
 
 import ast
 from collections.abc import Mapping
+from evaluator.python_parse import parse_python
 
 Scalar = int | float | bool
 
@@ -15,7 +16,7 @@ def hyperparams_in_force(hyperparams_source: str, overrides: Mapping[str, object
     """The module's HYPERPARAMS literal with the harness's overrides applied (what every component
     receives as `hp`); None when the module has no readable literal dict."""
     try:
-        tree = ast.parse(hyperparams_source)
+        tree = parse_python(hyperparams_source)
     except SyntaxError:
         return None
     values = None
@@ -45,7 +46,7 @@ def module_interface(source: str) -> str:
     """The module's top-level functions and classes (with their public methods) as signatures, and
     its constants' names: what a sibling component can call."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as e:
         return f"(does not parse: line {e.lineno}: {e.msg})"
     lines = []

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from evolve.search.mutation_sites import HYPERPARAMS_NAME
+from evaluator.python_parse import parse_python
 
 
 def overridden_keys(overrides: Mapping[str, object]) -> dict[str, str]:
@@ -54,7 +55,7 @@ def _calls_in(source: str) -> dict[str, tuple[CallShape, ...]]:
     """Every call in one module by the callee's last name."""
     found: dict[str, list[CallShape]] = {}
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return {}
     for node in ast.walk(tree):
@@ -87,7 +88,7 @@ def _passes(call: CallShape, parameter: str, position: int) -> bool | None:
 def _defaults(source: str) -> tuple[Default, ...]:
     """The parameter defaults of one module's functions and methods."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return ()
     found: list[Default] = []

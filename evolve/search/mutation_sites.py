@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from components.interface import COMPONENT_NAMES
+from evaluator.python_parse import parse_python
 
 ALTERNATIVES_NAME = "ALTERNATIVES"
 HYPERPARAMS_NAME = "HYPERPARAMS"
@@ -54,7 +55,7 @@ def mutation_sites(component: str, source: str) -> list[Site]:
     if component not in COMPONENT_NAMES:
         raise MutatorError(f"unknown component {component!r}: choose one of {', '.join(COMPONENT_NAMES)}")
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as e:
         raise MutatorError(f"line {e.lineno}: {e.msg}: the mutator needs valid Python") from e
     offsets = _Offsets(source)

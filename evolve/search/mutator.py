@@ -41,7 +41,6 @@ Deterministic given the numpy Generator. Each change is described as `site: old 
 the loop stores as the candidate's "prompt".
 """
 
-import ast
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from evaluator.python_parse import parse_python
 from evolve.config import MutatorSettings
 from evolve.search.mutation_sites import (  # noqa: F401 (the mutator's names: liveness.py and the tests use them here)
     ALTERNATIVES_NAME,
@@ -113,7 +113,7 @@ def mutate(
     child = source
     for start, end, text in sorted(edits, reverse=True):
         child = child[:start] + text + child[end:]
-    ast.parse(child)  # the splice of literals cannot break the syntax; fail loudly if it ever did
+    parse_python(child)  # the splice of literals cannot break the syntax; fail loudly if it ever did
     description = "; ".join(f"{c.site}: {c.old} -> {c.new}" for c in changes)
     return Mutation(source=child, description=description, changes=changes)
 

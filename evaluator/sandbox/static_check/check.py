@@ -1,6 +1,5 @@
 """The entry point: parse the text, run every part of the check, and sort what it found by line."""
 
-import ast
 
 from components.interface import COMPONENT_NAMES
 
@@ -10,6 +9,7 @@ from evaluator.sandbox.static_check.load_time import check_load_time
 from evaluator.sandbox.static_check.raw_memory_check import check_raw_memory
 from evaluator.sandbox.static_check.violation import Violation
 from evaluator.sandbox.static_check.visitor import ContractVisitor
+from evaluator.python_parse import parse_python
 
 
 def check_source(component: str, source: str) -> list[Violation]:
@@ -17,7 +17,7 @@ def check_source(component: str, source: str) -> list[Violation]:
     if component not in COMPONENT_NAMES:
         raise ValueError(f"unknown component {component!r}: choose one of {', '.join(COMPONENT_NAMES)}")
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         return [_syntax_violation(e)]
     try:
