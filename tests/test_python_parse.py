@@ -5,6 +5,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import evaluator.python_parse as python_parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +46,23 @@ def test_parses_from_several_threads_never_overlap(monkeypatch):
     for thread in threads:
         thread.join()
     assert most == 1
+
+
+def test_a_collision_with_a_parse_elsewhere_is_retried_and_other_errors_are_not(monkeypatch):
+    real_parse, calls = ast.parse, []
+
+    def colliding_parse(source: str) -> ast.Module:
+        calls.append(source)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=27, after=158)")
+        return real_parse(source)
+
+    monkeypatch.setattr(python_parse.ast, "parse", colliding_parse)
+    assert isinstance(python_parse.parse_python("x = 1").body[0], ast.Assign) and len(calls) == 2
+
+    def broken_parse(source: str) -> ast.Module:
+        raise SystemError("some other interpreter failure")
+
+    monkeypatch.setattr(python_parse.ast, "parse", broken_parse)
+    with pytest.raises(SystemError, match="other interpreter failure"):
+        python_parse.parse_python("x = 1")
