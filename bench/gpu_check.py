@@ -7,7 +7,7 @@ Steps, in order (each a child process in its own process group, killed when its 
    smoke and timed stages, and the parent's clock against the CUDA-event time of every run;
 3. comparison: bench/speedrun_comparison.py, interleaved rounds of frontier, record and
    cifar10_speedrun.py, then baseline and airbench94_muon.py if the deadline leaves time;
-4. promotion: evaluator.promotion.confirm_promotion of record against baseline (two workers);
+4. promotion: evaluator.promotion.confirm_promotion of record against baseline (two fresh workers a pair);
 5. search: a short `evolve start` with the built-in mutator, then `evolve export --verify`.
 
 Every step writes its JSON under --out as soon as it ends (data.json, eval.json, comparison.json,
@@ -292,7 +292,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=50, help="most comparison rounds (the deadline usually ends them first)")
     parser.add_argument("--contestants", default="frontier,record,cifar10_speedrun,baseline,airbench94_muon", help="round order")
     parser.add_argument("--optional", default="baseline,airbench94_muon", help="contestants that join only if time allows")
-    parser.add_argument("--pairs", type=int, default=6, help="paired runs of the promotion step")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="paired runs of the promotion step (each sets up and warms up two fresh workers, compile included)")
     parser.add_argument("--target", type=float, default=0.94, help="accuracy target of the scores")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="hyperparameter override for every set and step (CPU dry runs: epochs=1, width1=8, ...)")

@@ -1,7 +1,8 @@
 """The promotion rule: when the paired re-measurement makes a candidate the new champion.
 
-Measured side by side (evaluator/promotion.py runs the pairs: same fresh seed, who goes first
-alternating after a coin flip), the candidate is promoted only when all of these hold:
+Measured side by side (evaluator/promotion.py runs the pairs: same fresh seed, a fresh pair of
+workers for every pair, who goes first a coin flip), the candidate is promoted only when all of
+these hold:
 
 1. Its score, on its paired samples, is not below the champion's score on the champion's whole
    record (every sample it ever had: screening, earlier confirmations and these pairs).

@@ -4,15 +4,23 @@ A candidate's own timed runs (evaluator/cascade.py) rank it, but they were measu
 moment than the incumbent's, perhaps after a lucky draw of seeds. Before it replaces the
 incumbent, both are measured again, side by side:
 
-1. Both component sets are loaded into two sandboxed workers on the same device and warmed up,
-   side by side (evaluator/runs.py `start_speedrun_workers`).
-2. For each of `pairs` fresh seeds, both train once on that seed (same initialization seed and
-   same order of the training set), one after the other; who goes first alternates from pair
-   to pair, so that drift of the GPU's clock or temperature falls on both equally, and who goes
-   first in the first pair is a coin flip. The first timed run after the warm-ups is slower (on
-   the CPU of CI by 0.1-0.3 s in 0.4 s runs); with the candidate always first it paid that in
-   every comparison, one pair lost before the pairs began, and the rule's null hypothesis (both
-   sides alike) did not hold exactly. The flip makes the pairs exchangeable again.
+1. Every pair runs on a fresh pair of sandboxed workers: both sets are loaded into two new
+   workers on the same device and warmed up side by side (evaluator/runs.py
+   `start_speedrun_workers`, which side's worker starts first a coin flip), then both train once
+   on the pair's fresh seed (same initialization seed, same order of the training set), one after
+   the other, who goes first decided by another coin flip; then both workers exit.
+2. Why fresh workers for every pair: a worker process has a speed of its own. On this project's
+   2-core CPU machine, two workers running the *same* set, warmed up side by side and measured
+   alternately over 10 pairs, were won by one side in all 10 pairs in 4 of 6 such measurements,
+   by a steady 0.06-0.18 s in 1.6-1.9 s runs (bench/worker_offset.py; docs/BENCHMARKS.md, "A
+   worker has a speed of its own"). With both sides kept in one worker each, every pair shares
+   that offset, the pairs are not independent, and the sign test promoted a no-op change
+   (head_lr 0.67 -> 0.673) at p = 0.001. A GPU has per-process sources of its own (autotuned
+   kernel choices, allocator state). With fresh workers the offset is drawn again for every
+   pair, on both sides alike: it becomes noise that the pairs see, and the pairs are independent
+   and exchangeable under "no difference", which is what the rule's error bound assumes. The
+   price is a set-up and warm-up of both sides per pair; every timed run is then the first one
+   after a warm-up, on both sides, as in the speedrun itself.
 3. The rule (evaluator/decision.py) decides on these pairs and the champion's record, spending
    this attempt's share of the experiment's error budget.
 
@@ -22,6 +30,7 @@ same rule serves the search, `evolve calibrate` and the null simulations in the 
 
 import secrets
 import time
+from contextlib import ExitStack
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -54,10 +63,10 @@ def better_score(candidate: float, incumbent: float, candidate_lcb: float = 0.0,
     return candidate > incumbent
 
 
-def pair_orders(pairs: int, first: int) -> list[tuple[str, str]]:
-    """Who runs first in each pair: alternating, the first pair's order given by `first` (0: the candidate)."""
+def pair_order(first: int) -> tuple[str, str]:
+    """Who runs first in a pair (0: the candidate); the caller flips a coin for every pair."""
     sides = ("candidate", "incumbent")
-    return [sides if (pair + first) % 2 == 0 else sides[::-1] for pair in range(pairs)]
+    return sides if first == 0 else sides[::-1]
 
 
 def measure_pairs(
@@ -77,17 +86,21 @@ def measure_pairs(
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}
     error = None
     try:
-        with SandboxedWorker(settings.limits, harness.device, gpu) as c_worker, SandboxedWorker(settings.limits, harness.device, gpu) as i_worker:
-            workers = {"candidate": c_worker, "incumbent": i_worker}
-            seeds = [fresh_seed() for _ in range(settings.pairs)]
-            report("warm-up", None, None)
-            start_speedrun_workers([(c_worker, candidate), (i_worker, incumbent)], dataset, harness, seeds)
-            for pair, (seed, order) in enumerate(zip(seeds, pair_orders(settings.pairs, secrets.randbelow(2)))):
+        for pair in range(settings.pairs):  # fresh workers for every pair: the module docstring, point 2
+            seed = fresh_seed()
+            report("warm-up", pair + 1, settings.pairs)
+            with ExitStack() as stack:
+                # Which side's worker starts, sets up and loads first is a coin flip too: nothing but the code
+                # may tell the two sides apart (the start order may leave a process with a speed of its own).
+                spawn_order = pair_order(secrets.randbelow(2))
+                workers = {side: stack.enter_context(SandboxedWorker(settings.limits, harness.device, gpu)) for side in spawn_order}
+                sets = {"candidate": candidate, "incumbent": incumbent}
+                start_speedrun_workers([(workers[side], sets[side]) for side in spawn_order], dataset, harness, [seed])
                 report("pair", pair + 1, settings.pairs)
-                for side in order:
+                for side in pair_order(secrets.randbelow(2)):
                     samples[side].append(timed_sample(workers[side], pair, seed, dataset, settings.clock_tolerance, flags))
-            finish_runs(c_worker)
-            finish_runs(i_worker)
+                for side in spawn_order:
+                    finish_runs(workers[side])
     except WorkerFailure as e:
         error = str(e)[:2000]
     pairs = min(len(samples["candidate"]), len(samples["incumbent"]))  # a pair counts only when both sides ran

@@ -153,9 +153,9 @@ def test_the_plan_counts_the_pairs_the_next_attempt_really_runs(tmp_path):
     with Store.open(f"sqlite:///{tmp_path}/plan.db") as store:
         experiment = store.create_experiment("plan", ["hyperparams"], {}, "baseline", "cpu",
                                              seed_sources=ComponentSet.shipped("baseline").sources)
-        assert plan(config, store, experiment, 1).runs_per_promotion == 2 + 2 * 6
+        assert plan(config, store, experiment, 1).runs_per_promotion == 4 * 6
         more = config.model_copy(update={"promotion": config.promotion.model_copy(update={"pairs": 9})})
-        assert plan(more, store, experiment, 1).runs_per_promotion == 2 + 2 * 9
+        assert plan(more, store, experiment, 1).runs_per_promotion == 4 * 9
 
 
 def test_the_panel_names_the_generation_of_the_latest_proposal():

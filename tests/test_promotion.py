@@ -4,7 +4,8 @@ import pytest
 
 from evaluator.data import synthetic_dataset
 from evaluator.decision import DecisionContext, decide
-from evaluator.promotion import PromotionSettings, confirm_promotion, pair_orders
+from evaluator import promotion
+from evaluator.promotion import PromotionSettings, confirm_promotion, pair_order
 from evaluator.results import RunSample
 from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
@@ -72,15 +73,29 @@ def test_paired_remeasurement_end_to_end_on_the_cpu(baseline_set):
     assert not decision.promoted and decision.attempt == 1 and decision.alpha_spent == 0.025  # 2 pairs cannot reach it
 
 
-def test_who_goes_first_alternates_from_a_coin_flip():
-    """The first timed run after the warm-ups is the slow one: the coin decides which side it falls on."""
-    assert pair_orders(4, 0) == [("candidate", "incumbent"), ("incumbent", "candidate")] * 2
-    assert pair_orders(3, 1) == [("incumbent", "candidate"), ("candidate", "incumbent"), ("incumbent", "candidate")]
-    for pairs in (2, 5, 16):
-        for first in (0, 1):
-            orders = pair_orders(pairs, first)
-            assert all(a != b for a, b in orders) and len(orders) == pairs
-            assert all(orders[k] != orders[k + 1] for k in range(pairs - 1))
+def test_who_goes_first_is_a_coin_flip_for_each_pair():
+    assert pair_order(0) == ("candidate", "incumbent") and pair_order(1) == ("incumbent", "candidate")
+
+
+def test_every_pair_runs_on_a_fresh_pair_of_workers(baseline_set, monkeypatch):
+    """A worker has a speed of its own: pairs that shared the two workers would share their offset (module docstring)."""
+    started, pids = [], []
+    real_enter = promotion.SandboxedWorker.__enter__
+
+    def recording_enter(worker):
+        entered = real_enter(worker)
+        started.append(worker)
+        pids.append(worker.process.pid)
+        return entered
+
+    monkeypatch.setattr(promotion.SandboxedWorker, "__enter__", recording_enter)
+    dataset = synthetic_dataset(400, 100, seed=3)
+    harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1})
+    limits = WorkerLimits(setup_seconds=60, warmup_seconds=120, run_seconds=60, memory_bytes=6 << 30)
+    measured = promotion.measure_pairs(baseline_set, baseline_set, dataset, harness, PromotionSettings(pairs=3, limits=limits))
+    assert measured.error is None and len(measured.candidate_samples) == 3
+    assert len(started) == 6 and len(set(pids)) == 6  # two new workers for each of the 3 pairs
+    assert len({s.seed for s in measured.candidate_samples}) == 3
 
 
 def test_a_side_that_fails_its_set_up_ends_the_measurement_with_its_reason(baseline_set):

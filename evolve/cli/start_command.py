@@ -297,8 +297,9 @@ def plan(config: "ExperimentConfig", store: "Store", experiment, slots: int):
     return Plan(
         candidates=candidates,
         runs_per_candidate=1 + config.cascade.runs,
-        # the next attempt's pairs: the loop raises the setting to what the attempt's alpha needs
-        runs_per_promotion=2 + 2 * max(config.promotion.pairs,
+        # the next attempt's pairs (the loop raises the setting to what the attempt's alpha needs); each pair
+        # warms up two fresh workers and times one run of each (evaluator/promotion.py)
+        runs_per_promotion=4 * max(config.promotion.pairs,
                                        pairs_for(attempt_alpha(config.promotion.experiment_alpha,
                                                                attempts_made(store, experiment.id) + 1))),
         seconds_per_candidate=seconds,

@@ -86,7 +86,7 @@ class Plan(BaseModel):
 
     candidates: int
     runs_per_candidate: int = Field(description="1 untimed warm-up and the most timed runs")
-    runs_per_promotion: int = Field(description="the next promotion attempt's: 2 warm-ups and 2 runs per pair (later attempts need more pairs)")
+    runs_per_promotion: int = Field(description="the next promotion attempt's: 2 warm-ups and 2 timed runs per pair (later attempts need more pairs)")
     seconds_per_candidate: float | None = Field(None, description="measured on this device and data, when known")
     measured_from: str | None = None
     slots: int = 1

@@ -1,0 +1,111 @@
+"""Does a worker process have a speed of its own? A/A paired measurements, shared or fresh workers.
+
+The same component set on both sides of a paired measurement, `--measurements` times:
+
+- shared: two workers set up and warmed up side by side, then `--pairs` pairs on them,
+  alternating who goes first (the protocol evaluator/promotion.py used before 2026-12-02);
+- fresh: `evaluator.promotion.measure_pairs`, a new pair of workers for every pair.
+
+If pairs were independent and the sides exchangeable, one side would win all `--pairs` pairs of a
+measurement with probability 2 * 2 ** -pairs (0.2 % for 10 pairs), and the medians of the paired
+differences would scatter as the pairs' own noise predicts. A per-process offset breaks both: a
+measurement then shows one side faster in (nearly) every pair. Reported per measurement: the
+median difference (side a minus side b), how many pairs each side won, and the two-sided sign-test
+p-value of "no side is faster"; one JSON line each on stdout, and a summary line.
+
+    OMP_NUM_THREADS=1 python bench/worker_offset.py --protocol shared,fresh --measurements 6 --pairs 10
+"""
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evaluator.component_set import ComponentSet  # noqa: E402
+from evaluator.data import synthetic_dataset  # noqa: E402
+from evaluator.promotion import PromotionSettings, measure_pairs  # noqa: E402
+from evaluator.results import RunSample  # noqa: E402
+from evaluator.sandbox.sandboxed_worker import SandboxedWorker  # noqa: E402
+from evaluator.settings import HarnessSettings  # noqa: E402
+
+
+def shared_workers(component_set, dataset, harness, settings) -> tuple[list[RunSample], list[RunSample]]:
+    """Both sides on one worker each for all pairs, alternating who goes first (the old protocol)."""
+    from evaluator.runs import finish_runs, fresh_seed, start_speedrun_workers, timed_sample
+
+    samples: dict[str, list[RunSample]] = {"a": [], "b": []}
+    flags: list[str] = []
+    with SandboxedWorker(settings.limits, harness.device) as a, SandboxedWorker(settings.limits, harness.device) as b:
+        workers = {"a": a, "b": b}
+        seeds = [fresh_seed() for _ in range(settings.pairs)]
+        start_speedrun_workers([(a, component_set), (b, component_set)], dataset, harness, seeds)
+        first = secrets.randbelow(2)
+        for pair, seed in enumerate(seeds):
+            for side in (("a", "b") if (pair + first) % 2 == 0 else ("b", "a")):
+                samples[side].append(timed_sample(workers[side], pair, seed, dataset, settings.clock_tolerance, flags))
+        finish_runs(a)
+        finish_runs(b)
+    return samples["a"], samples["b"]
+
+
+def fresh_workers(component_set, dataset, harness, settings) -> tuple[list[RunSample], list[RunSample]]:
+    measured = measure_pairs(component_set, component_set, dataset, harness, settings)
+    if measured.error:
+        raise SystemExit(f"the paired measurement failed: {measured.error}")
+    return measured.candidate_samples, measured.incumbent_samples
+
+
+PROTOCOLS = {"shared": shared_workers, "fresh": fresh_workers}
+
+
+def sign_pvalue_two_sided(wins: int, pairs: int) -> float:
+    from scipy import stats
+
+    return float(stats.binomtest(wins, pairs, 0.5).pvalue)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", default="shared,fresh", help="comma-separated: shared, fresh (interleaved per measurement)")
+    parser.add_argument("--measurements", type=int, default=6)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--components", default="baseline", help="shipped component set on both sides")
+    parser.add_argument("--epochs", type=float, default=3.0, help="harness override of HYPERPARAMS['epochs']")
+    parser.add_argument("--train", type=int, default=400)
+    parser.add_argument("--test", type=int, default=500)
+    args = parser.parse_args()
+    component_set = ComponentSet.shipped(args.components)
+    dataset = synthetic_dataset(args.train, args.test, seed=11)
+    harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": args.epochs})
+    settings = PromotionSettings(pairs=args.pairs)
+    protocols = args.protocol.split(",")
+    lopsided = {p: 0 for p in protocols}
+    for measurement in range(args.measurements):
+        for protocol in protocols:  # interleaved, so that both see the same drift of the machine's load
+            started = time.perf_counter()
+            a, b = PROTOCOLS[protocol](component_set, dataset, harness, settings)
+            diffs = [x.time_seconds - y.time_seconds for x, y in zip(a, b)]
+            a_wins = sum(d < 0 for d in diffs)
+            lopsided[protocol] += a_wins in (0, len(diffs))
+            print(json.dumps({
+                "protocol": protocol, "measurement": measurement, "pairs": len(diffs),
+                "median_difference_seconds": round(float(np.median(diffs)), 4),
+                "median_time_seconds": round(float(np.median([s.time_seconds for s in a + b])), 4),
+                "a_wins": a_wins, "b_wins": len(diffs) - a_wins, "sign_pvalue": round(sign_pvalue_two_sided(a_wins, len(diffs)), 5),
+                "seconds": round(time.perf_counter() - started, 1), "load_average": round(os.getloadavg()[0], 2),
+                "a": [round(s.time_seconds, 4) for s in a], "b": [round(s.time_seconds, 4) for s in b],
+            }), flush=True)
+    chance = 2 * 2.0 ** -args.pairs
+    print(json.dumps({"summary": {p: f"{lopsided[p]} of {args.measurements} measurements won by one side in every pair"
+                                  for p in protocols}, "chance_per_measurement_if_independent": chance}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
