@@ -21,6 +21,14 @@ its 3-5 screening runs. The gate only chooses what to measure: the promotion dec
 fresh pairs that the gate never saw, so it changes no error rate of the rule, only what the
 rule's budget is spent on. Where the champion misses the target, accuracy is what the score
 rewards, and the score comparison alone decides, as before.
+
+The time test also waits for a champion record that spans fresh workers. A candidate's screening
+runs all run in one worker process, and a worker has a speed of its own (evaluator/promotion.py,
+point 2): the seed's 3-5 screening runs can be lucky as a whole, by a few per cent, and a test
+against them alone refused every candidate of a search (bench/smart_search.py, 2026-12-02: 20
+proposals, no comparison, a seed measured 0.3 s faster than the same seed in the other variant).
+A paired comparison adds runs on a fresh pair of workers each, so until the champion's record
+holds confirmation runs (the seed, before its first comparison) the score alone decides.
 """
 
 from collections.abc import Sequence

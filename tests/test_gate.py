@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from evaluator.component_set import ComponentSet
 from evaluator.gate import screening_pvalue, worth_comparing
 from evaluator.promotion import PromotionDecision
 from evaluator.results import Evaluation, RunSample, StageVerdict
@@ -88,3 +89,39 @@ def test_the_panel_says_when_only_the_time_test_kept_a_candidate_from_a_comparis
                     on_loop=lambda loop: setattr(loop.progress, "event", events.append))
     blocked = [e for e in events if "not compared" in e]
     assert blocked and all("promotion.gate_pvalue 0.2" in e and "p = " in e for e in blocked), events
+
+
+class LuckySeedExecutor(StubExecutor):
+    """The seed's 3 screening runs average 3.00 s; every child's 2.95 s (it scores above the seed by the minimum
+    gain) with times too spread for the time test against the seed's 3 runs alone (p > 0.2)."""
+
+    @staticmethod
+    def runs(times: list[float]) -> list[RunSample]:
+        return [RunSample(run=i, seed=i, accuracy=0.95, time_seconds=t, device_name="stub", torch_version="-")
+                for i, t in enumerate(times)]
+
+    def evaluate(self, job):
+        is_seed = job.component_set.sources == ComponentSet.shipped("baseline").sources
+        samples = self.runs([2.90, 3.00, 3.10] if is_seed else [2.85, 2.97, 3.03])
+        return Evaluation(changed=job.changed, status="evaluated", samples=samples, summary=summarize(samples),
+                          stages=[StageVerdict(stage="timed", status="passed", seconds=1.0)])
+
+    def confirm(self, job):
+        return PromotionDecision(promoted=False, reason="stub: no faster in the pairs", pairs=4, confidence=0.95,
+                                 candidate_samples=self.runs([3.0] * 4), incumbent_samples=self.runs([3.0] * 4),
+                                 seconds=1.0, alpha_spent=0.01)
+
+
+def test_the_time_test_waits_for_a_champion_record_with_paired_runs(tmp_path):
+    """A seed's screening runs share one worker and may be lucky as a whole: its first challenger is compared on the
+    score alone; once the record holds paired runs on fresh workers, the same screening is refused."""
+    assert screening_pvalue([2.85, 2.97, 3.03], [2.90, 3.00, 3.10], 0.03) > 0.2  # the time test alone would refuse
+    events: list[str] = []
+    config = stub_config(5)
+    config.search.novelty_enabled = False
+    executor = LuckySeedExecutor()
+    run_stub_search(executor, f"sqlite:///{tmp_path / 'lucky.db'}", 5, config=config,
+                    on_loop=lambda loop: setattr(loop.progress, "event", events.append))
+    compared = [job.candidate_id for job in executor.jobs if isinstance(job, PromotionJob)]
+    assert len(compared) == 1, (compared, events)  # the first child that scored above the unconfirmed seed
+    assert sum("not compared" in e for e in events) >= 3, events  # the rest: the record now spans fresh workers

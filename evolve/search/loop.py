@@ -126,6 +126,7 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
         self.champion: CandidateInfo | None = None
         self.champion_times: list[float] | None = None
         self.champion_branch = "accuracy"  # which half of the rule applies: evaluator/decision.py branch_of
+        self.champion_confirmed = False  # its record holds paired runs on fresh workers (the gate's time test needs them)
         champion = self.store.current_champion(experiment_id)
         if champion is not None:
             self._set_champion(champion.id)

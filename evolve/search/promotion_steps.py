@@ -94,8 +94,8 @@ class PromotionSteps:
         gain, _ = self._min_gain(champion)
         if not better_score(candidate.score, champion.score + gain, candidate.accuracy_lower_bound or 0, champion.accuracy_lower_bound or 0):
             return "its score is not above the champion's by the minimum gain"
-        if self.champion_branch != "time" or not self.champion_times:
-            return None
+        if self.champion_branch != "time" or not self.champion_times or not self.champion_confirmed:
+            return None  # a record of one worker's screening runs may be lucky as a whole (evaluator/gate.py)
         if worth_comparing(candidate_times, self.champion_times, gain, self.promotion.gate_pvalue):
             return None
         pvalue = screening_pvalue(candidate_times, self.champion_times, gain)
@@ -135,6 +135,7 @@ class PromotionSteps:
         # early stopping compares with the champion's whole record: screening and every confirmation
         record = promotion_records.record_samples_of(self.store, candidate_id)
         self.champion_times = [s.time_seconds for s in record]
+        self.champion_confirmed = any(s.stage == "confirm" for s in record)
         self.champion_branch = branch_of([s.accuracy for s in record], self.config.score) if record else "accuracy"
         if self.stats.champion_id != self.champion.id:
             self.stats.champion_history = champion_line(experiment_status(self.store, self.experiment).champions)
