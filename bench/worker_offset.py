@@ -14,6 +14,11 @@ median difference (side a minus side b), how many pairs each side won, and the t
 p-value of "no side is faster"; one JSON line each on stdout, and a summary line.
 
     OMP_NUM_THREADS=1 python bench/worker_offset.py --protocol shared,fresh --measurements 6 --pairs 10
+
+On a GPU (the open question: is there a per-process offset there too? If not, a protocol that
+reuses workers would be sound on that device), with the decoded CIFAR-10 pack:
+
+    python bench/worker_offset.py --device cuda --data .gpu_check/cifar10_uint8.npz --epochs 8 --measurements 3 --pairs 8
 """
 
 import argparse
@@ -29,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluator.component_set import ComponentSet  # noqa: E402
-from evaluator.data import synthetic_dataset  # noqa: E402
+from evaluator.data import load_dataset, synthetic_dataset  # noqa: E402
 from evaluator.promotion import PromotionSettings, measure_pairs  # noqa: E402
 from evaluator.results import RunSample  # noqa: E402
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker  # noqa: E402
@@ -42,7 +47,8 @@ def shared_workers(component_set, dataset, harness, settings) -> tuple[list[RunS
 
     samples: dict[str, list[RunSample]] = {"a": [], "b": []}
     flags: list[str] = []
-    with SandboxedWorker(settings.limits, harness.device) as a, SandboxedWorker(settings.limits, harness.device) as b:
+    with SandboxedWorker(settings.limits, harness.device, 0 if harness.device == "cuda" else None) as a, \
+            SandboxedWorker(settings.limits, harness.device, 0 if harness.device == "cuda" else None) as b:
         workers = {"a": a, "b": b}
         seeds = [fresh_seed() for _ in range(settings.pairs)]
         start_speedrun_workers([(a, component_set), (b, component_set)], dataset, harness, seeds)
@@ -56,7 +62,7 @@ def shared_workers(component_set, dataset, harness, settings) -> tuple[list[RunS
 
 
 def fresh_workers(component_set, dataset, harness, settings) -> tuple[list[RunSample], list[RunSample]]:
-    measured = measure_pairs(component_set, component_set, dataset, harness, settings)
+    measured = measure_pairs(component_set, component_set, dataset, harness, settings, 0 if harness.device == "cuda" else None)
     if measured.error:
         raise SystemExit(f"the paired measurement failed: {measured.error}")
     return measured.candidate_samples, measured.incumbent_samples
@@ -78,12 +84,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--components", default="baseline", help="shipped component set on both sides")
     parser.add_argument("--epochs", type=float, default=3.0, help="harness override of HYPERPARAMS['epochs']")
-    parser.add_argument("--train", type=int, default=400)
-    parser.add_argument("--test", type=int, default=500)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (compile follows the harness's default for it)")
+    parser.add_argument("--data", default="synthetic", help="synthetic (--train/--test images) or a .npz path")
+    parser.add_argument("--train", type=int, default=400, help="synthetic training images")
+    parser.add_argument("--test", type=int, default=500, help="synthetic test images")
     args = parser.parse_args()
     component_set = ComponentSet.shipped(args.components)
-    dataset = synthetic_dataset(args.train, args.test, seed=11)
-    harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": args.epochs})
+    dataset = synthetic_dataset(args.train, args.test, seed=11) if args.data == "synthetic" else load_dataset(args.data)
+    harness = HarnessSettings(device=args.device, data=args.data, hyperparams={"epochs": args.epochs})
     settings = PromotionSettings(pairs=args.pairs)
     protocols = args.protocol.split(",")
     lopsided = {p: 0 for p in protocols}
