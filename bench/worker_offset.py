@@ -41,14 +41,19 @@ from evaluator.sandbox.sandboxed_worker import SandboxedWorker  # noqa: E402
 from evaluator.settings import HarnessSettings  # noqa: E402
 
 
+def gpu_of(harness: HarnessSettings) -> int | None:
+    """The first GPU on CUDA (one worker pair at a time), none on the CPU."""
+    return 0 if harness.device == "cuda" else None
+
+
 def shared_workers(component_set, dataset, harness, settings) -> tuple[list[RunSample], list[RunSample]]:
     """Both sides on one worker each for all pairs, alternating who goes first (the old protocol)."""
     from evaluator.runs import finish_runs, fresh_seed, start_speedrun_workers, timed_sample
 
     samples: dict[str, list[RunSample]] = {"a": [], "b": []}
     flags: list[str] = []
-    with SandboxedWorker(settings.limits, harness.device, 0 if harness.device == "cuda" else None) as a, \
-            SandboxedWorker(settings.limits, harness.device, 0 if harness.device == "cuda" else None) as b:
+    gpu = gpu_of(harness)
+    with SandboxedWorker(settings.limits, harness.device, gpu) as a, SandboxedWorker(settings.limits, harness.device, gpu) as b:
         workers = {"a": a, "b": b}
         seeds = [fresh_seed() for _ in range(settings.pairs)]
         start_speedrun_workers([(a, component_set), (b, component_set)], dataset, harness, seeds)
@@ -62,7 +67,7 @@ def shared_workers(component_set, dataset, harness, settings) -> tuple[list[RunS
 
 
 def fresh_workers(component_set, dataset, harness, settings) -> tuple[list[RunSample], list[RunSample]]:
-    measured = measure_pairs(component_set, component_set, dataset, harness, settings, 0 if harness.device == "cuda" else None)
+    measured = measure_pairs(component_set, component_set, dataset, harness, settings, gpu_of(harness))
     if measured.error:
         raise SystemExit(f"the paired measurement failed: {measured.error}")
     return measured.candidate_samples, measured.incumbent_samples

@@ -85,6 +85,7 @@ def measure_pairs(
     flags: list[str] = []
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}
     error = None
+    sets = {"candidate": candidate, "incumbent": incumbent}
     try:
         for pair in range(settings.pairs):  # fresh workers for every pair: the module docstring, point 2
             seed = fresh_seed()
@@ -94,7 +95,6 @@ def measure_pairs(
                 # may tell the two sides apart (the start order may leave a process with a speed of its own).
                 spawn_order = pair_order(secrets.randbelow(2))
                 workers = {side: stack.enter_context(SandboxedWorker(settings.limits, harness.device, gpu)) for side in spawn_order}
-                sets = {"candidate": candidate, "incumbent": incumbent}
                 start_speedrun_workers([(workers[side], sets[side]) for side in spawn_order], dataset, harness, [seed])
                 report("pair", pair + 1, settings.pairs)
                 for side in pair_order(secrets.randbelow(2)):
