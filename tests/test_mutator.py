@@ -22,18 +22,24 @@ def hyperparams_of(source: str) -> dict:
 def test_every_baseline_component_mutates_validly(baseline_set, name):
     parent = baseline_set.sources[name]
     rng = np.random.default_rng(1)
-    hashes = set()
+    hashes, operators = set(), set()
     for _ in range(20):
         mutation = mutate(name, parent, rng)
         ast.parse(mutation.source)
         assert check_source(name, mutation.source) == []
         assert canonical_hash(mutation.source) != canonical_hash(parent)
         assert mutation.description and " -> " in mutation.description
-        # Only the changed literal differs: same number of lines, one line changed.
+        (change,) = mutation.changes
+        operators.add(change.operator)
         changed = [a for a, b in zip(parent.splitlines(), mutation.source.splitlines()) if a != b]
-        assert len(changed) == 1 and len(parent.splitlines()) == len(mutation.source.splitlines())
+        if change.operator in ("constant", "choice"):  # only the changed literal differs
+            assert len(changed) == 1 and len(parent.splitlines()) == len(mutation.source.splitlines())
+        else:  # a small edit at the named line (cutout also appends its function)
+            assert parent.splitlines()[change.line - 1] != mutation.source.splitlines()[change.line - 1]
         hashes.add(canonical_hash(mutation.source))
     assert len(hashes) > 1  # not the same child every time
+    if name != "hyperparams":  # every other component has program edits beside its numbers
+        assert operators - {"constant", "choice"}, operators
 
 
 def test_deterministic_given_the_seed(baseline_set):

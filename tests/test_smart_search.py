@@ -52,7 +52,7 @@ def small_config(**changes) -> ExperimentConfig:
 
 def test_a_two_component_mutator_search_evaluates_a_merge_whose_lineage_shows_both_parents(tmp_path):
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
-    config = small_config(search={"merge_share": 0.3})
+    config = small_config(search={"merge_share": 0.3}, generations=7)
     loop, reason = run_loop(url, config, MutatorProposer(config.mutator, np.random.default_rng(5)))
     with Store.open(url) as store:
         experiment = store.experiment("exp")
@@ -138,8 +138,12 @@ def test_a_near_copy_is_skipped_before_any_worker_and_a_real_change_is_evaluated
 def test_liveness_finds_the_overridden_defaults_and_the_scale_keys():
     dead = dead_sites("optimizer", BASELINE["optimizer"], BASELINE, SCALES["tiny"])
     assert "Muon.__init__(lr=)" in dead and "Muon.__init__(momentum=)" in dead
+    for seed in range(20):  # every number of the optimizer is dead; its program edits are live
+        mutation = mutate("optimizer", BASELINE["optimizer"], np.random.default_rng(seed), dead=dead)
+        assert mutation.changes[0].operator != "constant" and mutation.changes[0].site not in dead
+    numbers_only = "import torch\n\ndef f(x, lr=0.1):\n    return x\n\ndef g(x):\n    return f(x, lr=x)\n"
     with pytest.raises(MutatorError, match="cannot take effect"):
-        mutate("optimizer", BASELINE["optimizer"], np.random.default_rng(0), dead=dead)
+        mutate("optimizer", numbers_only, np.random.default_rng(0), dead=dead_sites("optimizer", numbers_only, {}, {}))
     dead = dead_sites("hyperparams", BASELINE["hyperparams"], BASELINE, SCALES["tiny"])
     assert {'HYPERPARAMS["batch_size"]', 'HYPERPARAMS["width1"]', 'HYPERPARAMS["whiten_init_images"]'} <= set(dead)
     for seed in range(40):

@@ -1,55 +1,35 @@
-"""The built-in offline mutator: small, valid changes to a component's constants.
+"""The built-in offline mutator: one small, valid, live program edit per change.
 
-When no LLM is configured the loop still searches: this mutator proposes a child by changing one
-(or `changes`) of the component's tunable constants, found through the AST and rewritten in place
-in the source text, so comments and layout survive and the diff is one line.
+When no LLM is configured (or its reply is unusable) the loop still searches: this mutator
+makes a child by applying one of the component's edit operators (operators/: numbers and listed
+choices everywhere, and per component the moves that change what the code does: the optimizer's
+momentum and Nesterov form, update scale and Newton-Schulz steps; the iteration's count and
+dtype; activations, pooling and flags of the network; cutout and padding of the augmentation;
+the test-time views), through a concrete-syntax tree, so comments and layout survive.
 
-Where it looks (constants elsewhere may be indices, dimensions or shapes, so they are left alone):
+How an edit is chosen, per change:
+1. the operator: with probability `choice_probability` the `choice` operator (the component's
+   ALTERNATIVES) when it has live edits; otherwise a uniformly drawn one of the others that has;
+2. the edit: uniformly among the operator's sites, each drawn once;
+3. an edit is skipped, and the next one tried, when its site is `dead` (liveness.py: a default
+   every caller overrides, a key the harness sets, a site whose children behaved as their parent),
+   when it leaves the code canonically unchanged, or when the static check refuses the child for a
+   reason it did not refuse the parent for (a parent's own findings are the evaluator's to report).
+The first edit that passes wins. When none does, MutatorError says in one line why, per operator.
 
-- module-level assignments of literals: `LR = 0.24`, `COEFFS = (3.4, -4.7, 2.0)`, and the values of
-  module-level dict literals such as HYPERPARAMS;
-- default values of function and method parameters: `def orthogonalize(G, steps=3, eps=1e-7)`;
-- keyword arguments with a literal value: `nn.Conv2d(..., kernel_size=3)`, except structural ones
-  (`dim`, `axis`, `groups`, channel counts; see STRUCTURAL_KEYWORDS);
-- float literals anywhere in functions (`0.5 * model(x)`): a float is a coefficient, never an index
-  or a size; except the exponent of `**` (`x ** 0.5` is a square root). Ints inside code are left
-  alone: they are as often indices, dimensions or counts.
-
-How a number changes:
-
-- bools are never perturbed (only switched through ALTERNATIVES, below);
-- ints: 0 and 1 are left alone (flags, identities, counts of one); negative ints too (usually
-  indices); other ints move by a relative step with standard deviation `int_sigma`, by at least 1,
-  stay >= 2 (a value the mutator writes must be one it can change again: a 2 turned into 1 would
-  freeze that site in every descendant, e.g. a conv's kernel_size), and ints of 16 or more stay
-  multiples of their power-of-two factor up to 8 (so 2000 and 64 stay multiples of 8), which keeps
-  sizes friendly to the hardware;
-- floats: 0.0 is left alone; the sign is kept; a magnitude in (0, 1) (a momentum, a fraction, a
-  small rate) moves on the logit scale, so it stays in (0, 1) and small values change by a factor;
-  larger magnitudes are multiplied by exp(N(0, float_sigma)); the result has 3 significant digits;
-- the harness's own HYPERPARAMS keys keep their meaning: batch_size stays an int multiple of 8 and
-  at least 8, epochs stays positive, label_smoothing stays in [0, 1).
-
-ALTERNATIVES: a component may list the values a setting may take, as a module-level dict literal
-`ALTERNATIVES = {"NAME": [option, ...]}`, where NAME is a module-level name assigned a literal
-(`NAME = option`) or, in the hyperparams component, a key of HYPERPARAMS. With probability
-`choice_probability` (when the component lists any) the mutator switches one of them to another
-listed option instead of perturbing a number; a listed setting is never perturbed numerically, which
-is how a component protects an index such as `tta_level` from taking a value it does not support.
-
-Deterministic given the numpy Generator. Each change is described as `site: old -> new`, which
-the loop stores as the candidate's "prompt".
+Deterministic given the numpy Generator. Each change is described as `site: old -> new`
+(liveness.site_of reads the site back), which the loop stores as the candidate's description.
 """
 
-import math
 from collections.abc import Mapping
-from typing import Any
 
+import libcst as cst
 import numpy as np
 from pydantic import BaseModel
 
-from evaluator.python_parse import parse_python
+from evaluator.sandbox.static_check import check_source
 from evolve.config import MutatorSettings
+from evolve.database.canonical import source_hash
 from evolve.search.mutation_sites import (  # noqa: F401 (the mutator's names: liveness.py and the tests use them here)
     ALTERNATIVES_NAME,
     HYPERPARAMS_NAME,
@@ -57,13 +37,13 @@ from evolve.search.mutation_sites import (  # noqa: F401 (the mutator's names: l
     Site,
     mutation_sites,
 )
+from evolve.search.operators import Edit, Operator, Tree, operators_for
 
-INT_GRANULARITY_FROM = 16  # ints this large keep their power-of-two factor (up to MAX_GRANULARITY)
-MAX_GRANULARITY = 8
-SIGNIFICANT_DIGITS = 3
+MAX_REASONS = 3  # dead sites named per operator in a MutatorError
 
 
 class Change(BaseModel):
+    operator: str
     site: str
     line: int
     old: str
@@ -82,91 +62,83 @@ def mutate(
     component: str, source: str, rng: np.random.Generator, settings: MutatorSettings | None = None,
     dead: Mapping[str, str] | None = None,
 ) -> Mutation:
-    """A child of `source` with `settings.changes` constants changed; raises MutatorError if none can be.
+    """A child of `source` with `settings.changes` live edits; raises MutatorError if not even one can be made.
 
     `dead`: site name -> why changing it cannot matter (liveness.py); those sites are never chosen."""
     settings = settings or MutatorSettings()
-    sites = mutation_sites(component, source)
-    if dead and sites and all(s.name in dead for s in sites):
-        raise MutatorError(f"every site of the {component} component the mutator could change cannot take effect here: "
-                           + "; ".join(f"{s.name}: {dead[s.name]}" for s in sites[:5]))
-    sites = [s for s in sites if not dead or s.name not in dead]
-    numbers = [s for s in sites if s.kind == "number"]
-    choices = [s for s in sites if s.kind == "choice"]
-    if not sites:
-        raise MutatorError(
-            f"the {component} component has nothing the built-in mutator can change: no numeric literal in a "
-            "module-level assignment, a parameter default or a keyword argument, and no ALTERNATIVES"
-        )
-    chosen: list[Site] = []
-    for _ in range(min(settings.changes, len(sites))):
-        use_choice = bool(choices) and (not numbers or rng.random() < settings.choice_probability)
-        pool = choices if use_choice else numbers
-        chosen.append(pool.pop(int(rng.integers(len(pool)))))
-    edits = []
-    changes = []
-    for site in chosen:
-        new_text = _choose(site, rng) if site.kind == "choice" else _perturb(site, rng, settings)
-        old_text = source[site.start : site.end]
-        edits.append((site.start, site.end, new_text))
-        changes.append(Change(site=site.name, line=site.line, old=old_text, new=new_text))
+    mutation_sites(component, source)  # an unknown component, bad syntax or malformed ALTERNATIVES: one clear error
+    dead = dict(dead or {})
+    changes: list[Change] = []
     child = source
-    for start, end, text in sorted(edits, reverse=True):
-        child = child[:start] + text + child[end:]
-    parse_python(child)  # the splice of literals cannot break the syntax; fail loudly if it ever did
+    for _ in range(settings.changes):
+        edit = _one_edit(component, child, rng, settings, dead, raise_if_none=not changes)
+        if edit is None:
+            break
+        changes.append(Change(operator=edit.operator, site=edit.site, line=edit.line, old=edit.old, new=edit.new))
+        dead[edit.site] = "already changed in this mutation"
+        child = edit.source
     description = "; ".join(f"{c.site}: {c.old} -> {c.new}" for c in changes)
     return Mutation(source=child, description=description, changes=changes)
 
 
-# ---------------------------------------------------------------------------------------------
-# Changing a value.
+def _one_edit(component: str, source: str, rng: np.random.Generator, settings: MutatorSettings,
+              dead: Mapping[str, str], raise_if_none: bool) -> Edit | None:
+    try:
+        tree = Tree(component, source)
+    except cst.ParserSyntaxError as e:
+        raise MutatorError(f"line {e.raw_line}: {e.message}: the mutator needs valid Python") from e
+    parent_hash = source_hash(source)
+    parent_findings = _findings(component, source)
+    operators = operators_for(component, settings)
+    choice = next(op for op in operators if op.name == "choice")
+    others = [op for op in operators if op is not choice]
+    order = [others[i] for i in rng.permutation(len(others))]
+    order = [choice, *order] if rng.random() < settings.choice_probability else [*order, choice]
+    why: dict[str, str] = {}
+    for operator in order:
+        edit, reason = _first_live_edit(operator, tree, rng, dead, parent_hash, parent_findings)
+        if edit is not None:
+            return edit
+        if reason:
+            why[operator.name] = reason
+    if not raise_if_none:
+        return None
+    if not why:
+        raise MutatorError(
+            f"the {component} component has nothing the built-in mutator can change: no numeric literal in a "
+            "module-level assignment, a parameter default or a keyword argument, no ALTERNATIVES, and none of the "
+            f"patterns its operators edit ({', '.join(op.name for op in others)})")
+    every_dead = all(r.startswith("dead:") for r in why.values())
+    head = (f"every site of the {component} component the mutator could change cannot take effect here"
+            if every_dead else f"no edit of the {component} component is live and valid")
+    raise MutatorError(head + ": " + "; ".join(f"{name}: {reason.removeprefix('dead: ')}" for name, reason in why.items()))
 
 
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b  # True and 1 differ here
+def _findings(component: str, source: str) -> set[str]:
+    """The static check's findings, without line numbers (an edit above a finding moves it)."""
+    return {f"[{v.rule}] {v.message}" for v in check_source(component, source)}
 
 
-def _choose(site: Site, rng: np.random.Generator) -> str:
-    others = [o for o in site.options if not _same(o, site.value)]
-    return repr(others[int(rng.integers(len(others)))])
-
-
-def _perturb(site: Site, rng: np.random.Generator, settings: MutatorSettings) -> str:
-    value = site.value
-    if isinstance(value, int):
-        return repr(_perturb_int(value, rng, settings.int_sigma, site.rule.get("granularity")))
-    return repr(_perturb_float(value, rng, settings.float_sigma, site.rule.get("below_one", False)))
-
-
-def _granularity(value: int) -> int:
-    if value < INT_GRANULARITY_FROM:
-        return 1
-    return min(value & -value, MAX_GRANULARITY)
-
-
-MIN_INT = 2  # 0 and 1 are not sites (flags, identities), so the mutator never writes them
-
-
-def _perturb_int(value: int, rng: np.random.Generator, sigma: float, granularity: int | None) -> int:
-    g = granularity or _granularity(value)
-    floor = g * math.ceil(MIN_INT / g)  # the least multiple of g that is still a site
-    proposed = value * math.exp(sigma * rng.standard_normal())
-    new = max(floor, int(round(proposed / g)) * g)
-    if new == value:
-        new = value + g if (rng.random() < 0.5 or value - g < floor) else value - g
-    return new
-
-
-def _perturb_float(value: float, rng: np.random.Generator, sigma: float, below_one: bool) -> float:
-    sign, magnitude = math.copysign(1.0, value), abs(value)
-    for _ in range(100):
-        step = sigma * rng.standard_normal()
-        if magnitude < 1 or below_one:
-            logit = math.log(magnitude / (1 - magnitude)) + step
-            new = 1 / (1 + math.exp(-logit))
+def _first_live_edit(operator: Operator, tree: Tree, rng: np.random.Generator, dead: Mapping[str, str],
+                     parent_hash: str, parent_findings: set[str]) -> tuple[Edit | None, str]:
+    """The operator's first edit, in random order, that can matter; else why none can ("" when it has none)."""
+    edits = operator.edits(tree, rng)
+    dead_here, unchanged, refused = [], 0, []
+    for index in rng.permutation(len(edits)):
+        edit = edits[index]
+        if edit.site in dead:
+            dead_here.append(f"{edit.site}: {dead[edit.site]}")
+        elif source_hash(edit.source) == parent_hash:
+            unchanged += 1
+        elif new_findings := sorted(_findings(tree.component, edit.source) - parent_findings):
+            refused.append(f"{edit.site}: {new_findings[0]}")
         else:
-            new = magnitude * math.exp(step)
-        new = float(f"{new:.{SIGNIFICANT_DIGITS}g}")
-        if new != magnitude and new > 0 and (new < 1 or not (magnitude < 1 or below_one)):
-            return sign * new
-    raise MutatorError(f"could not find a different value near {value} (float_sigma {sigma} is too small)")
+            return edit, ""
+    if not edits:
+        return None, ""
+    if dead_here and not unchanged and not refused:
+        return None, "dead: " + "; ".join(dead_here[:MAX_REASONS]) + (f" (and {len(dead_here) - MAX_REASONS} more)" if len(dead_here) > MAX_REASONS else "")
+    parts = [f"{len(dead_here)} site(s) cannot take effect"] if dead_here else []
+    parts += [f"{unchanged} edit(s) change nothing"] if unchanged else []
+    parts += [f"{len(refused)} refused by the static check (first: {refused[0]})"] if refused else []
+    return None, ", ".join(parts)
