@@ -17,7 +17,7 @@ from evolve.search.operators.optimizer_update import MomentumForm, NesterovForm,
 from evolve.search.operators.padding import PaddingMode
 from evolve.search.operators.tta_views import TtaView
 
-__all__ = ["Edit", "Operator", "Tree", "operators_for", "OPERATORS"]
+__all__ = ["OPERATORS", "Edit", "Operator", "Tree", "operators_for"]
 
 # Component -> the operators beyond `constant` and `choice`.
 OPERATORS: dict[str, tuple[type, ...]] = {

@@ -79,7 +79,7 @@ def _perturb_int(value: int, rng: np.random.Generator, sigma: float, granularity
     g = granularity or _granularity(value)
     floor = g * math.ceil(MIN_INT / g)  # the least multiple of g that is still a site
     proposed = value * math.exp(sigma * rng.standard_normal())
-    new = max(floor, int(round(proposed / g)) * g)
+    new = max(floor, round(proposed / g) * g)
     if new == value:
         new = value + g if (rng.random() < 0.5 or value - g < floor) else value - g
     return new
