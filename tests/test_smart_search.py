@@ -22,7 +22,7 @@ from evolve.search.mutator import MutatorError, mutate
 from evolve.search.novelty import structural_distance
 from evolve.search.progress import LoopStats, Progress
 from evolve.search.proposer import LLMProposer, MutatorProposer, Proposal, ProposalRequest, Unusable
-from tests.loopback_llm import LoopbackLLM, reply, search_replace
+from tests.loopback_llm import LoopbackLLM, http_error, reply, search_replace
 from tests.stub_search import StubExecutor
 
 BASELINE = ComponentSet.shipped("baseline").sources
@@ -249,3 +249,30 @@ def test_the_bandit_shifts_to_the_better_cheaper_model_and_keeps_it_after_a_resu
             after = [row["model"] for row in store.model_outcomes(store.experiment("exp").id)][16:]
         assert resumed.bandit.arms[GOOD].proposals == chosen.count(GOOD) + after.count(GOOD)  # restored from the database
         assert len(after) == 8 and after.count(GOOD) >= 6, after
+
+
+def test_an_unusable_llm_reply_falls_back_to_the_built_in_mutator_and_keeps_the_calls(tmp_path):
+    url = f"sqlite:///{tmp_path / 'evolve.db'}"
+    prose = [reply("I would tune the learning rate.")] * 2  # no usable format, then the same after the repair round
+    with LoopbackLLM(*prose * 2, http_error(500)) as server:
+        config = llm_config(server, generations=1).model_copy(update={"candidates_per_generation": 3})
+        client = LLMClient(config.llm, np.random.default_rng(0))
+        proposer = LLMProposer(client, config.score, "diff", "a stub", fallback=MutatorProposer(config.mutator, np.random.default_rng(1)))
+        loop, _ = run_loop(url, config, proposer)
+    with Store.open(url) as store:
+        children = [c for c in store.candidates(store.experiment("exp").id) if c.origin != "seed"]
+        assert len(children) == 3 and all(c.origin == "mutator" for c in children)
+        descriptions = sorted(c.description for c in children)
+        assert sum("(built-in mutator: the reply was unusable after one repair" in d for d in descriptions) == 2, descriptions
+        assert sum("(built-in mutator: the LLM call failed" in d for d in descriptions) == 1, descriptions
+        assert len(server.requests) == 5  # every call was made, and recorded with the proposal
+        assert all(c.llm_call_id is not None for c in children)
+
+
+def test_without_a_fallback_an_unusable_llm_reply_stays_unusable(tmp_path):
+    url = f"sqlite:///{tmp_path / 'evolve.db'}"
+    with LoopbackLLM(reply("no patch here"), reply("still none")) as server:
+        config = llm_config(server, generations=1).model_copy(update={"candidates_per_generation": 1})
+        proposer = LLMProposer(LLMClient(config.llm, np.random.default_rng(0)), config.score, "diff", "a stub")
+        loop, _ = run_loop(url, config, proposer)
+    assert loop.stats.rejections and sum(loop.stats.rejections.values()) == 1

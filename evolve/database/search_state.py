@@ -101,6 +101,19 @@ class SearchState:
         with self.db.session() as session:
             return {outcome: count for outcome, count in session.execute(query)}
 
+    def child_verdicts(self, experiment_id: int) -> dict[str, int]:
+        """The children's statuses and verdicts ("evaluated", "rejected at behaviour", "pending"...), counted:
+        what `evolve start` says became of its proposals."""
+        label = func.coalesce(Candidate.verdict, Candidate.status)
+        query = (select(Candidate.status, label, func.count())
+                 .where(Candidate.experiment_id == experiment_id, Candidate.origin != "seed").group_by(Candidate.status, label))
+        counts: dict[str, int] = {}
+        with self.db.session() as session:
+            for status, verdict, count in session.execute(query):
+                key = "evaluated" if status in ("evaluated", "champion") else verdict
+                counts[key] = counts.get(key, 0) + count
+        return counts
+
     def model_outcomes(self, experiment_id: int) -> list[dict[str, Any]]:
         """Every proposal a chosen model made: model, cost, its new candidate's status, score, parent score
         and device seconds (the model bandit's state, evolve/llm/bandit.py)."""

@@ -64,6 +64,9 @@ from evolve.search.proposer import ProposalRequest, Proposer
 from evolve.search.requests import RequestBuilder
 from evolve.search.smart_state import load_bandit, load_learned_dead_sites, load_novelty_archive
 
+# Verdicts a reader should see as what they are: the behaviour check rejects a child that trains exactly like its parent.
+NO_OP_WORDS = {"rejected at behaviour": "rejected as no-ops (they train exactly like their parent)"}
+
 
 class SeedFailed(RuntimeError):
     """The seed set itself did not pass the evaluator: the search has nothing to start from."""
@@ -187,7 +190,19 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
             self._interrupted()
         finally:
             self.proposal_pool.shutdown(wait=False, cancel_futures=True)
-        return self.stop_reason or f"all {self.total_attempts} proposals made and evaluated"
+        return f"{self.stop_reason}; {self.outcomes()}" if self.stop_reason else f"all {self.outcomes()}"
+
+    def outcomes(self) -> str:
+        """What became of the proposals, from the database: "8 proposals: 6 evaluated, 2 rejected at behaviour (no-ops)"."""
+        proposals = self.store.proposal_counts(self.experiment.id)
+        verdicts = self.store.child_verdicts(self.experiment.id)
+        parts = [f"{verdicts.pop('evaluated', 0)} evaluated"]
+        parts += [f"{n} {NO_OP_WORDS.get(verdict, verdict)}" for verdict, n in sorted(verdicts.items(), key=lambda item: -item[1])]
+        for outcome, words in (("unusable", "unusable (no live edit, or no usable reply)"), ("duplicate", "duplicates of earlier candidates"),
+                               ("near-copy", "near-copies skipped")):
+            if proposals.get(outcome):
+                parts.append(f"{proposals[outcome]} {words}")
+        return f"{sum(proposals.values())} proposals: " + ", ".join(parts)
 
     def _more_to_do(self) -> bool:
         return bool(self.index.count("pending")) or bool(self.promotion_queue) or (

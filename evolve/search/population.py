@@ -105,6 +105,11 @@ def select_parent_from(pool: list[Individual], rng: np.random.Generator, setting
             "no evaluated candidate to choose a parent from: evaluate the seed set first (a failed seed means the "
             "harness or the seed set is broken)"
         )
+    if settings.parent_selection == "seed":
+        seeds = [i for i in pool if i.parent_id is None and i.migrated_from is None]
+        if not seeds:
+            raise PopulationError("parent_selection 'seed': the seed is not in this island's pool; use population.islands=1")
+        return seeds[0]
     if rng.random() < settings.random_parent_probability or settings.parent_selection == "uniform":
         return pool[int(rng.integers(len(pool)))]
     if settings.parent_selection == "best":

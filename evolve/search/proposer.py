@@ -55,7 +55,7 @@ class Proposer(Protocol):
 
 
 class MutatorProposer:
-    """The built-in offline mutator: numeric constants and listed alternatives, through the AST."""
+    """The built-in offline mutator: program edits per component (evolve/search/operators), numbers and listed alternatives."""
 
     name = "built-in mutator (no LLM endpoint configured)"
 
@@ -80,11 +80,25 @@ class LLMProposer:
         output_format: Literal["diff", "full", "either"],
         gpu: str,
         templates_dir: Path | None = None,
+        fallback: MutatorProposer | None = None,
     ):
+        """`fallback`: who makes the child when the call fails or the reply stays unusable (none: the proposal is unusable)."""
         self.client, self.score, self.output_format, self.gpu, self.templates_dir = client, score, output_format, gpu, templates_dir
+        self.fallback = fallback
         self.name = "LLM: " + ", ".join(f"{m.name} (weight {m.weight:g})" for m in client.settings.models)
 
     def propose(self, request: ProposalRequest) -> Proposal | Unusable:
+        outcome = self._ask(request)
+        if isinstance(outcome, Proposal) or self.fallback is None:
+            return outcome
+        fallback = self.fallback.propose(request)
+        if isinstance(fallback, Unusable):
+            return outcome.model_copy(update={"reason": f"{outcome.reason}; the built-in mutator could not stand in: {fallback.reason}"})
+        return fallback.model_copy(update={
+            "description": f"{fallback.description} (built-in mutator: {outcome.reason[:160]})", "llm_calls": outcome.llm_calls,
+        })
+
+    def _ask(self, request: ProposalRequest) -> Proposal | Unusable:
         inputs = PromptInputs(
             component=request.component,
             parent=request.parent,

@@ -28,6 +28,12 @@ def cutout(images: torch.Tensor, size: int) -> torch.Tensor:
 '''
 
 
+def _with_blank_lines(body: tuple) -> list:
+    """The appended function two blank lines below the code above it (libcst drops a module's leading lines)."""
+    first, *rest = body
+    return [first.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]), *rest]
+
+
 def _is_cutout(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Call) and dotted(node.func) == FUNCTION
 
@@ -42,7 +48,9 @@ class Cutout:
             images = yielded.value.elements[0].value
             if _is_cutout(images):
                 new_images = images.args[0].value
-                module = None
+                uses = len(tree.find(cst.Call, lambda c: dotted(c.func) == FUNCTION))
+                module = None if uses > 1 else tree.module.with_changes(  # the last use: the function goes too
+                    body=[s for s in tree.module.body if not (isinstance(s, cst.FunctionDef) and s.name.value == FUNCTION)])
             elif isinstance(images, cst.Subscript):
                 new_images = cst.Call(cst.Name(FUNCTION), [
                     cst.Arg(images, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
@@ -50,7 +58,7 @@ class Cutout:
                             equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))),
                 ])
                 module = None if has_function else tree.module.with_changes(
-                    body=[*tree.module.body, *cst.parse_module(FUNCTION_SOURCE).body])
+                    body=[*tree.module.body, *_with_blank_lines(cst.parse_module(FUNCTION_SOURCE).body)])
             else:
                 continue
             found.append(tree.replace(self.name, images, new_images, f"{tree.scope(yielded)}: yielded images", module=module))
