@@ -1,6 +1,7 @@
 """The evolvable parts of the speedrun, one module each, grouped into shipped component sets.
 
-A component set is a folder of modules named after COMPONENT_NAMES. The harness reads them as
+A component set is a folder of modules named after COMPONENT_NAMES (a folder of the user's own
+may hold only some of them: the baseline set's fill in the rest, see ComponentSet.named). The harness reads them as
 text (see evaluator.component_set), so shipped sets, candidates and exports share one path.
 """
 
@@ -24,4 +25,9 @@ def shipped_set_dir(name: str) -> Path:
     return SETS_DIR / name
 
 
-__all__ = ["COMPONENT_NAMES", "SHIPPED_SETS", "shipped_set_dir"]
+def set_description(spec: str) -> str:
+    """A seed set in words: 'the baseline set' for a shipped name, 'the set in PATH' for a folder."""
+    return f"the {spec} set" if spec in SHIPPED_SETS else f"the set in {spec}"
+
+
+__all__ = ["COMPONENT_NAMES", "SHIPPED_SETS", "set_description", "shipped_set_dir"]

@@ -5,13 +5,14 @@ new module object. Shipped sets, candidates from the database and exported scrip
 all take the same path, and each load starts from clean module state.
 """
 
+import ast
 import inspect
 import types
 from pathlib import Path
 
 from pydantic import BaseModel, field_validator
 
-from components import COMPONENT_NAMES, shipped_set_dir
+from components import COMPONENT_NAMES, SHIPPED_SETS, shipped_set_dir
 from components.interface import REQUIRED_NAMES
 
 
@@ -50,6 +51,45 @@ class ComponentSet(BaseModel):
     @classmethod
     def shipped(cls, name: str = "baseline") -> "ComponentSet":
         return cls.from_folder(shipped_set_dir(name)).model_copy(update={"origin": name})
+
+    @classmethod
+    def named(cls, spec: str) -> "ComponentSet":
+        """A shipped set by name, or a folder of component modules in full: each module the folder
+        holds, every other one the baseline set's (a seed set: `evolve start --components`).
+
+        Every error names the problem and the fix: no such folder, a folder with no component
+        module, a module that does not parse (file and line)."""
+        if spec in SHIPPED_SETS:
+            return cls.shipped(spec)
+        folder = Path(spec)
+        choices = f"pass a shipped set ({', '.join(SHIPPED_SETS)}) or a folder of component modules"
+        if not folder.exists():
+            raise ComponentError(f"{folder} is neither a shipped set nor an existing folder: {choices}")
+        if not folder.is_dir():
+            raise ComponentError(f"{folder} is a file, not a folder: {choices}")
+        component_set, found = cls.shipped("baseline").with_folder(folder)
+        for name in found:
+            try:
+                ast.parse(component_set.sources[name], filename=str(folder / f"{name}.py"))
+            except SyntaxError as e:
+                raise ComponentError(
+                    f"{folder / f'{name}.py'}, line {e.lineno}: {e.msg}: fix the module, or remove it to use the baseline's"
+                ) from None
+        return component_set.model_copy(update={"origin": str(folder)})
+
+    def with_folder(self, folder: Path, only: str | None = None) -> tuple["ComponentSet", list[str]]:
+        """This set with the component modules `folder` holds in place (`only`: that one alone),
+        and the names of those replaced; the modules the folder lacks stay this set's."""
+        found = [name for name in COMPONENT_NAMES if (folder / f"{name}.py").is_file()]
+        if only:
+            found = [only] if only in found else []
+        if not found:
+            wanted = ", ".join(f"{n}.py" for n in ([only] if only else COMPONENT_NAMES))
+            raise ComponentError(f"{folder} holds no component module: put in it one or more of {wanted}")
+        updated = self
+        for name in found:
+            updated = updated.with_component(name, (folder / f"{name}.py").read_text())
+        return updated, found
 
     def with_component(self, name: str, source: str) -> "ComponentSet":
         """This set with one module's text replaced (how a candidate derives from its parent)."""

@@ -72,6 +72,10 @@ class LLMSettings(BaseModel):
     concurrent_calls: int = Field(
         4, ge=1, description="LLM calls in flight at once, so that proposals keep up with the evaluation workers"
     )
+    fallback_to_mutator: bool = Field(
+        True, description="when a call fails or its reply stays unusable after the repair round, let the built-in "
+        "mutator make the child instead (stored with origin 'mutator' and the LLM's failure in its description)",
+    )
     output_format: Literal["diff", "full", "either"] = Field(
         "diff", description="reply format to ask for: SEARCH/REPLACE blocks, a full module, or either"
     )
@@ -101,8 +105,9 @@ class PopulationSettings(BaseModel):
     migration_size: int = Field(1, ge=0, description="elites each island sends at a migration")
     elites_per_island: int = Field(5, ge=1, description="best candidates per island kept as elites")
     inspirations: int = Field(3, ge=0, description="other candidates shown to the LLM beside the parent")
-    parent_selection: Literal["rank_softmax", "uniform", "best"] = Field(
-        "rank_softmax", description="how a parent is drawn within its island"
+    parent_selection: Literal["rank_softmax", "uniform", "best", "seed"] = Field(
+        "rank_softmax", description="how a parent is drawn within its island; 'seed': always the seed set, a random "
+        "search around the start that never builds on a champion (bench/climb.py's yardstick for what selection adds)"
     )
     selection_temperature: float = Field(
         2.0, gt=0, description="rank_softmax: weight exp(-rank / temperature); lower is greedier"
@@ -160,7 +165,10 @@ class ExperimentConfig(BaseModel):
         default_factory=lambda: list(COMPONENT_NAMES),
         description=f"components to evolve; 'all' means {', '.join(COMPONENT_NAMES)}",
     )
-    seed_set: str = Field("baseline", description=f"shipped component set the search starts from: {', '.join(SHIPPED_SETS)}")
+    seed_set: str = Field(
+        "baseline", description=f"component set the search starts from: a shipped one ({', '.join(SHIPPED_SETS)}) or a folder "
+        "of component modules (made absolute; the modules it lacks are the baseline's); stored in full with the experiment",
+    )
     generations: int = Field(20, ge=1, description="generations to run")
     candidates_per_generation: int = Field(4, ge=1, description="candidates proposed and evaluated per generation")
     budget_gpu_hours: float | None = Field(None, gt=0, description="stop after this much GPU time; none: no limit")
@@ -210,10 +218,14 @@ class ExperimentConfig(BaseModel):
 
     @field_validator("seed_set")
     @classmethod
-    def _shipped(cls, value: str) -> str:
-        if value not in SHIPPED_SETS:
-            raise ValueError(f"unknown component set {value!r}: choose one of {', '.join(SHIPPED_SETS)}")
-        return value
+    def _shipped_or_folder(cls, value: str) -> str:
+        """A shipped name as it is; anything else is a folder, made absolute here (its modules are read,
+        and checked, once, when the experiment is created: evaluator.component_set.ComponentSet.named)."""
+        if value in SHIPPED_SETS:
+            return value
+        if not value.strip():
+            raise ValueError(f"name a shipped set ({', '.join(SHIPPED_SETS)}) or a folder of component modules")
+        return str(Path(value).expanduser().resolve())
 
     @field_validator("gpus")
     @classmethod

@@ -103,3 +103,17 @@ def test_a_module_with_nothing_to_change_says_so_in_one_line():
 def test_operators_for_lists_constants_first_then_the_components_own():
     names = [op.name for op in operators_for("optimizer", SETTINGS)]
     assert names[:2] == ["constant", "choice"] and {"momentum_form", "orthogonalize_steps"} <= set(names)
+
+
+@pytest.mark.parametrize("component", COMPONENT_NAMES)
+def test_eight_proposals_of_each_baseline_component_are_live_where_the_loop_runs_them(component):
+    """What `evolve start --component X --device cpu` asks of the mutator: 8 proposals from the seed, with the
+    dead sites the loop computes for the tiny CPU scale, all made (none unusable) and not all the same edit."""
+    from evaluator.settings import HarnessSettings
+    from evolve.search.liveness import dead_sites
+
+    sources = ComponentSet.shipped("baseline").sources
+    dead = dead_sites(component, sources[component], sources, HarnessSettings(device="cpu").effective_overrides())
+    children = [mutate(component, sources[component], np.random.default_rng(seed), SETTINGS, dead) for seed in range(8)]
+    assert all(not any(site in c.description for site in dead) for c in children)
+    assert len({c.source for c in children}) >= 4, [c.description for c in children]

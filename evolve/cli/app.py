@@ -151,14 +151,7 @@ def candidate_set(path: Path, component: Optional[str], base: str):
 
     base_set = ComponentSet.shipped(base)
     if path.is_dir():
-        found = [name for name in COMPONENT_NAMES if (path / f"{name}.py").exists()]
-        if component:
-            found = [component] if component in found else []
-        if not found:
-            raise ComponentError(f"{path} holds no component module named like {', '.join(n + '.py' for n in COMPONENT_NAMES)}")
-        for name in found:
-            base_set = base_set.with_component(name, (path / f"{name}.py").read_text())
-        return base_set, found
+        return base_set.with_folder(path, only=component)
     if not path.exists():
         raise ComponentError(f"{path} does not exist: pass a component file with --component NAME, or a folder")
     if not component:

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from components import set_description
 from evolve.database import DEFAULT_URL, DatabaseError
 
 # The export modules import torch, and the database SQLAlchemy: they load inside the functions, so that --help stays fast.
@@ -41,8 +42,8 @@ def from_database(url: str, experiment_name: str | None, candidate_id: int | Non
             )
         changed = sorted({c.component for c in store.ancestry(candidate.id) if c.origin != "seed"})
         component_set = ComponentSet(sources=store.component_set_sources(candidate.id)).model_copy(update={"origin": (  # the stored seed set, not the package's
-            f"the {experiment.baseline} set" if candidate.origin == "seed"
-            else f"the {experiment.baseline} set with the {', '.join(changed)} of candidate #{candidate.id}")})
+            set_description(experiment.baseline) if candidate.origin == "seed"
+            else f"{set_description(experiment.baseline)} with the {', '.join(changed)} of candidate #{candidate.id}")})
         harness = HarnessSettings.model_validate(experiment.config.get("harness", {}))
         ancestors = [
             Ancestor(id=c.id, description=f"{c.origin}, {c.component}, {c.status}" + (f", score {c.score:.4f}" if c.score is not None else ""))

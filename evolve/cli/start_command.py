@@ -59,7 +59,9 @@ def make_proposer(config: "ExperimentConfig", rng):
         return proposer
     from evolve.llm.client import LLMClient
 
-    return LLMProposer(LLMClient(config.llm, rng), config.score, config.llm.output_format, gpu_text(config), config.prompts_dir)
+    fallback = MutatorProposer(config.mutator, rng) if config.llm.fallback_to_mutator else None
+    return LLMProposer(LLMClient(config.llm, rng), config.score, config.llm.output_format, gpu_text(config), config.prompts_dir,
+                       fallback)
 
 
 def start(
@@ -94,7 +96,8 @@ def start(
         Optional[str], typer.Option(metavar="cifar10|synthetic|PATH.npz", help="training data \\[default: cifar10]")
     ] = None,
     components: Annotated[
-        Optional[str], typer.Option("--components", metavar="baseline|record|frontier", help="shipped set to start from \\[default: baseline]")
+        Optional[str], typer.Option("--components", metavar="SET|FOLDER",
+                                    help="shipped set (baseline, record, frontier) or a folder of component modules to start from \\[default: baseline]")
     ] = None,
     model: Annotated[
         list[str], typer.Option("--model", metavar="NAME", help="LLM model (repeatable; env EVOLVE_MODEL); needs OPENAI_API_KEY or OPENAI_BASE_URL")
@@ -197,7 +200,8 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
     """The search until it ends; the exit status (0, or 130/143 when interrupted)."""
     import numpy as np
 
-    from evaluator.component_set import ComponentSet
+    from components import set_description
+    from evaluator.component_set import ComponentError, ComponentSet
     from evaluator.data import DatasetError, load_dataset
     from evolve.cli.resume import ResumeError, resumed_config
     from evolve.config import ConfigError
@@ -217,7 +221,13 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
         # where the evaluations run may change between runs: this command's executor settings hold
         config = config.model_copy(update={"executor": loaded.config.executor, "ray": loaded.config.ray})
         require_device(config)
-    # The data and the executor first: a missing file or an unreachable cluster leaves the database as it was.
+    # The seed set, the data and the executor first: a bad folder, a missing file or an unreachable cluster
+    # leaves the database as it was. A folder is read once, here, and stored in full with the experiment.
+    if not resume:
+        try:
+            seed_set = ComponentSet.named(config.seed_set)
+        except ComponentError as e:
+            fail(f"--components: {e}")
     try:
         dataset = load_dataset(config.harness.data)
     except DatasetError as e:
@@ -235,8 +245,7 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
     else:
         name = name or f"{'+'.join(config.components)}-{datetime.now():%Y%m%d-%H%M%S}"
         experiment = store.create_experiment(
-            name, config.components, masked_dump(config), config.seed_set, device_text(config),
-            seed_sources=ComponentSet.shipped(config.seed_set).sources,
+            name, config.components, masked_dump(config), config.seed_set, device_text(config), seed_sources=seed_set.sources,
         )
     # Seeded runs stay reproducible, and a resumed one does not replay the choices it made before.
     offset = len(store.index_rows(experiment.id)) + sum(store.proposal_counts(experiment.id).values())
@@ -247,7 +256,7 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
     usd, gpu_seconds = store.spending(experiment.id)
     budget = Budget.from_config(config, usd_spent=usd, gpu_hours_spent=gpu_seconds / 3600)
     stats = LoopStats(experiment=experiment.name, proposer=proposer.name, device_unit=device_unit(config))
-    console.out(f"experiment {experiment.name}: evolving {', '.join(config.components)} from the {config.seed_set} set; "
+    console.out(f"experiment {experiment.name}: evolving {', '.join(config.components)} from {set_description(config.seed_set)}; "
                 f"proposals by the {proposer.name}; data {dataset.describe()}; "
                 f"{config.cascade.limits.threads} thread(s) per worker", highlight=False)
     slots = len(config.gpus) if config.harness.device != "cpu" else 1

@@ -19,6 +19,7 @@ from evolve.cli.inspect_commands import (
     points,
     print_json,
 )
+from components import set_description
 from evolve.database import DEFAULT_URL
 
 QUIET_SECONDS = 15 * 60  # a "running" search silent this long has probably died
@@ -71,7 +72,7 @@ def status(
     since = f"; last write {duration(quiet)} ago" if quiet is not None else ""
     lines = [
         f"{chosen.name}: {chosen.status}, started {started.astimezone():%Y-%m-%d %H:%M} ({duration((now - started).total_seconds())} ago){since}",
-        f"evolving {', '.join(chosen.components)} from the {chosen.baseline} set on {chosen.device}; data {config.harness.data}, "
+        f"evolving {', '.join(chosen.components)} from {set_description(chosen.baseline)} on {chosen.device}; data {config.harness.data}, "
         f"scale {config.harness.effective_scale()}",
         f"generation {state.generation} of {config.generations}; {state.proposed} of {total} proposals made",
         "candidates: " + (", ".join(f"{n} {s}" for s, n in sorted(state.counts.items())) or "none"),

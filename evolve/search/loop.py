@@ -41,6 +41,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
+from components import set_description
 from evaluator.cascade import ParentBehaviour
 from evaluator.component_set import ComponentSet
 from evaluator.results import Evaluation
@@ -112,8 +113,11 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
     def _load(self) -> None:
         """The loop's state, read once: the seed set, the population, the queue, the counts."""
         experiment_id = self.experiment.id
-        if self.store.store_seed_sources(experiment_id, ComponentSet.shipped(self.config.seed_set).sources):
-            self.progress.event(f"stored the {self.config.seed_set} set as this experiment's seed set")
+        # The stored seed set is the truth (a folder seed is read once, when the experiment is created: on a resume
+        # the folder may have changed or gone); only an experiment created without one reads it here.
+        if not self.store.seed_sources(experiment_id, required=False):
+            self.store.store_seed_sources(experiment_id, ComponentSet.named(self.config.seed_set).sources)
+            self.progress.event(f"stored {set_description(self.config.seed_set)} as this experiment's seed set")
         self.seed_sources = self.store.seed_sources(experiment_id)
         self.index = PopulationIndex(self.store.index_rows(experiment_id), self.store.migrants(experiment_id))
         self.requests = RequestBuilder(self.store, self.index, self.seed_sources, self.config, experiment_id)
@@ -155,12 +159,12 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
         candidate, _ = self.store.add_candidate(
             NewCandidate(experiment_id=self.experiment.id, component=component, source=self.seed_sources[component],
                          origin="seed", set_hash=set_identity(self.seed_sources, self.config.harness),
-                         description=f"the {self.config.seed_set} set")
+                         description=set_description(self.config.seed_set))
         )
         self.index.add(index_row(candidate))
         if self.novelty is not None:
             self.novelty.add_seed(candidate.id, self.seed_sources)
-        self.progress.event(f"seed: the {self.config.seed_set} set (evaluated first; it is the first champion)")
+        self.progress.event(f"seed: {set_description(self.config.seed_set)} (evaluated first; it is the first champion)")
 
     # the main loop
 
