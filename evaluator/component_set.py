@@ -5,7 +5,6 @@ new module object. Shipped sets, candidates from the database and exported scrip
 all take the same path, and each load starts from clean module state.
 """
 
-import ast
 import inspect
 import types
 from pathlib import Path
@@ -14,6 +13,7 @@ from pydantic import BaseModel, field_validator
 
 from components import COMPONENT_NAMES, SHIPPED_SETS, shipped_set_dir
 from components.interface import REQUIRED_NAMES
+from evaluator.python_parse import parse_python
 
 
 class ComponentError(ValueError):
@@ -44,7 +44,9 @@ class ComponentSet(BaseModel):
         for name in COMPONENT_NAMES:
             path = folder / f"{name}.py"
             if not path.exists():
-                raise ComponentError(f"{folder} has no {name}.py: a component set folder holds one module per component")
+                raise ComponentError(
+                    f"{folder} has no {name}.py: a component set folder holds one module per component"
+                )
             sources[name] = path.read_text()
         return cls(sources=sources, origin=str(folder))
 
@@ -70,7 +72,7 @@ class ComponentSet(BaseModel):
         component_set, found = cls.shipped("baseline").with_folder(folder)
         for name in found:
             try:
-                ast.parse(component_set.sources[name], filename=str(folder / f"{name}.py"))
+                parse_python(component_set.sources[name])
             except SyntaxError as e:
                 raise ComponentError(
                     f"{folder / f'{name}.py'}, line {e.lineno}: {e.msg}: fix the module, or remove it to use the baseline's"
