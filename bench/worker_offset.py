@@ -1,10 +1,10 @@
-"""Does a worker process have a speed of its own? A/A paired measurements, shared or fresh workers.
+"""Does a worker process have a speed of its own? A/A paired measurements on fresh workers.
 
-The same component set on both sides of a paired measurement, `--measurements` times:
-
-- shared: two workers set up and warmed up side by side, then `--pairs` pairs on them,
-  alternating who goes first (the protocol evaluator/promotion.py used before 2026-12-02);
-- fresh: `evaluator.promotion.measure_pairs`, a new pair of workers for every pair.
+The same component set on both sides of a paired measurement, `--measurements` times, with
+`evaluator.promotion.measure_pairs`: a new worker for every run. (The "shared" protocol, two
+workers kept for all pairs, which evaluator/promotion.py used before 2026-12-02 and which showed
+the offset, is gone: since issue 25 no worker makes more than one timed run; its results stay
+in docs/BENCHMARKS.md.)
 
 If pairs were independent and the sides exchangeable, one side would win all `--pairs` pairs of a
 measurement with probability 2 * 2 ** -pairs (0.2 % for 10 pairs), and the medians of the paired
@@ -13,7 +13,7 @@ measurement then shows one side faster in (nearly) every pair. Reported per meas
 median difference (side a minus side b), how many pairs each side won, and the two-sided sign-test
 p-value of "no side is faster"; one JSON line each on stdout, and a summary line.
 
-    OMP_NUM_THREADS=1 python bench/worker_offset.py --protocol shared,fresh --measurements 6 --pairs 10
+    OMP_NUM_THREADS=1 python bench/worker_offset.py --protocol fresh --measurements 6 --pairs 10
 
 On a GPU (the open question: is there a per-process offset there too? If not, a protocol that
 reuses workers would be sound on that device), with the decoded CIFAR-10 pack:
@@ -24,7 +24,6 @@ reuses workers would be sound on that device), with the decoded CIFAR-10 pack:
 import argparse
 import json
 import os
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -37,33 +36,12 @@ from evaluator.component_set import ComponentSet  # noqa: E402
 from evaluator.data import load_dataset, synthetic_dataset  # noqa: E402
 from evaluator.promotion import PromotionSettings, measure_pairs  # noqa: E402
 from evaluator.results import RunSample  # noqa: E402
-from evaluator.sandbox.sandboxed_worker import SandboxedWorker  # noqa: E402
 from evaluator.settings import HarnessSettings  # noqa: E402
 
 
 def gpu_of(harness: HarnessSettings) -> int | None:
     """The first GPU on CUDA (one worker pair at a time), none on the CPU."""
     return 0 if harness.device == "cuda" else None
-
-
-def shared_workers(component_set, dataset, harness, settings) -> tuple[list[RunSample], list[RunSample]]:
-    """Both sides on one worker each for all pairs, alternating who goes first (the old protocol)."""
-    from evaluator.runs import finish_runs, fresh_seed, start_speedrun_workers, timed_sample
-
-    samples: dict[str, list[RunSample]] = {"a": [], "b": []}
-    flags: list[str] = []
-    gpu = gpu_of(harness)
-    with SandboxedWorker(settings.limits, harness.device, gpu) as a, SandboxedWorker(settings.limits, harness.device, gpu) as b:
-        workers = {"a": a, "b": b}
-        seeds = [fresh_seed() for _ in range(settings.pairs)]
-        start_speedrun_workers([(a, component_set), (b, component_set)], dataset, harness, seeds)
-        first = secrets.randbelow(2)
-        for pair, seed in enumerate(seeds):
-            for side in (("a", "b") if (pair + first) % 2 == 0 else ("b", "a")):
-                samples[side].append(timed_sample(workers[side], pair, seed, dataset, settings.clock_tolerance, flags))
-        finish_runs(a)
-        finish_runs(b)
-    return samples["a"], samples["b"]
 
 
 def fresh_workers(component_set, dataset, harness, settings) -> tuple[list[RunSample], list[RunSample]]:
@@ -73,7 +51,7 @@ def fresh_workers(component_set, dataset, harness, settings) -> tuple[list[RunSa
     return measured.candidate_samples, measured.incumbent_samples
 
 
-PROTOCOLS = {"shared": shared_workers, "fresh": fresh_workers}
+PROTOCOLS = {"fresh": fresh_workers}  # the old "shared" protocol (one worker per side for all pairs) no longer exists
 
 
 def sign_pvalue_two_sided(wins: int, pairs: int) -> float:
@@ -84,7 +62,7 @@ def sign_pvalue_two_sided(wins: int, pairs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", default="shared,fresh", help="comma-separated: shared, fresh (interleaved per measurement)")
+    parser.add_argument("--protocol", default="fresh", help="fresh (the one protocol left)")
     parser.add_argument("--measurements", type=int, default=6)
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--components", default="baseline", help="shipped component set on both sides")

@@ -5,10 +5,12 @@
    measures every component's behavioural fingerprint (behaviour.py); when the candidate's parent
    is known (ParentBehaviour) and the changed component behaves exactly like the parent's, the
    `behaviour` stage rejects it: the change cannot matter, and no device time is spent on it.
-3. smoke: in the sandboxed worker on the evaluation device, the untimed warm-up: one full run on
+3. smoke: in a sandboxed worker on the evaluation device, the untimed warm-up: one full run on
    random data that must train and predict (it also compiles, so it is never wasted).
-4. timed: up to N runs on fresh seeds in the same worker, timed by the parent from "go" to the
-   receipt of the logits (evaluator/runs.py assembles every timed run). After `min_runs`, stop early when the candidate is clearly failing the
+4. timed: up to N runs on fresh seeds, each in a fresh worker that warms up and makes that one
+   run (the smoke test's worker makes the first), timed by the parent from handing over the
+   data to the receipt of the logits (evaluator/runs.py assembles every timed run), so no run's
+   state reaches another's sample. After `min_runs`, stop early when the candidate is clearly failing the
    accuracy target (its upper confidence bound, std floored at the prior noise, is below it) or
    clearly slower than the champion's whole record (one-sided Mann-Whitney test, so that one run
    slowed by a burst of background load does not stop it).
@@ -23,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.results import Evaluation, ProfileSummary, StageVerdict
+from evaluator.results import Evaluation, StageVerdict
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.sandbox.static_check import check_source
 from evaluator.settings import CascadeSettings, HarnessSettings, ScoreSettings  # noqa: F401  (CascadeSettings re-exported)
@@ -151,53 +153,59 @@ def timed_runs(
     component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None,
     report: StageReport = no_report,
 ) -> None:
-    from evaluator.runs import finish_runs, start_speedrun_worker, timed_sample  # imported here: the settings above load without torch
+    from evaluator.runs import fresh_run  # imported here: the settings above load without torch
     from evaluator.training import run_seeds
 
     stage_start = time.perf_counter()
     stage = "smoke"
+
+    def smoke_passed() -> None:
+        nonlocal stage, stage_start
+        if stage == "smoke":
+            evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
+            stage, stage_start = "timed", time.perf_counter()
+
     try:
         report("smoke", None, None)
-        with SandboxedWorker(cascade.limits, harness.device, gpu) as worker:
-            # harness.seed: the same seeds for every candidate; else fresh. Drawn before the warm-up,
-            # which records what reset() gives under each.
-            seeds = run_seeds(harness.seed, cascade.runs)
-            start_speedrun_worker(worker, component_set, dataset, harness, seeds)
-            evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
-
-            stage, stage_start = "timed", time.perf_counter()
-            stop_reason = ""
-            for run in range(cascade.runs):
+        # harness.seed: the same seeds for every candidate; else fresh.
+        seeds = run_seeds(harness.seed, cascade.runs)
+        stop_reason = ""
+        for run in range(cascade.runs):
+            def on_warm(run: int = run) -> None:  # the worker is warm: its timed run begins
+                smoke_passed()
                 report("timed", run + 1, cascade.runs)
-                evaluation.samples.append(timed_sample(worker, run, seeds[run], dataset, cascade.clock_tolerance, evaluation.flags))
-                if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
-                    accs = [s.accuracy for s in evaluation.samples]
-                    times = [s.time_seconds for s in evaluation.samples]
-                    if clearly_failing(accs, score.target, score.confidence, score.accuracy_std_floor):
-                        stop_reason = f"stopped after {run + 1} runs: accuracy clearly below the target {score.target:.4f}"
-                    elif clearly_slower(times, champion_times, score.confidence):
-                        stop_reason = f"stopped after {run + 1} runs: clearly slower than the champion"
-                    if stop_reason:
-                        break
-            finish_runs(worker)
-            status = "stopped" if stop_reason else "passed"
-            evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
-            if cascade.profile and not stop_reason:
-                report("profile", None, None)
-                profile_stage(worker, evaluation)
+
+            sample = fresh_run(component_set, dataset, harness, cascade.limits, run, seeds[run], evaluation.flags,
+                               cascade.clock_tolerance, gpu, on_warm=on_warm)
+            evaluation.samples.append(sample)
+            if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
+                accs = [s.accuracy for s in evaluation.samples]
+                times = [s.time_seconds for s in evaluation.samples]
+                if clearly_failing(accs, score.target, score.confidence, score.accuracy_std_floor):
+                    stop_reason = f"stopped after {run + 1} runs: accuracy clearly below the target {score.target:.4f}"
+                elif clearly_slower(times, champion_times, score.confidence):
+                    stop_reason = f"stopped after {run + 1} runs: clearly slower than the champion"
+                if stop_reason:
+                    break
+        status = "stopped" if stop_reason else "passed"
+        evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
     except WorkerFailure as e:
         evaluation.stages.append(StageVerdict(stage=stage, status="failed", message=str(e), seconds=time.perf_counter() - stage_start))
         evaluation.status = "failed"
+        return
+    if cascade.profile and not stop_reason:
+        report("profile", None, None)
+        profile_stage(component_set, dataset, harness, cascade, gpu, evaluation)
 
 
-def profile_stage(worker: SandboxedWorker, evaluation: Evaluation) -> None:
-    """One extra, untimed, profiled run; its failure is noted, not held against the timed runs."""
-    from evaluator.runs import fresh_seed  # imported here: the settings above load without torch
+def profile_stage(component_set, dataset, harness, cascade, gpu: int | None, evaluation: Evaluation) -> None:
+    """One extra, untimed, profiled run in a worker of its own; its failure is noted, not held
+    against the timed runs."""
+    from evaluator.runs import fresh_profile  # imported here: the settings above load without torch
 
     start = time.perf_counter()
     try:
-        answer, _ = worker.request({"type": "profile", "seed": fresh_seed()}, "profile", worker.limits.warmup_seconds)
-        evaluation.profile = ProfileSummary.model_validate(answer["summary"])
+        evaluation.profile = fresh_profile(component_set, dataset, harness, cascade.limits, gpu)
         verdict = StageVerdict(stage="profile", status="passed", seconds=time.perf_counter() - start)
     except (WorkerFailure, ValueError) as e:
         verdict = StageVerdict(stage="profile", status="failed", message=str(e)[:2000], seconds=time.perf_counter() - start)

@@ -116,8 +116,8 @@ def summarize_profile(prof: profile, device: torch.device, top: int = 8) -> Prof
 
 
 def profile_run(speedrun, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> ProfileSummary:
-    """One untimed, profiled run of a warmed-up Speedrun (evaluator.harness): its checks are not
-    made, so a worker makes it only after its last timed run."""
+    """One untimed, profiled run of a warmed-up Speedrun (evaluator.harness), in a worker of its
+    own that makes no timed run (evaluator/runs.py `fresh_profile`): it informs prompts, never a score."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if speedrun.device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         training.speedrun(

@@ -4,11 +4,12 @@ A candidate's own timed runs (evaluator/cascade.py) rank it, but they were measu
 moment than the incumbent's, perhaps after a lucky draw of seeds. Before it replaces the
 incumbent, both are measured again, side by side:
 
-1. Every pair runs on a fresh pair of sandboxed workers: both sets are loaded into two new
-   workers on the same device and warmed up side by side (evaluator/runs.py
-   `start_speedrun_workers`, which side's worker starts first a coin flip), then both train once
-   on the pair's fresh seed (same initialization seed, same order of the training set), one after
-   the other, who goes first decided by another coin flip; then both workers exit.
+1. Every pair runs on a fresh pair of sandboxed workers: on the pair's fresh seed (same
+   initialization seed, same order of the training set), one side, then the other, who goes
+   first decided by a coin flip; each side in a worker of its own that warms up on random data,
+   makes its one timed run and is killed before the other side's worker starts
+   (evaluator/runs.py `fresh_run`). No worker is alive while the other side is timed, so neither
+   side can slow the other's run (a thread left spinning, say), whatever code it runs.
 2. Why fresh workers for every pair: a worker process has a speed of its own. On this project's
    2-core CPU machine, two workers running the *same* set, warmed up side by side and measured
    alternately over 10 pairs, were won by one side in all 10 pairs in 4 of 6 such measurements,
@@ -17,10 +18,9 @@ incumbent, both are measured again, side by side:
    that offset, the pairs are not independent, and the sign test promoted a no-op change
    (head_lr 0.67 -> 0.673) at p = 0.001. A GPU has per-process sources of its own (autotuned
    kernel choices, allocator state). With fresh workers the offset is drawn again for every
-   pair, on both sides alike: it becomes noise that the pairs see, and the pairs are independent
-   and exchangeable under "no difference", which is what the rule's error bound assumes. The
-   price is a set-up and warm-up of both sides per pair; every timed run is then the first one
-   after a warm-up, on both sides, as in the speedrun itself.
+   run, on both sides alike: it becomes noise that the pairs see, and the pairs are independent
+   and exchangeable under "no difference", which is what the rule's error bound assumes. Every
+   timed run is then the first one after a warm-up, on both sides, as in the speedrun itself.
 3. The rule (evaluator/decision.py) decides on these pairs and the champion's record, spending
    this attempt's share of the experiment's error budget.
 
@@ -30,7 +30,6 @@ same rule serves the search, `evolve calibrate` and the null simulations in the 
 
 import secrets
 import time
-from contextlib import ExitStack
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -40,7 +39,7 @@ from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.decision import DecisionContext, PromotionDecision, attempt_alpha, decide, minimum_gain
 from evaluator.results import RunSample
-from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure
+from evaluator.sandbox.sandboxed_worker import WorkerFailure
 from evaluator.settings import HarnessSettings, PromotionSettings, ScoreSettings
 
 __all__ = ["PairedMeasurement", "PromotionDecision", "PromotionSettings", "better_score", "confirm_promotion", "measure_pairs"]
@@ -79,7 +78,7 @@ def measure_pairs(
     report: StageReport = no_report,
 ) -> PairedMeasurement:
     """Measure both sets side by side on fresh shared seeds; never raises for a worker's failure."""
-    from evaluator.runs import finish_runs, fresh_seed, start_speedrun_workers, timed_sample  # imported here: the settings above load without torch
+    from evaluator.runs import fresh_run, fresh_seed  # imported here: the settings above load without torch
 
     start = time.perf_counter()
     flags: list[str] = []
@@ -87,20 +86,12 @@ def measure_pairs(
     error = None
     sets = {"candidate": candidate, "incumbent": incumbent}
     try:
-        for pair in range(settings.pairs):  # fresh workers for every pair: the module docstring, point 2
+        for pair in range(settings.pairs):  # fresh workers for every run: the module docstring, points 1 and 2
             seed = fresh_seed()
-            report("warm-up", pair + 1, settings.pairs)
-            with ExitStack() as stack:
-                # Which side's worker starts, sets up and loads first is a coin flip too: nothing but the code
-                # may tell the two sides apart (the start order may leave a process with a speed of its own).
-                spawn_order = pair_order(secrets.randbelow(2))
-                workers = {side: stack.enter_context(SandboxedWorker(settings.limits, harness.device, gpu)) for side in spawn_order}
-                start_speedrun_workers([(workers[side], sets[side]) for side in spawn_order], dataset, harness, [seed])
-                report("pair", pair + 1, settings.pairs)
-                for side in pair_order(secrets.randbelow(2)):
-                    samples[side].append(timed_sample(workers[side], pair, seed, dataset, settings.clock_tolerance, flags))
-                for side in spawn_order:
-                    finish_runs(workers[side])
+            report("pair", pair + 1, settings.pairs)
+            for side in pair_order(secrets.randbelow(2)):
+                samples[side].append(fresh_run(sets[side], dataset, harness, settings.limits, pair, seed, flags,
+                                               settings.clock_tolerance, gpu))
     except WorkerFailure as e:
         error = str(e)[:2000]
     pairs = min(len(samples["candidate"]), len(samples["incumbent"]))  # a pair counts only when both sides ran

@@ -1,21 +1,27 @@
 """Timed speedruns of one component set: the one place that assembles a timed run.
 
-A timed run always goes through a sandboxed worker (evaluator/sandbox/worker.py), whether it is
+A scored run always goes through a sandboxed worker (evaluator/sandbox/worker.py), whether it is
 `evolve baseline`, a candidate's timed stage, or a promotion's paired runs, so that all of them
-are measured the same way and their numbers compare:
+are measured the same way and their numbers compare. Every scored sample comes from a fresh
+worker process that makes exactly one timed run on real data and is then killed
+(`fresh_run`):
 
-1. `start_speedrun_worker`: set up, warm up on random data (the smoke test; it compiles, and
-   records what reset() gives under each scheduled run seed), then load the training data. No
-   candidate code is called after that except inside a timed run.
-2. `timed_sample`: the run's test images in a fresh order only the parent knows, then "go" with
-   a fresh nonce and the parent's clock until the logits carrying that nonce have arrived; the
-   worker's checks follow off the clock and must pass; the parent puts the logits back in the
-   canonical order and computes the accuracy with the labels only it holds.
+1. `warm_up_worker`: set up, then one untimed run on random data (the smoke test; it compiles).
+   No real image or label is in the process yet.
+2. `timed_sample`: the parent builds the run's data (the training set in the run's order, the
+   test images in a fresh order only it knows; never the test labels) as a sealed memory file
+   (evaluator/sandbox/run_data.py), starts its clock, hands the file over with "go" and a fresh
+   nonce, and stops the clock when the logits carrying that nonce have arrived. It kills the
+   worker at once: nothing the worker does or says afterwards is heard, and no state of this run
+   can reach another scored run, whatever native code the candidate ran (README, "Threat
+   model"). The parent puts the logits back in the canonical order and computes the accuracy
+   with the labels only it holds.
 
 `iter_speedruns` runs the same timed function in this process, for trusted sets only (export
 verification compares an exported script's logits with it bit for bit).
 """
 
+import os
 import platform
 import secrets
 import subprocess
@@ -29,14 +35,15 @@ from components.interface import NUM_CLASSES
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.harness import DeviceData, RunOutput, Speedrun, accuracy
-from evaluator.results import RunSample
+from evaluator.results import ProfileSummary, RunSample
+from evaluator.sandbox.run_data import RunDataLayout, sealed_run_data
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import HarnessSettings
 from evaluator.training import evaluation_seeds, run_seeds, training_order
 
 __all__ = [
-    "device_description", "finish_runs", "fresh_seed", "iter_speedruns", "logits_from", "run_seeds", "run_speedruns",
-    "start_speedrun_worker", "start_speedrun_workers", "timed_sample", "worker_setup",
+    "device_description", "fresh_profile", "fresh_run", "fresh_seed", "iter_speedruns", "logits_from", "run_seeds",
+    "run_speedruns", "timed_sample", "warm_up_worker", "worker_setup",
 ]
 
 
@@ -70,48 +77,17 @@ def worker_setup(component_set: ComponentSet, device: str, compile: bool, overri
     }
 
 
-def start_speedrun_worker(
-    worker: SandboxedWorker, component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings,
-    seeds: list[int], warm_up_seed: int | None = None,
-) -> None:
-    """Set up an entered worker, warm it up (the smoke test) and only then give it the training data.
-
-    `seeds` are the seeds of every timed run this worker will make: the warm-up records what
-    reset() gives under each, before any real data is in the worker.
-    """
-    start_speedrun_workers([(worker, component_set)], dataset, harness, seeds, warm_up_seed)
-
-
-def start_speedrun_workers(
-    workers: list[tuple[SandboxedWorker, ComponentSet]], dataset: Dataset, harness: HarnessSettings,
-    seeds: list[int], warm_up_seed: int | None = None,
-) -> None:
-    """`start_speedrun_worker` for several workers at once: each step is sent to all before any answer is read.
-
-    A promotion's two workers then set up, compile and warm up side by side (nothing is timed yet),
-    instead of one after the other, and both wait the same short while before the first pair: the
-    one set up first no longer starts the pairs with cold caches while the other has just loaded.
-    """
-    def step(headers: list[dict], expected: str, timeout: float) -> list[float]:
-        started = time.perf_counter()
-        for (worker, _), header in zip(workers, headers):
-            worker.send(header)
-        seconds = []
-        for worker, _ in workers:  # each answer within its limit of the step's start
-            worker.receive(expected, max(1.0, timeout - (time.perf_counter() - started)))
-            seconds.append(time.perf_counter() - started)
-        return seconds
-
-    limits = workers[0][0].limits
-    compile, overrides = harness.effective_compile(), harness.effective_overrides()
-    step([worker_setup(s, harness.device, compile, overrides, w) for w, s in workers], "ready", limits.setup_seconds)
-    warmups = [{
-        "type": "warmup", "seed": fresh_seed() if warm_up_seed is None else warm_up_seed, "seeds": list(seeds),
-        "num_train": len(dataset.train_labels), "num_test": len(dataset.test_images),
-    } for _ in workers]
-    for (worker, _), seconds in zip(workers, step(warmups, "warm", limits.warmup_seconds)):
-        worker.warmup_seconds = seconds  # the timed runs' limit follows it (WorkerLimits.run_limit)
-    step([{"type": "load", "data_path": str(w.write_data(dataset))} for w, _ in workers], "loaded", limits.setup_seconds)
+def warm_up_worker(worker: SandboxedWorker, component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings,
+                   warm_up_seed: int | None = None) -> None:
+    """Set up an entered worker and warm it up on random data of the dataset's size (the smoke test)."""
+    limits = worker.limits
+    worker.request(worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker),
+                   "ready", limits.setup_seconds)
+    warmup = {"type": "warmup", "seed": fresh_seed() if warm_up_seed is None else warm_up_seed,
+              "num_train": len(dataset.train_labels), "num_test": len(dataset.test_images)}
+    started = time.perf_counter()
+    worker.request(warmup, "warm", limits.warmup_seconds)
+    worker.warmup_seconds = time.perf_counter() - started  # the timed run's limit follows it (WorkerLimits.run_limit)
 
 
 def logits_from(answer: dict, payload: bytes, num_test: int) -> np.ndarray:
@@ -125,18 +101,27 @@ def logits_from(answer: dict, payload: bytes, num_test: int) -> np.ndarray:
     return logits
 
 
+def run_data_file(dataset: Dataset, seed: int, test_order: np.ndarray) -> tuple[int, RunDataLayout]:
+    """The run's sealed data: the training set in the run's order, the test images in `test_order`."""
+    order = training_order(seed, len(dataset.train_labels))
+    return sealed_run_data(dataset.train_images[order], dataset.train_labels[order], dataset.test_images[test_order])
+
+
 def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset, clock_tolerance: float, flags: list[str]) -> RunSample:
-    """One timed run: the parent's clock from "go" to the logits bound to it, then the worker's checks."""
+    """The worker's one timed run: the parent's clock from handing over the data to the logits
+    bound to this run; then the worker is killed, before anything else it might say is read."""
     rng = np.random.default_rng(secrets.randbits(128))
     permutation = rng.permutation(len(dataset.test_images))  # never leaves the parent
-    test_images = np.ascontiguousarray(dataset.test_images[permutation])
+    fd, layout = run_data_file(dataset, seed, permutation)
     limit = worker.limits.run_limit(worker.warmup_seconds)
-    prepare = {"type": "prepare", "seed": seed, "shape": list(test_images.shape)}
-    worker.request(prepare, "prepared", limit, payload=test_images.tobytes())
     nonce = secrets.token_hex(16)
-    answer, payload, parent_seconds = worker.timed_request({"type": "go", "nonce": nonce}, "logits", limit, nonce)
+    try:
+        go = {"type": "go", "nonce": nonce, "seed": seed, "layout": layout.model_dump()}
+        answer, payload, parent_seconds = worker.timed_request(go, "logits", limit, nonce, descriptor=fd)
+    finally:
+        os.close(fd)
+        worker.kill()  # its work is done: the parent stops listening, and no process of it lives on
     permuted = logits_from(answer, payload, len(dataset.test_labels))
-    worker.receive("checked", limit, nonce)  # off the clock; a failed check fails the run
     logits = np.empty_like(permuted)
     logits[permutation] = permuted  # row i of the worker's answer is test image permutation[i]
     device_seconds = answer.get("device_seconds")
@@ -157,10 +142,34 @@ def timed_sample(worker: SandboxedWorker, run: int, seed: int, dataset: Dataset,
     )
 
 
-def finish_runs(worker: SandboxedWorker) -> None:
-    """After the last timed run: the worker confirms, so a reply forged during the last run,
-    which would otherwise go unread, arrives where "finished" is due and fails the runs."""
-    worker.request({"type": "finish"}, "finished", worker.limits.run_limit(worker.warmup_seconds))
+def fresh_run(
+    component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits, run: int, seed: int,
+    flags: list[str], clock_tolerance: float = 0.05, gpu: int | None = None, warm_up_seed: int | None = None,
+    on_warm: Callable[[], None] = lambda: None,
+) -> RunSample:
+    """One scored sample: a fresh worker, warmed up on random data, one timed run, killed.
+
+    `on_warm` is called between the warm-up and the timed run (the cascade's smoke verdict)."""
+    with SandboxedWorker(limits, harness.device, gpu) as worker:
+        warm_up_worker(worker, component_set, dataset, harness, warm_up_seed)
+        on_warm()
+        return timed_sample(worker, run, seed, dataset, clock_tolerance, flags)
+
+
+def fresh_profile(component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits,
+                  gpu: int | None = None) -> ProfileSummary:
+    """An untimed, profiled run in a worker of its own (it informs the next proposal, never a score)."""
+    with SandboxedWorker(limits, harness.device, gpu) as worker:
+        warm_up_worker(worker, component_set, dataset, harness)
+        seed = fresh_seed()
+        fd, layout = run_data_file(dataset, seed, np.arange(len(dataset.test_images)))
+        try:
+            worker.send({"type": "profile", "seed": seed, "layout": layout.model_dump()})
+            worker.send_descriptor(fd)
+            answer, _ = worker.receive("profile", limits.warmup_seconds)
+        finally:
+            os.close(fd)
+        return ProfileSummary.model_validate(answer["summary"])
 
 
 def run_speedruns(
@@ -172,20 +181,18 @@ def run_speedruns(
     limits: WorkerLimits | None = None,
     clock_tolerance: float = 0.05,
 ) -> list[RunSample]:
-    """Train the set `runs` times in a sandboxed worker, timed as a candidate's runs are
-    (`evolve baseline`); raises WorkerFailure when a run fails."""
+    """Train the set `runs` times, a fresh sandboxed worker for each, timed as a candidate's runs
+    are (`evolve baseline`); raises WorkerFailure when a run fails."""
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu, or install a CUDA build of torch")
     warm_up_seed, seeds = evaluation_seeds(settings.seed, runs)
     samples: list[RunSample] = []
     flags: list[str] = []
-    with SandboxedWorker(limits or WorkerLimits(), settings.device) as worker:
-        start_speedrun_worker(worker, component_set, dataset, settings, seeds, warm_up_seed)
-        for run, seed in enumerate(seeds):
-            sample = timed_sample(worker, run, seed, dataset, clock_tolerance, flags)
-            samples.append(sample)
-            on_sample(sample)
-        finish_runs(worker)
+    for run, seed in enumerate(seeds):
+        sample = fresh_run(component_set, dataset, settings, limits or WorkerLimits(), run, seed, flags, clock_tolerance,
+                           warm_up_seed=warm_up_seed)
+        samples.append(sample)
+        on_sample(sample)
     return samples
 
 
@@ -199,9 +206,8 @@ def iter_speedruns(
     device = torch.device(settings.device)
     speedrun = Speedrun(component_set, settings.device, settings.effective_compile(), settings.effective_overrides())
     warm_up_seed, seeds = evaluation_seeds(settings.seed, runs)
-    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=warm_up_seed, seeds=seeds)
+    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=warm_up_seed)
     data = DeviceData.from_dataset(dataset, device)  # the real data arrives after the warm-up
-    speedrun.watch((data.train_images, data.train_labels, data.test_images))
     for seed in seeds:
         run_data = data.reordered(training_order(seed, len(dataset.train_labels)))
         yield seed, speedrun.run(run_data.train_images, run_data.train_labels, run_data.test_images, seed)

@@ -99,7 +99,6 @@ def speedrun(
     train_images: torch.Tensor,
     train_labels: torch.Tensor,
     test_images: torch.Tensor,
-    after_reset=None,
     after_training=None,
 ) -> torch.Tensor:
     """One whole run, all of it timed: the harness's flags, the run's seed, `model.reset()`,
@@ -107,14 +106,12 @@ def speedrun(
 
     Every call into a component happens in here, on the clock: a candidate that does work in
     `reset()` pays for it, and no candidate code runs untimed while the run's data is at hand.
-    `after_reset` and `after_training` (harness hooks, called with no arguments) let the
-    harness snapshot the network cheaply for the checks it makes after the clock stops.
+    `after_training` (a harness hook, called with no arguments) lets the harness snapshot the
+    network cheaply for its check that prediction leaves the network unchanged.
     """
     reset_torch_flags(device)
     torch.manual_seed(seed)
     model.reset()
-    if after_reset is not None:
-        after_reset()
     train(components, model, hp, orthogonalize, train_images, train_labels)
     if after_training is not None:
         after_training()

@@ -301,15 +301,9 @@ def test_folder_usage_counts_bytes_and_entries(tmp_path):
 @needs_landlock
 @needs_pid_namespace
 def test_a_worker_whose_folder_floods_is_killed_with_the_reason():
-    import numpy as np
-
-    from evaluator.data import Dataset
-
     limits = WorkerLimits(folder_bytes=1 << 20, setup_seconds=30)
-    images = np.zeros((2000, 32, 32, 3), dtype=np.uint8)  # 6 MB, over the folder's limit
-    labels = np.zeros(2000, dtype=np.int64)
     with SandboxedWorker(limits, "cpu") as worker:
-        worker.write_data(Dataset(images, labels, images, labels, "flood"))
+        (worker.workdir / "flood.bin").write_bytes(bytes(6 << 20))  # 6 MB, over the folder's limit
         deadline = time.monotonic() + 10
         while worker.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)

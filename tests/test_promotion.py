@@ -78,17 +78,21 @@ def test_who_goes_first_is_a_coin_flip_for_each_pair():
 
 
 def test_every_pair_runs_on_a_fresh_pair_of_workers(baseline_set, monkeypatch):
-    """A worker has a speed of its own: pairs that shared the two workers would share their offset (module docstring)."""
+    """A worker has a speed of its own: pairs that shared the two workers would share their offset
+    (module docstring); and no worker lives while another is started, let alone timed."""
+    from evaluator.sandbox.sandboxed_worker import SandboxedWorker
+
     started, pids = [], []
-    real_enter = promotion.SandboxedWorker.__enter__
+    real_enter = SandboxedWorker.__enter__
 
     def recording_enter(worker):
+        assert all(w.process.poll() is not None for w in started), "a worker was still alive when the next one started"
         entered = real_enter(worker)
         started.append(worker)
         pids.append(worker.process.pid)
         return entered
 
-    monkeypatch.setattr(promotion.SandboxedWorker, "__enter__", recording_enter)
+    monkeypatch.setattr(SandboxedWorker, "__enter__", recording_enter)
     dataset = synthetic_dataset(400, 100, seed=3)
     harness = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1})
     limits = WorkerLimits(setup_seconds=60, warmup_seconds=120, run_seconds=60, memory_bytes=6 << 30)
@@ -99,7 +103,7 @@ def test_every_pair_runs_on_a_fresh_pair_of_workers(baseline_set, monkeypatch):
 
 
 def test_a_side_that_fails_its_set_up_ends_the_measurement_with_its_reason(baseline_set):
-    """Both workers set up side by side: the failing one's error comes back, nothing hangs, nothing is promoted."""
+    """The failing side's error comes back, nothing hangs, nothing is promoted."""
     broken = baseline_set.model_copy(update={"sources": {**baseline_set.sources, "hyperparams": baseline_set.sources["hyperparams"]
                                                         + "\nraise RuntimeError('broken on purpose')\n"}})
     dataset = synthetic_dataset(400, 100, seed=3)

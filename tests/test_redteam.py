@@ -13,6 +13,7 @@ from evaluator.cascade import CascadeSettings, evaluate_candidate
 from evaluator.data import synthetic_dataset
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits, scrubbed_environment
 from evaluator.settings import HarnessSettings, ScoreSettings
+from tests.redteam.carry_cases import CARRY_CASES
 from tests.redteam.cases import CASES
 from tests.redteam.state_cases import STATE_CASES, memorising_tta
 
@@ -54,7 +55,7 @@ def test_runtime_guards_stop_it_without_the_static_check(baseline_set, dataset, 
 
 
 @pytest.mark.parametrize("case", STATE_CASES, ids=[c.name for c in STATE_CASES])
-def test_state_and_clock_attacks_fail_at_run_time(baseline_set, dataset, case, monkeypatch):
+def test_forged_replies_fail_at_run_time(baseline_set, dataset, case, monkeypatch):
     monkeypatch.setattr(cascade_module, "check_source", lambda name, source: [])
     evaluation = evaluate(baseline_set, case, dataset)
     last = evaluation.stages[-1]
@@ -89,10 +90,15 @@ def test_worker_gets_no_credentials_and_no_test_labels(monkeypatch, dataset):
     with SandboxedWorker(LIMITS, "cpu") as worker:
         env = scrubbed_environment(worker.workdir)
         assert not any("KEY" in k or "SECRET" in k for k in env)
-        import numpy as np
+    import numpy as np
 
-        with np.load(worker.write_data(dataset)) as npz:
-            assert sorted(npz.files) == ["train_images", "train_labels"]  # test images arrive per run, permuted; labels never
+    from evaluator.runs import run_data_file
+    from evaluator.sandbox.run_data import map_run_data
+
+    fd, layout = run_data_file(dataset, seed=3, test_order=np.arange(len(dataset.test_images)))
+    arrays = map_run_data(fd, layout)
+    assert sorted(arrays) == ["test_images", "train_images", "train_labels"]  # never the test labels
+    assert len(arrays["train_labels"]) == len(dataset.train_labels)
 
 
 def test_worker_runs_without_network_where_the_os_allows():
@@ -114,3 +120,76 @@ def test_worker_runs_without_network_where_the_os_allows():
     assert inside.stdout.strip() not in ("", "0"), inside.stderr  # but not from the worker's
     with SandboxedWorker(LIMITS, "cpu") as worker:
         assert worker.network_isolated
+
+
+# --- state carried between runs (issue 25): effects on the scored samples, not verdicts ---------
+
+SEEDED = HARNESS.model_copy(update={"seed": 11})  # the same run seeds for the shipped and the hostile set
+CARRY_CASCADE = CascadeSettings(runs=2, min_runs=2, limits=LIMITS)
+
+
+@pytest.fixture(scope="module")
+def shipped_samples(baseline_set, dataset):
+    evaluation = evaluate_candidate(baseline_set, ["tta"], dataset, SEEDED, SCORE, CARRY_CASCADE)
+    assert evaluation.status == "evaluated", evaluation.stages
+    return evaluation.samples
+
+
+def hostile_set(baseline_set, case):
+    return baseline_set.with_component(case.component, baseline_set.sources[case.component] + case.code)
+
+
+def in_one_process(component_set, dataset, seeds):
+    """Runs on `seeds` in one process, one after the other: where carried state pays off."""
+    import time
+
+    import torch
+
+    from evaluator.harness import DeviceData, Speedrun
+    from evaluator.training import training_order
+
+    vars(torch.backends).pop("stash", None)  # as a fresh process would start: without an earlier test's stash
+    speedrun = Speedrun(component_set, "cpu", False, SEEDED.effective_overrides())
+    speedrun.warm_up(len(dataset.train_labels), len(dataset.test_labels), seed=0)
+    data = DeviceData.from_dataset(dataset, torch.device("cpu"))
+    outputs = []
+    for seed in seeds:
+        run = data.reordered(training_order(seed, len(dataset.train_labels)))
+        start = time.perf_counter()
+        out = speedrun.run(run.train_images, run.train_labels, run.test_images, seed)
+        outputs.append((out.logits, time.perf_counter() - start))
+    return outputs
+
+
+@pytest.mark.parametrize("case", CARRY_CASES, ids=[c.name for c in CARRY_CASES])
+def test_carried_state_pays_off_where_runs_share_a_process(baseline_set, dataset, case, tmp_path, monkeypatch):
+    """The teeth of the next test: in one process, each attack changes its later runs."""
+    hostile = hostile_set(baseline_set, case)
+    for home in ("shared", "alone"):  # a folder of its own for each process, as each worker has
+        (tmp_path / home).mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "shared"))
+    (_first, first_time), (second, second_time) = in_one_process(hostile, dataset, [5, 6])
+    monkeypatch.setenv("HOME", str(tmp_path / "alone"))
+    (alone, alone_time), = in_one_process(hostile, dataset, [6])  # run 6 as the first run of a process
+    if case.pays_off_by == "time":
+        assert second_time < 0.5 * alone_time, (first_time, second_time, alone_time)
+    assert not torch_equal(second, alone)  # the carried state reached the second run
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+@pytest.mark.parametrize("case", CARRY_CASES, ids=[c.name for c in CARRY_CASES])
+def test_carried_state_has_no_effect_on_scored_samples(baseline_set, dataset, case, shipped_samples, monkeypatch):
+    """Every scored run is a fresh worker: the hostile set scores exactly as the shipped one."""
+    monkeypatch.setattr(cascade_module, "check_source", lambda name, source: [])
+    evaluation = evaluate_candidate(hostile_set(baseline_set, case), [case.component], dataset, SEEDED, SCORE, CARRY_CASCADE)
+    assert evaluation.status == "evaluated", evaluation.stages
+    assert [s.seed for s in evaluation.samples] == [s.seed for s in shipped_samples]
+    for hostile, shipped in zip(evaluation.samples, shipped_samples):
+        assert hostile.accuracy <= shipped.accuracy, (hostile, shipped)  # no higher accuracy
+    fastest_shipped = min(s.time_seconds for s in shipped_samples)
+    assert all(s.time_seconds > 0.6 * fastest_shipped for s in evaluation.samples), (evaluation.samples, shipped_samples)

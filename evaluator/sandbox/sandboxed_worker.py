@@ -1,14 +1,17 @@
 """The parent's side of a sandboxed worker: start it, talk to it, time it, kill it.
 
-The worker is a fresh `python -m evaluator.sandbox.jail POLICY IN OUT`, which enters the kernel
-jail (evaluator/sandbox/jail.py: Landlock, before any candidate text exists) and then runs
-evaluator.sandbox.worker. It starts as PID 1 of its own PID namespace (so a kill reaches every
-process it started, `setsid` or not) and in an empty network namespace, in its own process group,
+The worker is a fresh `python -m evaluator.sandbox.jail POLICY IN OUT DATA`, which enters the
+kernel jail (evaluator/sandbox/jail.py: Landlock and seccomp, before any candidate text exists)
+and then runs evaluator.sandbox.worker. It starts as PID 1 of its own PID namespace (so a kill
+reaches every process it started, `setsid` or not), in its own IPC namespace and in an empty
+network namespace, in its own process group,
 with a scrubbed environment (no API keys or credentials), a private folder that is its HOME,
 TMPDIR and compile cache, limits on address space (CPU only: CUDA reserves more than any sane
 limit), on the size of one file and of the whole folder (so flooding a file or the disk ends it),
 on process count, and a wall-clock limit per message. The parent alone holds the test labels and
-the authoritative clock.
+the authoritative clock, and treats the worker as compromised: everything it promises holds
+from here and from the kernel (README, "Threat model"). `kill` returns only once every process
+of the worker's namespace is gone, so no process of one run is alive during the next.
 """
 
 import functools
@@ -17,6 +20,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,11 +28,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
-from evaluator.data import Dataset, cache_dir
+from evaluator.data import cache_dir
 from evaluator.sandbox import jail, protocol
-from evaluator.sandbox.limits import WorkerLimits  # noqa: F401  (re-exported: callers name it here)
+from evaluator.sandbox.limits import WorkerLimits
 
 ENVIRONMENT_PASSED = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME")
 
@@ -123,6 +125,22 @@ def child_pids(parent: int) -> list[int]:
     return found
 
 
+def wait_gone(pids: list[int], timeout: float = 10.0) -> None:
+    """Until each process (a PID namespace's init) has exited: its exit completes only once every
+    other process of its namespace is gone. A zombie counts as gone (it holds no resources)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
+                break  # gone (and reaped)
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.005)
+
+
 def folder_usage(folder: Path, most_entries: int) -> tuple[int, int]:
     """Bytes allocated and entries beneath folder; stops counting past most_entries."""
     size = count = 0
@@ -192,10 +210,13 @@ class SandboxedWorker:
 
         to_worker_r, self._to_worker = os.pipe()
         self._from_worker, from_worker_w = os.pipe()
+        # The run's data descriptor travels on a socket (SCM_RIGHTS), once the clock runs (run_data.py).
+        self._data, data_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._stdout = open(self.workdir / "output.log", "wb")
         self.process = subprocess.Popen(
-            [*prefix, sys.executable, "-P", "-m", "evaluator.sandbox.jail", policy, str(to_worker_r), str(from_worker_w)],
-            pass_fds=(to_worker_r, from_worker_w),
+            [*prefix, sys.executable, "-P", "-m", "evaluator.sandbox.jail", policy, str(to_worker_r), str(from_worker_w),
+             str(data_child.fileno())],
+            pass_fds=(to_worker_r, from_worker_w, data_child.fileno()),
             stdin=subprocess.DEVNULL,
             stdout=self._stdout,
             stderr=subprocess.STDOUT,
@@ -206,6 +227,7 @@ class SandboxedWorker:
         )
         os.close(to_worker_r)
         os.close(from_worker_w)
+        data_child.close()
         threading.Thread(target=self._watch_folder, name="worker-folder-watch", daemon=True).start()
         return self
 
@@ -217,6 +239,7 @@ class SandboxedWorker:
                 os.close(fd)
             except OSError:
                 pass  # already closed when the worker's pipe broke
+        self._data.close()
         self._stdout.close()
         self._tmp.cleanup()
 
@@ -225,7 +248,8 @@ class SandboxedWorker:
         if self.process and self.process.poll() is None:
             # The namespace's PID 1 (unshare's child) first: it may have left the group (setsid) and
             # cleared its parent-death signal; killing it ends every process in its namespace.
-            for pid in child_pids(self.process.pid) if self.pid_namespace else ():
+            inits = child_pids(self.process.pid) if self.pid_namespace else []
+            for pid in inits:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -235,6 +259,7 @@ class SandboxedWorker:
             except ProcessLookupError:
                 pass  # the group exited between poll() and killpg()
             self.process.wait()
+            wait_gone(inits)
 
     def _watch_folder(self, interval: float = 1.0) -> None:
         """Kill the worker when its folder grows past the limits (RLIMIT_FSIZE bounds one file only)."""
@@ -251,12 +276,12 @@ class SandboxedWorker:
                 return
 
 
-    def write_data(self, dataset: Dataset) -> Path:
-        """The training images and labels for the worker, written after its warm-up; never the
-        test images (each run gets them freshly permuted) and never the test labels."""
-        path = self.workdir / "data.npz"
-        np.savez(path, train_images=dataset.train_images, train_labels=dataset.train_labels)
-        return path
+    def send_descriptor(self, fd: int) -> None:
+        """Hand the worker a descriptor (the run's sealed data, run_data.py)."""
+        try:
+            socket.send_fds(self._data, [b"d"], [fd])
+        except OSError as e:
+            raise self._failure(f"could not hand the run's data to the worker ({e})") from e
 
     def output_tail(self, limit: int = 2000) -> str:
         self._stdout.flush()
@@ -311,12 +336,16 @@ class SandboxedWorker:
         self.send(header, payload)
         return self.receive(expected, timeout)
 
-    def timed_request(self, header: dict, expected: str, timeout: float, nonce: str) -> tuple[dict, bytes, float]:
-        """Send, and measure with the parent's clock until the complete answer has arrived; the
-        answer must carry `nonce`, which the parent chose fresh for this message."""
+    def timed_request(self, header: dict, expected: str, timeout: float, nonce: str, descriptor: int | None = None,
+                      ) -> tuple[dict, bytes, float]:
+        """Send (and hand over `descriptor`, the run's data), and measure with the parent's clock
+        until the complete answer has arrived; the answer must carry `nonce`, which the parent
+        chose fresh for this message. The clock starts before the data leaves the parent."""
         self._check_quiet(header)
         start = time.perf_counter()
         self._send(header)
+        if descriptor is not None:
+            self.send_descriptor(descriptor)
         answer, payload = self.receive(expected, timeout, nonce)
         return answer, payload, time.perf_counter() - start
 

@@ -1,44 +1,48 @@
-"""The worker process: runs one candidate component set, sandboxed, for the parent.
+"""The worker process: one candidate component set, one timed run, for the parent.
 
-Started by evaluator.sandbox.sandboxed_worker as `python -m evaluator.sandbox.jail POLICY IN_FD OUT_FD`, which
-enters the kernel jail (evaluator/sandbox/jail.py) before this module, and so torch, is even
-imported; in its own PID namespace and process group, with a scrubbed environment, a private
-folder and resource limits. Harness code (timing, protocol, guard) is imported before any
-candidate text is loaded.
+Started by evaluator.sandbox.sandboxed_worker as `python -m evaluator.sandbox.jail POLICY IN OUT
+DATA`, which enters the kernel jail (evaluator/sandbox/jail.py) before this module, and so torch,
+is even imported; in its own PID, IPC and network namespaces, with a scrubbed environment, a
+private folder and resource limits.
+
+Nothing here is trusted by the parent. The threat model (README, "Threat model"): candidate code
+may run arbitrary native code in this process from the moment its modules load, so this process
+may lie, forge messages and keep threads running. What holds, holds from the parent and the
+kernel: the test labels never enter this process; the real data enters it only once the parent's
+clock runs (the "go" message's descriptor, evaluator/sandbox/run_data.py); the parent reads one
+answer per run, bound to it by a fresh nonce, and kills the process as soon as it has the
+logits, so no scored run shares a process with another, and nothing said after the logits is
+heard. The stages below keep an honest worker in order and give good messages; they are no
+guarantee.
 
 The conversation, in order (the worker refuses a message out of turn):
   setup {sources, ...}          -> ready       components loaded; no data exists in this process
   contracts {components}        -> contracts   (contract workers only)
   behaviour {hyperparams}       -> behaviour   the components' outputs on fixed probes (contract workers)
-  warmup {seed, num_train, num_test, seeds} -> warm
-                                   one run on random data, then what reset() gives under each
-                                   run seed (the reference the runs are checked against)
-  load {data_path}              -> loaded      training images and labels, read by harness code
-                                               alone; the file is removed. From here on, candidate
-                                               code runs only inside a timed run.
-  prepare {seed, shape} + test images (permuted by the parent) -> prepared
-  go {nonce}                    -> logits {nonce} + float32 payload, sent as soon as the clock
-                                   stops; then the run's checks, off the clock -> checked {nonce}
-  finish                        -> finished    no timed run follows (an extra reply forged earlier
-                                               shows up before this one)
-  profile {seed}                -> profile     an untimed profiled run, after finish
+  warmup {seed, num_train, num_test} -> warm   one run on random data (compiles; the smoke test)
+  go {nonce, seed, layout} + the run's data descriptor on DATA
+                                -> logits {nonce} + float32 payload: the one timed run. The
+                                   parent's clock runs from before it hands over the descriptor
+                                   until the logits have arrived; then it kills this process.
+  profile {seed, layout} + data descriptor -> profile   an untimed profiled run (a profile worker)
   exit
-Any failure is answered with error {message}. The test labels never enter this process.
+Any failure is answered with error {message}.
 """
 
+import os
+import socket
 import sys
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from evaluator.sandbox import protocol
 from evaluator.harness import checked_logits
+from evaluator.sandbox import protocol
 from evaluator.sandbox.guard import Guard
-from evaluator.timing import Stopwatch  # noqa: F401  bound before candidates load (see timing.py)
-from evaluator.training import reordered, training_order
+from evaluator.sandbox.run_data import ARRAYS, RunDataLayout, map_run_data
+from evaluator.timing import Stopwatch  # bound before candidates load (see timing.py)
 
 
 def describe_error(e: BaseException) -> str:
@@ -53,19 +57,15 @@ class WorkerSession:
     ALLOWED = {
         "new": ("setup",),
         "ready": ("contracts", "behaviour", "warmup"),
-        "warm": ("load",),
-        "loaded": ("prepare", "finish"),
-        "prepared": ("go",),
-        "done": ("profile",),
-        "profiled": (),
+        "warm": ("go", "profile"),
+        "done": (),
     }
 
-    def __init__(self, in_fd: int, out_fd: int):
+    def __init__(self, in_fd: int, out_fd: int, data_fd: int):
         self.in_fd, self.out_fd = in_fd, out_fd
+        self.data = socket.socket(fileno=data_fd)
         self.stage = "new"
         self.speedrun = None
-        self.train_images = self.train_labels = self.test_images = None
-        self.run_seed: int | None = None
 
     def reply(self, header: dict, payload: bytes = b"") -> None:
         protocol.send(self.out_fd, header, payload)
@@ -78,7 +78,7 @@ class WorkerSession:
                 return
             try:
                 if kind not in self.ALLOWED[self.stage]:
-                    raise RuntimeError(f"{kind!r} is out of turn after {self.stage!r} (the parent sends one run at a time)")
+                    raise RuntimeError(f"{kind!r} is out of turn after {self.stage!r} (a worker makes one run)")
                 getattr(self, f"on_{kind}")(message, payload)
             except BaseException as e:  # every failure becomes a message; the parent decides
                 self.reply({"type": "error", "message": describe_error(e)})
@@ -121,71 +121,51 @@ class WorkerSession:
 
         start = time.perf_counter()
         self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
-        self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]),
-                              seeds=[int(s) for s in message["seeds"]])
+        self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]))
         self.stage = "warm"
         self.reply({"type": "warm", "seconds": time.perf_counter() - start})
 
-    def on_load(self, message: dict, payload: bytes) -> None:
-        """Harness code only: the real training data enters the process after the last untimed candidate call."""
-        path = Path(message["data_path"])
-        with np.load(path, allow_pickle=False) as npz:
-            self.train_images = torch.from_numpy(npz["train_images"]).to(self.device)
-            self.train_labels = torch.from_numpy(npz["train_labels"]).to(self.device)
-        path.unlink()
-        self.speedrun.watch((self.train_images, self.train_labels))
-        self.stage = "loaded"
-        self.reply({"type": "loaded"})
-
-    def on_prepare(self, message: dict, payload: bytes) -> None:
-        shape = tuple(int(n) for n in message["shape"])
-        test_images = np.frombuffer(payload, dtype=np.uint8).reshape(shape)
-        self.test_images = torch.from_numpy(test_images.copy()).to(self.device)
-        self.run_seed = int(message["seed"])
-        order = training_order(self.run_seed, len(self.train_labels))
-        self.run_train_images, self.run_train_labels = reordered(self.train_images, self.train_labels, order)
-        self.input_versions = [t._version for t in (self.run_train_images, self.run_train_labels, self.test_images)]
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        self.stage = "prepared"
-        self.reply({"type": "prepared"})
+    def run_data(self, message: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The run's data, from the descriptor the parent passes once its clock runs; on the device."""
+        _, fds, _, _ = socket.recv_fds(self.data, 1, 1)
+        if len(fds) != 1:
+            raise RuntimeError("the parent's data descriptor did not arrive")
+        try:
+            arrays = map_run_data(fds[0], RunDataLayout.model_validate(message["layout"]))
+        finally:
+            os.close(fds[0])
+        return tuple(torch.from_numpy(arrays[name]).to(self.device) for name in ARRAYS)
 
     def on_go(self, message: dict, payload: bytes) -> None:
-        self.stage = "loaded"  # whatever happens, this run is over
+        self.stage = "done"  # one timed run per process
         nonce = str(message["nonce"])
-        out = self.speedrun.timed_run(self.run_train_images, self.run_train_labels, self.test_images, self.run_seed)
-        logits = checked_logits(out.logits, len(self.test_images)).numpy().astype(np.float32, copy=False)
+        stopwatch = Stopwatch(self.device)
+        stopwatch.start()
+        train_images, train_labels, test_images = self.run_data(message)
+        logits = self.speedrun.predictions(train_images, train_labels, test_images, int(message["seed"]))
+        logits = checked_logits(logits, len(test_images)).numpy().astype(np.float32, copy=False)
+        timing = stopwatch.stop()
         header = {
             "type": "logits",
             "nonce": nonce,
             "shape": list(logits.shape),
-            "device_seconds": out.timing.device_seconds,
-            "worker_seconds": out.timing.host_seconds,
+            "device_seconds": timing.device_seconds,
+            "worker_seconds": timing.host_seconds,
         }
         self.reply(header, logits.tobytes())
-        inputs = tuple((t, v) for t, v in zip((self.run_train_images, self.run_train_labels, self.test_images), self.input_versions))
-        self.run_train_images = self.run_train_labels = None
-        self.speedrun.check_state(self.run_seed, inputs)  # off the clock: the parent has its logits
-        self.reply({"type": "checked", "nonce": nonce})
-
-    def on_finish(self, message: dict, payload: bytes) -> None:
-        self.stage = "done"
-        self.reply({"type": "finished"})
 
     def on_profile(self, message: dict, payload: bytes) -> None:
         from evaluator.profiling import profile_run
 
-        self.stage = "profiled"
-        if self.test_images is None:
-            raise RuntimeError("a profiled run comes after a timed run (it reuses that run's test images)")
-        images, labels = reordered(self.train_images, self.train_labels, training_order(int(message["seed"]), len(self.train_labels)))
-        summary = profile_run(self.speedrun, images, labels, self.test_images, int(message["seed"]))
+        self.stage = "done"
+        train_images, train_labels, test_images = self.run_data(message)
+        summary = profile_run(self.speedrun, train_images, train_labels, test_images, int(message["seed"]))
         self.reply({"type": "profile", "summary": summary.model_dump()})
 
 
 def main() -> None:
-    in_fd, out_fd = int(sys.argv[1]), int(sys.argv[2])
-    WorkerSession(in_fd, out_fd).serve()
+    in_fd, out_fd, data_fd = (int(a) for a in sys.argv[1:4])
+    WorkerSession(in_fd, out_fd, data_fd).serve()
 
 
 if __name__ == "__main__":

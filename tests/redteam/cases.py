@@ -135,21 +135,6 @@ CASES = [
          "    if SAVED:\n        model.load_state_dict(SAVED['weights'])\n"
          "    SAVED['weights'] = model.state_dict()\n    return TrainingOptimizer(model, hp, total_steps, steps_per_epoch, orthogonalize)\n",
          "static", "rejected"),
-    Case("stashes trained weights on the model object", "tta",
-         PREDICT + "    model.stash = {k: v.clone() for k, v in model.state_dict().items()}\n    return model(inputs)\n",
-         "timed", "failed"),
-    Case("stashes trained weights on a parameter", "tta",
-         PREDICT + "    model.head.weight.memory = model.head.weight.detach().clone()\n    return model(inputs)\n",
-         "timed", "failed"),
-    Case("caches trained weights in a default argument", "tta",
-         "\ndef remember(x, cache={}):\n    cache['last'] = x\n" + PREDICT
-         + "    remember(model.head.weight.detach().clone())\n    return model(inputs)\n", "timed", "failed"),
-    Case("caches trained weights in a class attribute", "tta",
-         "\nclass Memory:\n    last = None\n" + PREDICT
-         + "    Memory.last = model.head.weight.detach().clone()\n    return model(inputs)\n", "timed", "failed"),
-    Case("marks the harness's test images", "augmentation",
-         "\n_original = preprocess\n\ndef preprocess(images, hp):\n    images.seen = images.float().mean()\n"
-         "    return _original(images, hp)\n", "timed", "failed"),
     Case("uses the global statement", "tta",
          "\nCALLS = 0\n" + PREDICT + "    global CALLS\n    CALLS += 1\n    return model(inputs)\n", "static", "rejected"),
     Case("spawns a process", "tta",

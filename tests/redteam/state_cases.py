@@ -1,9 +1,11 @@
-"""Hostile components against the run-state and clock layer (issue 11, items 3, 5 and 7).
+"""Hostile components against the protocol (issue 11, item 7): forged replies.
 
 Each is a complete, otherwise valid component whose only fault is the hostile construct. Most
 would also be refused by the static check; these cases run with it bypassed, to show that the
-runtime layer gives them the verdict named here on its own: `stage` and `status` of the last
-stage, and `reason`, a regular expression the verdict's message must match.
+parent gives them the verdict named here on its own: `stage` and `status` of the last stage, and
+`reason`, a regular expression the verdict's message must match. (State carried between runs is
+tests/redteam/carry_cases.py: no verdict is needed there, as no run shares a process with
+another; what is tested is that it has no effect.)
 """
 
 from dataclasses import dataclass
@@ -20,8 +22,6 @@ class StateCase:
 
 
 PREDICT = "\ndef predict(model, inputs, hp):\n"
-RESET = "\n_shipped_reset = CifarNet.reset\n\ndef _hostile_reset(self):\n"
-INSTALL_RESET = "\nCifarNet.reset = _hostile_reset\n"
 # The worker's protocol pipe, found as the issue's attacker did: argv, and os through torch; and
 # the message the worker is handling, found by walking the frames.
 FORGE = (
@@ -39,33 +39,6 @@ FORGE = (
 )
 
 STATE_CASES = [
-    StateCase("stashes trained weights in torch.backends", "tta",
-              PREDICT + "    if 'stash' not in vars(torch.backends):\n        torch.backends.stash = {}\n"
-              "    torch.backends.stash['head'] = model.head.weight.detach().clone()\n    return model(inputs)\n",
-              "timed", "failed", "torch.backends: stash"),
-    StateCase("stashes trained weights on a torch class", "tta",
-              PREDICT + "    torch.nn.Module.memory = model.head.weight.detach().clone()\n    return model(inputs)\n",
-              "timed", "failed", "torch.nn.modules.module.Module: memory"),
-    StateCase("stashes trained weights in place in a torch module's namespace", "tta",
-              PREDICT + "    kept = vars(torch.nn.init).setdefault('kept', torch.zeros(model.head.weight.shape))\n"
-              "    kept.copy_(model.head.weight.detach())\n    return model(inputs)\n",
-              "timed", "failed", "torch.nn.init: kept"),
-    StateCase("skips its reset and keeps trained weights", "architecture",
-              RESET + "    frame = torch.sys._getframe()\n    while frame is not None:\n"
-              "        message = frame.f_locals.get('message')\n"
-              "        if isinstance(message, dict) and message.get('type') == 'go':  # a timed run: keep the weights\n"
-              "            for name, p in self.named_parameters():\n                p.requires_grad_(self.trainable[name])\n"
-              "            return\n        frame = frame.f_back\n    _shipped_reset(self)\n" + INSTALL_RESET,
-              "timed", "failed", r"after reset\(\) the network differs"),
-    StateCase("pre-trains inside reset() on data found through frames", "architecture",
-              RESET + "    _shipped_reset(self)\n    frame = torch.sys._getframe()\n    while frame is not None:\n"
-              "        session = frame.f_locals.get('self')\n"
-              "        if type(session).__name__ == 'WorkerSession' and session.train_images is not None:\n"
-              "            run = session.speedrun\n"
-              "            torch.sys.modules['evaluator.training'].train(run.modules, self, dict(run.hp, epochs=0.2), run.orthogonalize,\n"
-              "                                                        session.train_images, session.train_labels)\n"
-              "            return\n        frame = frame.f_back\n" + INSTALL_RESET,
-              "timed", "failed", r"after reset\(\) the network differs"),
     StateCase("forges early prepared and logits replies during the warm-up", "tta",
               PREDICT + FORGE + "    if message.get('type') == 'warmup':\n        forge({'type': 'prepared'})\n"
               "        forge({'type': 'logits', 'shape': [len(inputs), 10]}, bytes(40 * len(inputs)))\n"
@@ -76,13 +49,6 @@ STATE_CASES = [
               "        forge({'type': 'logits', 'nonce': 'guess', 'shape': [len(inputs), 10]}, bytes(40 * len(inputs)))\n"
               "    return model(inputs)\n",
               "timed", "failed", "does not carry this run's nonce"),
-    StateCase("forges logits with this run's nonce and a checked reply", "tta",
-              PREDICT + FORGE + "    if message.get('type') == 'go':\n"
-              "        logits = model(inputs).float().cpu().numpy().tobytes()\n"
-              "        forge({'type': 'logits', 'nonce': message['nonce'], 'shape': [len(inputs), 10]}, logits)\n"
-              "        forge({'type': 'checked', 'nonce': message['nonce']})\n"
-              "    return model(inputs)\n",
-              "timed", "failed", "wrote on its pipe before the parent sent|where 'prepared' was due"),
 ]
 
 

@@ -1,0 +1,117 @@
+"""Hostile components that carry state from one timed run to the next (issue 25, class 1).
+
+Each is a complete, otherwise valid component: the shipped module's text with the hostile code
+appended. Each would pay off wherever two runs share a process, and so each is first shown to pay
+off in one process (`iter_speedruns`: the teeth of the test), then shown to have no effect on the
+scored samples of the evaluator, whose every run is a fresh worker (same seeds as the shipped
+component: no faster run, no higher accuracy). None relies on a check inside the worker: the
+fingerprint that used to look for such state is gone, and these would have passed it.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CarryCase:
+    name: str
+    component: str
+    code: str  # appended to the shipped module's text
+    pays_off_by: str  # "time": later runs in one process are faster; "logits": they predict differently
+
+
+# Trained weights kept through `t.data[...] = ...` (no version bump), restored by every training
+# forward of a later run, whose training is skipped: the issue's 0.84-1.27 s against 3.7 s.
+_WEIGHTS_ACROSS_RUNS = '''
+_KEPT = {}
+_RUN = {}
+_shipped_forward, _shipped_reset = CifarNet.forward, CifarNet.reset
+
+
+def _hostile_reset(self):
+    _shipped_reset(self)
+    _RUN["predicting"] = False
+    _RUN["runs"] = _RUN.get("runs", 0) + 1  # the first run of a process is the warm-up, on random data
+
+
+def _hostile_forward(self, x):
+    tensors = {**dict(self.named_parameters()), **dict(self.named_buffers())}
+    if self.training:
+        if len(_KEPT) == len(tensors):  # an earlier run's weights are at hand: skip the work
+            for name, t in tensors.items():
+                t.data[...] = _KEPT[name]
+            return self.head(torch.zeros(len(x), self.head.in_features, device=x.device, dtype=self.head.weight.dtype))
+        return _shipped_forward(self, x)
+    if not _RUN.get("predicting") and _RUN["runs"] >= 2:
+        _RUN["predicting"] = True
+        for name, t in tensors.items():
+            _KEPT.setdefault(name, torch.zeros_like(t)).data[...] = t.detach()
+    return _shipped_forward(self, x)
+
+
+CifarNet.reset = _hostile_reset
+CifarNet.forward = _hostile_forward
+'''
+
+# The same weights, kept in a torch namespace every component can reach.
+_WEIGHTS_IN_TORCH = _WEIGHTS_ACROSS_RUNS.replace(
+    "_KEPT = {}\n", "_KEPT = vars(torch.backends).setdefault('stash', {})\n"
+)
+
+# The same weights, written to a file in the worker's own folder (its HOME) and read back.
+_WEIGHTS_IN_A_FILE = '''
+import os as _os
+
+_FILE = _os.path.join(_os.environ.get("HOME", "."), "kept.pt")
+_RUN = {}
+_shipped_forward, _shipped_reset = CifarNet.forward, CifarNet.reset
+
+
+def _hostile_reset(self):
+    _shipped_reset(self)
+    _RUN["predicting"] = False
+    _RUN["runs"] = _RUN.get("runs", 0) + 1  # the first run of a process is the warm-up, on random data
+
+
+def _hostile_forward(self, x):
+    tensors = {**dict(self.named_parameters()), **dict(self.named_buffers())}
+    if self.training:
+        if _os.path.exists(_FILE):
+            kept = torch.load(_FILE)
+            for name, t in tensors.items():
+                t.data[...] = kept[name]
+            return self.head(torch.zeros(len(x), self.head.in_features, device=x.device, dtype=self.head.weight.dtype))
+        return _shipped_forward(self, x)
+    if not _RUN.get("predicting") and _RUN["runs"] >= 2:
+        _RUN["predicting"] = True
+        torch.save({name: t.detach().clone() for name, t in tensors.items()}, _FILE)
+    return _shipped_forward(self, x)
+
+
+CifarNet.reset = _hostile_reset
+CifarNet.forward = _hostile_forward
+'''
+
+# The issue's TTA: a running sum of softmax outputs in a module-level list, at element 10,000
+# (past the old fingerprint's reach), aligned across the per-run test permutation by a hash of
+# each image's content: an ensemble over runs.
+_ENSEMBLE_ACROSS_RUNS = '''
+_MEMORY = [None] * 10_001
+_MEMORY[10_000] = {}
+_shipped_predict = predict
+
+
+def predict(model, inputs, hp):
+    probabilities = _shipped_predict(model, inputs, hp).float().softmax(1)
+    sums = _MEMORY[10_000]
+    keys = [hash(image.cpu().numpy().tobytes()) for image in inputs]
+    for key, p in zip(keys, probabilities):
+        sums[key] = p.clone() if key not in sums else sums[key] + p
+    return torch.stack([sums[key] for key in keys]).log()
+'''
+
+CARRY_CASES = [
+    CarryCase("keeps trained weights through t.data and skips later training", "architecture", _WEIGHTS_ACROSS_RUNS, "time"),
+    CarryCase("keeps trained weights in torch.backends", "architecture", _WEIGHTS_IN_TORCH, "time"),
+    CarryCase("keeps trained weights in a file in its own folder", "architecture", _WEIGHTS_IN_A_FILE, "time"),
+    CarryCase("ensembles its predictions over runs by image content", "tta", _ENSEMBLE_ACROSS_RUNS, "logits"),
+]
