@@ -248,7 +248,7 @@ def test_no_landlock_is_a_refusal_naming_the_feature_and_the_opt_out(monkeypatch
 def test_no_pid_namespace_is_a_refusal_too(monkeypatch):
     monkeypatch.setattr(jail, "landlock_abi", lambda: 7)
     monkeypatch.setattr(jail, "namespaces", lambda network=True: None)
-    with pytest.raises(jail.JailUnavailable, match="PID namespace.*--unjailed-trusted-code"):
+    with pytest.raises(jail.JailUnavailable, match="PID and IPC namespace.*--unjailed-trusted-code"):
         check_jail(WorkerLimits())
 
 

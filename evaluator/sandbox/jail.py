@@ -54,12 +54,32 @@ CREATE_RULESET_VERSION = 1 << 0
 RULE_PATH_BENEATH = 1
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446), "arm64": (444, 445, 446)}
 PR_SET_NO_NEW_PRIVS = 38
-# seccomp: the audit architecture and socket(2)'s number per machine (linux/audit.h, unistd.h)
-SECCOMP_ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198), "arm64": (0xC00000B7, 198)}
+# seccomp (linux/audit.h, asm/unistd.h): per machine, the audit architecture, socket(2)'s number,
+# and the syscalls the worker is refused outright, by name: the kernel channels a worker could use
+# to reach another worker or outlive its own (issue 25), and interfaces it has no business with.
+SECCOMP_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "arm64": 0xC00000B7}
+SOCKET_SYSCALL = {"x86_64": 41, "aarch64": 198, "arm64": 198}
+REFUSED_SYSCALLS = {  # name: (x86_64, aarch64), and why
+    "add_key": (248, 217),  # keyrings outlive processes and are shared by a user's processes
+    "request_key": (249, 218),
+    "keyctl": (250, 219),
+    "io_uring_setup": (425, 425),  # io_uring makes sockets and opens files without those syscalls
+    "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427),
+    "bpf": (321, 280),
+    "perf_event_open": (298, 241),  # counters of other processes and the kernel: a side channel
+    "userfaultfd": (323, 282),
+    "ptrace": (101, 117),
+    "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271),
+    "kexec_load": (246, 104),
+    "kexec_file_load": (320, 294),
+}
+SOCKET_FAMILIES_ALLOWED = (2, 10)  # AF_INET, AF_INET6: Landlock refuses TCP, the network namespace is empty
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+EPERM, EACCES = 1, 13
 X32_SYSCALL_BIT = 0x40000000
-AF_UNIX = 1
 
 READ = ("read_file", "read_dir", "execute")
 DEVICE = ("read_file", "write_file", "truncate")
@@ -161,7 +181,7 @@ def restrict_self(policy: JailPolicy) -> int:
         _syscall(restrict, ctypes.c_int(ruleset), ctypes.c_uint32(0))
     finally:
         os.close(ruleset)
-    deny_unix_sockets()
+    install_seccomp_filter()
     try:  # the file system's root is in no rule: if it can be listed, the restriction did not take
         os.listdir("/")
     except PermissionError:
@@ -177,34 +197,45 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def deny_unix_sockets() -> None:
-    """seccomp: socket(AF_UNIX, ...) fails with EACCES; so do syscalls of a foreign ABI (i386, x32).
-
-    Landlock (ABI 7) does not govern connecting to a pathname unix socket (a docker or database
-    socket the user may reach); the network namespace does not either, as such sockets live in
-    the file system. socketpair(2) and pipes stay allowed (multiprocessing, compile workers).
-    """
-    arch, socket_nr = SECCOMP_ARCH[platform.machine()]
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
-    deny = SECCOMP_RET_ERRNO | 13  # EACCES
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]]:
+    """The BPF filter, as (code, jt, jf, k): a foreign ABI (i386, x32) gets nothing; each of
+    REFUSED_SYSCALLS fails with EPERM; socket(2) of any family but IPv4/IPv6 with EACCES (AF_UNIX:
+    Landlock does not govern connecting to a pathname socket, a docker or database socket the user
+    may reach; AF_NETLINK, AF_PACKET, AF_VSOCK, ...: nothing a worker needs). socketpair(2) and
+    pipes stay allowed (multiprocessing, compile workers). Everything else is allowed."""
+    ld, jeq, jge, ja, ret = 0x20, 0x15, 0x35, 0x05, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, JGE|K, JA, BPF_RET|K
+    arch = SECCOMP_ARCH[machine]
+    column = 0 if machine == "x86_64" else 1
+    refuse, refuse_socket = SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_ERRNO | EACCES
     program = [
         (ld, 0, 0, 4),  # seccomp_data.arch
         (jeq, 1, 0, arch),
-        (ret, 0, 0, deny),  # a foreign ABI: nothing
+        (ret, 0, 0, refuse),  # a foreign ABI: nothing
         (ld, 0, 0, 0),  # seccomp_data.nr
-        (jge, 0, 1, X32_SYSCALL_BIT) if arch == 0xC000003E else (0x05, 0, 0, 1),  # BPF_JMP|JA: skip
-        (ret, 0, 0, deny),  # x32 syscalls on x86_64
-        (jeq, 0, 3, socket_nr),
+        (jge, 0, 1, X32_SYSCALL_BIT) if machine == "x86_64" else (ja, 0, 0, 1),
+        (ret, 0, 0, refuse),  # x32 syscalls on x86_64
+    ]
+    for numbers in REFUSED_SYSCALLS.values():
+        program += [(jeq, 0, 1, numbers[column]), (ret, 0, 0, refuse)]
+    families = SOCKET_FAMILIES_ALLOWED
+    program += [
+        (jeq, 0, 2 + len(families), SOCKET_SYSCALL[machine]),  # not socket(2): to the final allow
         (ld, 0, 0, 16),  # seccomp_data.args[0], low 32 bits: the address family
-        (jeq, 0, 1, AF_UNIX),
-        (ret, 0, 0, deny),
+        *[(jeq, len(families) - i, 0, family) for i, family in enumerate(families)],
+        (ret, 0, 0, refuse_socket),
         (ret, 0, 0, SECCOMP_RET_ALLOW),
     ]
+    return program
+
+
+def install_seccomp_filter() -> None:
+    """seccomp on this thread and all it starts (seccomp_program); cannot be lifted."""
+    program = seccomp_program(platform.machine())
     filters = (_SockFilter * len(program))(*(_SockFilter(*i) for i in program))
     fprog = _SockFprog(len(program), filters)
     if _libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
         err = ctypes.get_errno()
-        raise JailUnavailable(f"could not install the seccomp filter on unix sockets: {os.strerror(err)}")
+        raise JailUnavailable(f"could not install the seccomp filter: {os.strerror(err)}")
 
 
 def _add_path_rule(add_rule: int, ruleset: int, path: str, rights: tuple[str, ...], abi: int) -> None:
@@ -234,6 +265,7 @@ def unavailable_message() -> str:
 class Namespaces(BaseModel):
     prefix: list[str] = Field(description="the unshare command line the worker starts under")
     pid: bool = Field(description="the worker is PID 1 of its own PID namespace: its processes die with it")
+    ipc: bool = Field(description="SysV shared memory, semaphores, message queues and POSIX queues of its own")
     network: bool = Field(description="the worker has an empty network namespace")
     user: bool = Field(description="inside a user namespace (no capabilities outside it)")
 
@@ -246,27 +278,33 @@ def namespaces(network: bool = True) -> Namespaces | None:
         return None
     # --mount-proc: a /proc of the worker's namespace only; the host's would show the parent's
     # environment (its API key), which Landlock does not hide from a same-user process.
-    pid = ["--pid", "--fork", "--kill-child", "--mount-proc"]
+    # --ipc: SysV IPC objects (and POSIX message queues) outlive processes; in the host's namespace
+    # one worker's segment is the next worker's channel.
+    pid = ["--ipc", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    host_ipc = os.readlink("/proc/self/ns/ipc")
     candidates = []
     for user in (["--user", "--map-root-user"], []):
         for net in ((["--net"], []) if network else ([],)):
             candidates.append(([unshare, *user, *net, *pid], bool(user), bool(net)))
     for prefix, user, net in candidates:
         try:
-            probe = subprocess.run([*prefix, "sh", "-c", "echo $$"], capture_output=True, text=True, timeout=10)
+            probe = subprocess.run([*prefix, "sh", "-c", "echo $$; readlink /proc/self/ns/ipc"],
+                                   capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.SubprocessError):
             continue
-        if probe.returncode == 0 and probe.stdout.strip() == "1":  # the shell is PID 1 of a new namespace
-            return Namespaces(prefix=prefix, pid=True, network=net, user=user)
+        lines = probe.stdout.split()
+        # the shell is PID 1 of a new PID namespace, in an IPC namespace that is not the host's
+        if probe.returncode == 0 and len(lines) == 2 and lines[0] == "1" and lines[1] != host_ipc:
+            return Namespaces(prefix=prefix, pid=True, ipc=True, network=net, user=user)
     return None
 
 
 def no_pid_namespace_message() -> str:
     return (
-        "this system allows no PID namespace for the worker (`unshare --pid --fork` needs root or "
+        "this system allows no PID and IPC namespace for the worker (`unshare --ipc --pid --fork` needs root or "
         "unprivileged user namespaces: sysctl user.max_user_namespaces > 0, and on Ubuntu >= 23.10 "
-        "kernel.apparmor_restrict_unprivileged_userns=0), so processes a candidate starts could outlive "
-        "its worker; the evaluator refuses to run candidate code. For a trusted single user: "
+        "kernel.apparmor_restrict_unprivileged_userns=0), so processes and shared-memory segments a candidate "
+        "creates could outlive its worker; the evaluator refuses to run candidate code. For a trusted single user: "
         "--unjailed-trusted-code (WorkerLimits.unjailed_trusted_code)."
     )
 
@@ -344,11 +382,23 @@ def ensure_unreadable(policy: JailPolicy, secrets: list[Path]) -> None:
 
 # --- the entry point ---------------------------------------------------------------------------------
 
+def forget_libc() -> None:
+    """Leave no resolved libc handle in the worker's reach (this module runs as `__main__`).
+
+    A filter-level nicety, no guarantee: a candidate that runs native code can load libc itself.
+    What it can then do is bounded by Landlock, seccomp and the namespaces, set above."""
+    _libc.cache_clear()
+    landlock_abi.cache_clear()
+    for name in ("_libc", "_syscall"):
+        globals().pop(name, None)
+
+
 def main() -> None:
     """`python -m evaluator.sandbox.jail POLICY_JSON|unjailed IN_FD OUT_FD`: jail, then run the worker."""
     policy_text, worker_args = sys.argv[1], sys.argv[2:]
     if policy_text != "unjailed":
         restrict_self(JailPolicy.model_validate_json(policy_text))
+    forget_libc()
     sys.argv = ["evaluator.sandbox.worker", *worker_args]
     runpy.run_module("evaluator.sandbox.worker", run_name="__main__", alter_sys=True)
 
