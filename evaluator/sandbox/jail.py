@@ -1,8 +1,8 @@
-"""The kernel jail of a worker: Landlock on files, TCP and signals; PID and network namespaces.
+"""The kernel jail of a worker: Landlock on files, TCP and signals; seccomp; PID, IPC and network namespaces.
 
 The audit hook (guard.py) sees only what Python reports; torch's C++ (`aten::from_file`,
 `torch.jit.save`, a shell started by a torch helper) does not pass through it. The kernel does:
-before any candidate text exists in the worker, `python -m evaluator.sandbox.jail POLICY IN OUT`
+before any candidate text exists in the worker, `python -m evaluator.sandbox.jail POLICY IN OUT DATA`
 restricts its own (single) thread with Landlock and only then runs the worker module. The
 restriction is inherited by every thread and process the worker starts and cannot be lifted.
 
@@ -18,8 +18,16 @@ ABI >= 6 signals and abstract unix sockets may not leave the worker's domain.
 Processes: the worker runs as PID 1 of its own PID namespace (`unshare --pid --fork
 --kill-child --mount-proc`, inside a user namespace where the system allows one, which also takes
 away the capabilities of a root parent), so that killing it kills every process it started,
-`setsid` or not, and so that it sees (in /proc) and can signal no process outside; and in an
-empty network namespace where possible.
+`setsid` or not, and so that it sees (in /proc) and can signal no process outside; in an IPC
+namespace of its own (`--ipc`: a SysV segment or message queue one worker makes is gone with it,
+never seen by the next); and in an empty network namespace where possible. seccomp
+(`seccomp_program`) refuses keyrings (which outlive processes), io_uring, bpf, perf events,
+ptrace and process_vm_*, and sockets of every family but IPv4/IPv6.
+
+Threat model: the candidate may run arbitrary native code in the worker (README, "Threat
+model"). Everything here is enforced by the kernel on the worker's one thread before any
+candidate text exists, inherited by all it starts, and cannot be lifted from inside; nothing
+rests on the audit hook (guard.py) or the static check, which are filters.
 
 Library: a ctypes binding of the three syscalls (below, about 60 lines), not the PyPI `landlock`
 package: that is a development release (1.0.0.dev5) with few users, and we need the newest ABI
