@@ -84,7 +84,9 @@ VIOLATIONS = {
         [("monkeypatch", 6)]),
     # Seeds.
     "torch.manual_seed": ("import torch\ndef lucky():\n    torch.manual_seed(0)", [("seed", 3)]),
-    "seeded generator": ("import torch\ndef lucky():\n    return torch.Generator().manual_seed(1234)", [("seed", 3)]),
+    # A new torch.Generator starts from torch's fixed default seed: the constructor and the seed, both refused.
+    "seeded generator": ("import torch\ndef lucky():\n    return torch.Generator().manual_seed(1234)",
+                         [("seed", 3), ("seed", 3)]),
     "seeded numpy generator": ("import numpy as np\ndef lucky():\n    return np.random.default_rng(0)", [("seed", 3)]),
     # State that outlives a run.
     "global statement": ("CACHE = {}\ndef remember(x):\n    global CACHE\n    CACHE = x", [("global-state", 3)]),

@@ -36,7 +36,13 @@ Rules, by the `rule` id a Violation carries (the parts, each in the file named a
   an argument or a return value, stored on an object).
 - monkeypatch: assigning to, deleting or changing in place anything in torch, numpy, math or
   typing (modules, classes, functions), except the torch.backends flags the harness resets.
-- seed: setting a random seed; the harness seeds every run.
+- seed: fixing, restoring or forking random state; the harness seeds every run. By name, on any
+  object: a name containing "seed", set_state/setstate/set_rng_state*, clone_state, graphsafe_*,
+  fork_rng (readers such as get_rng_state pass); assignments to `state` and `bit_generator`;
+  generators given a seed, torch.Generator at all (torch's fixed default seed), those constructors
+  used other than called directly; subclasses of generator classes; `__init__` run again on an
+  object the check cannot name (random_state.py for what and why, random_state_check.py for the
+  syntax; library names in library.py).
 - global-state: process-wide torch switches the harness does not reset; `global`/`nonlocal`,
   changing a module-level container from a function, and code other than definitions and
   constant assignments at module level (load_time.py, module_state.py).

@@ -6,6 +6,7 @@ from components.interface import COMPONENT_NAMES
 from evaluator.sandbox.static_check.interface import check_interface
 from evaluator.sandbox.static_check.literals import check_literals
 from evaluator.sandbox.static_check.load_time import check_load_time
+from evaluator.sandbox.static_check.random_state_check import check_random_state
 from evaluator.sandbox.static_check.raw_memory_check import check_raw_memory
 from evaluator.sandbox.static_check.violation import Violation
 from evaluator.sandbox.static_check.visitor import ContractVisitor
@@ -25,6 +26,7 @@ def check_source(component: str, source: str) -> list[Violation]:
         visitor.visit(tree)
         violations = [*visitor.violations, *check_load_time(tree.body, visitor.aliases)]
         violations += check_raw_memory(tree, visitor.aliases)
+        violations += check_random_state(tree, visitor.aliases)
         violations += check_literals(tree)
         violations += check_interface(component, tree)
     except RecursionError:  # a tree the parser accepted but too deep to walk

@@ -24,7 +24,8 @@ from evaluator.sandbox.static_check.namespaces import (
 )
 from evaluator.sandbox.static_check.nodes import is_dunder, under
 from evaluator.sandbox.static_check.raw_memory import METHOD_OWNERS, RAW_MEMORY_METHODS, RAW_MEMORY_OBJECTS
-from evaluator.sandbox.static_check.rules import FORBIDDEN_METHODS, SEED_FIX, SEED_FUNCTIONS, SEED_METHODS
+from evaluator.sandbox.static_check.random_state import SEED_FIX, SEED_FUNCTIONS, SETS_STATE, sets_random_state
+from evaluator.sandbox.static_check.rules import FORBIDDEN_METHODS
 
 MISSING = object()  # the walk could not tell what the name is
 
@@ -142,7 +143,7 @@ def _lookup(obj: object, name: str) -> object:
 
 
 def _judge_object(obj: object, canonical: str, name: str) -> Finding | None:
-    """A refused object (by identity), a seed, or a switch of process-wide state."""
+    """A refused object (by identity), random state (by name, random_state.py), or a switch of process-wide state."""
     denied = _denied_objects().get(id(obj))
     if denied is not None and denied[0] is obj:
         return denied[1]
@@ -150,8 +151,8 @@ def _judge_object(obj: object, canonical: str, name: str) -> Finding | None:
     for prefix, (reason, fix) in MODULE_REASONS.items():
         if defined_in is not None and under(defined_in, prefix):
             return Finding("forbidden-call", f"comes from `{defined_in}`, which {reason}", fix)
-    if canonical in SEED_FUNCTIONS or name in SEED_METHODS:
-        return Finding("seed", "sets a random seed", SEED_FIX)
+    if canonical in SEED_FUNCTIONS or sets_random_state(name):
+        return Finding("seed", SETS_STATE, SEED_FIX)
     if (name.startswith(STATE_SETTER_PREFIXES) and callable(obj) and not isinstance(obj, type)
             and id(obj) not in _allowed_setters()):
         return Finding("global-state", "changes process-wide state that outlives the run", STATE_FIX)
@@ -171,7 +172,7 @@ def _denied_objects() -> dict[int, tuple[object, Finding]]:
     """The refused objects of namespaces.py and raw_memory.py and the seed functions, keyed by identity."""
     table: dict[int, tuple[object, Finding]] = {}
     entries = [(name, Finding("forbidden-call", reason, fix)) for name, (reason, fix) in DENIED_OBJECTS.items()]
-    entries += [(name, Finding("seed", "sets a random seed", SEED_FIX)) for name in SEED_FUNCTIONS]
+    entries += [(name, Finding("seed", SETS_STATE, SEED_FIX)) for name in SEED_FUNCTIONS]
     entries += [(name, Finding("raw-memory", reason, fix)) for name, (reason, fix) in raw_memory_objects().items()]
     for name, finding in entries:
         obj = _trusted_lookup(name)

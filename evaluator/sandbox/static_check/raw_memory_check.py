@@ -28,7 +28,7 @@ from evaluator.sandbox.static_check.raw_memory import (
     STREAM_CLASSES,
     STREAM_KEYWORDS,
 )
-from evaluator.sandbox.static_check.references import Aliases, import_aliases, name_bound_values, resolve, root_name
+from evaluator.sandbox.static_check.references import Aliases, direct_uses, import_aliases, resolve, root_name
 from evaluator.sandbox.static_check.violation import Violation
 
 RULE = "raw-memory"
@@ -58,7 +58,7 @@ class _RawMemoryWalk:
         self.streams = {id(_target(name)) for name in STREAM_CLASSES}
         self.embedding_classes = {id(_target(name)) for name in ("torch.nn.Embedding", "torch.nn.EmbeddingBag")}
         self.inner = {id(n.value) for n in self.nodes if isinstance(n, ast.Attribute)}
-        self.direct = _direct_uses(tree, self.nodes)
+        self.direct = direct_uses(tree, self.nodes)
 
     def violations(self) -> Iterator[Violation]:
         for node in self.nodes:
@@ -193,19 +193,3 @@ def _import_only_names(tree: ast.Module, nodes: list[ast.AST]) -> set[str]:
         elif isinstance(node, ast.MatchMapping) and node.rest:
             bound.add(node.rest)
     return {name for name in import_aliases(tree) if "." not in name} - bound
-
-
-def _direct_uses(tree: ast.Module, nodes: list[ast.AST]) -> set[int]:
-    """ids of the expressions where a callable is called, aliased by name, annotated or type-tested."""
-    direct = {id(n.func) for n in nodes if isinstance(n, ast.Call)} | name_bound_values(tree)
-    roots: list[ast.AST] = []
-    for node in nodes:
-        if isinstance(node, ast.arg) and node.annotation is not None:
-            roots.append(node.annotation)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
-            roots.append(node.returns)
-        elif isinstance(node, ast.AnnAssign):
-            roots.append(node.annotation)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass"):
-            roots.extend(node.args[1:])
-    return direct | {id(n) for r in roots for n in ast.walk(r)}

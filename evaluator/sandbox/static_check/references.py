@@ -140,3 +140,19 @@ def name_bound_values(tree: ast.Module) -> set[int]:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             allowed.update(id(d) for d in (*node.args.defaults, *node.args.kw_defaults) if d is not None)
     return allowed
+
+
+def direct_uses(tree: ast.Module, nodes: list[ast.AST]) -> set[int]:
+    """ids of the expressions where a callable is called, aliased by name, annotated or type-tested."""
+    direct = {id(n.func) for n in nodes if isinstance(n, ast.Call)} | name_bound_values(tree)
+    roots: list[ast.AST] = []
+    for node in nodes:
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            roots.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            roots.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            roots.append(node.annotation)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass"):
+            roots.extend(node.args[1:])
+    return direct | {id(n) for r in roots for n in ast.walk(r)}

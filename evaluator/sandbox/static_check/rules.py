@@ -91,23 +91,6 @@ COMPUTED_ATTRIBUTE_FIX = (
     "objects with a dict or if"
 )
 
-# Setting a seed fixes the "random" choices a run makes: a lucky seed would be an exploit.
-SEED_FUNCTIONS = frozenset({
-    "torch.seed", "torch.cuda.seed", "torch.cuda.seed_all", "torch.random.seed",
-    "numpy.random.seed", "numpy.random.set_state",
-})
-SEED_METHODS = frozenset({"manual_seed", "manual_seed_all", "set_rng_state", "set_rng_state_all", "set_state"})
-# Generators that take a seed as their first argument; without arguments they draw fresh entropy.
-SEEDED_CONSTRUCTORS = frozenset({
-    "numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.SeedSequence",
-    "numpy.random.PCG64", "numpy.random.PCG64DXSM", "numpy.random.MT19937", "numpy.random.Philox",
-    "numpy.random.SFC64",
-})
-SEED_FIX = (
-    "remove it: the harness seeds torch before every run; draw randomness from the global generators "
-    "(torch.rand, torch.randint, torch.randperm) without fixing a seed"
-)
-
 # Dotted names followed through assignments have at most this many dots.
 MAX_ALIAS_DEPTH = 12
 

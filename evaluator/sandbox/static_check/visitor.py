@@ -40,9 +40,6 @@ from evaluator.sandbox.static_check.rules import (
     MONKEYPATCH_FIX,
     MUTATING_METHODS,
     PRIVATE_FIX,
-    SEED_FIX,
-    SEED_METHODS,
-    SEEDED_CONSTRUCTORS,
 )
 from evaluator.sandbox.static_check.violation import Violation
 
@@ -195,10 +192,6 @@ class ContractVisitor(ast.NodeVisitor):
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
             self._check_container_mutation(node, func.value)
             self._check_library_store(node, func.value, None, containers_only=True)
-        for dotted in shortest_first(resolve(func, self.aliases)):
-            if dotted in SEEDED_CONSTRUCTORS and (node.args or node.keywords):
-                self._report("seed", node, f"`{code(node)}` creates a generator with a fixed seed.", SEED_FIX)
-                break
         if constant_getattr(node) is not None and id(node) not in self._inner:
             self._check_reference(node)
         self.generic_visit(node)
@@ -253,9 +246,6 @@ class ContractVisitor(ast.NodeVisitor):
         if method in FORBIDDEN_METHODS and not dotted:  # `a.tofile` and `getattr(a, "tofile")` alike
             reason, fix = FORBIDDEN_METHODS[method]
             self._report("forbidden-call", node, f"`{text}` {reason}.", fix)
-            return
-        if isinstance(node, ast.Attribute) and node.attr in SEED_METHODS and not dotted:
-            self._report("seed", node, f"`{text}` sets a random seed.", SEED_FIX)
             return
         resolutions = [(name, resolve_library(name)) for name in dotted]
         for name, resolution in resolutions:
