@@ -24,10 +24,33 @@ never seen by the next); and in an empty network namespace where possible. secco
 (`seccomp_program`) refuses keyrings (which outlive processes), io_uring, bpf, perf events,
 ptrace and process_vm_*, and sockets of every family but IPv4/IPv6.
 
-Threat model: the candidate may run arbitrary native code in the worker (README, "Threat
-model"). Everything here is enforced by the kernel on the worker's one thread before any
-candidate text exists, inherited by all it starts, and cannot be lifted from inside; nothing
-rests on the audit hook (guard.py) or the static check, which are filters.
+Threat model: the candidate may run arbitrary native code in the worker (ctypes, raw syscalls,
+a shell; README, "Threat model"). Everything here is enforced by the kernel on the worker's one
+thread before any candidate text exists, inherited by all it starts, and cannot be lifted from
+inside; nothing rests on the audit hook (guard.py) or the static check, which are filters. The
+channels, and what closes each (tests/test_jail_channels.py runs hostile native code against them):
+  files outside the worker's folder (labels, the dataset cache, other workers' folders, the repository):
+      Landlock's file rules (`worker_policy`); mounting is refused to a Landlock domain
+  TCP to the host or the world:       Landlock (ABI >= 4, no port allowed) and an empty network namespace
+  unix sockets (a docker or database socket at a path, which Landlock does not govern), netlink,
+  packet, vsock and every other family but IPv4/IPv6:  seccomp refuses socket(2) (EACCES);
+      socketpair(2) and pipes stay (multiprocessing, compile workers)
+  io_uring (it makes sockets and opens files without those syscalls):  seccomp
+  SysV shared memory, semaphores, message queues, POSIX queues (they outlive processes):  the IPC
+      namespace (gone with the worker, never seen by another); Landlock also refuses opening a POSIX queue
+  keyrings (they outlive processes and are shared by a user's processes):  seccomp (add_key,
+      request_key, keyctl)
+  processes that outlive the worker (setsid, double fork):  the PID namespace; the parent kills its init
+  signals to the parent or anyone (kill(-1), kill(pid)):  the PID namespace (no process outside is
+      visible) and Landlock's signal scope (ABI >= 6)
+  another process's memory (ptrace, process_vm_readv/writev), the host's /proc (the parent's
+      environment):  seccomp, the PID namespace and its own /proc (--mount-proc)
+  bpf, perf events (side channels on the kernel and other processes), userfaultfd (an exploit aid),
+      kexec:  seccomp
+  the i386 and x32 ABIs, whose syscall numbers the filter would not match:  seccomp refuses them whole
+  privileges:  no_new_privs, and a user namespace takes a root parent's capabilities away
+The worker holds no resolved libc handle of this module once jailed (`forget_libc`), a filter-level
+nicety: a candidate can load libc itself, and what it can do with it is the list above.
 
 Library: a ctypes binding of the three syscalls (below, about 60 lines), not the PyPI `landlock`
 package: that is a development release (1.0.0.dev5) with few users, and we need the newest ABI
@@ -340,7 +363,7 @@ def project_package_dirs() -> dict[str, str]:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             raise JailUnavailable(f"cannot find the package {name!r} to give the worker")
-        dirs[name] = os.path.realpath(list(spec.submodule_search_locations)[0])
+        dirs[name] = os.path.realpath(next(iter(spec.submodule_search_locations)))
     return dirs
 
 
