@@ -74,6 +74,30 @@ REFUSED = {
     "an embedding's sparse flag set later": "    e = nn.Embedding(4, 2)\n    e.sparse = True\n    return e",
     "an embedding's sparse flag set by setattr": "    e = nn.Embedding(4, 2)\n    setattr(e, 'sparse', True)\n    return e",
     "sparse=True to a callable the check cannot name": "    return hp['layer'](4, 2, sparse=True)",
+    # Ops whose offsets, lengths or indices torch does not check (raw_memory.UNCHECKED_INDEX_OPS).
+    "torch.segment_reduce with offsets before the data": (
+        "    return torch.segment_reduce(t, 'sum', offsets=torch.tensor([-4, 0, 6]))"),
+    "torch.segment_reduce with lengths": "    return torch.segment_reduce(t, 'max', lengths=hp['lengths'])",
+    "F.embedding_bag with a negative offset": "    return F.embedding_bag(t, a, torch.tensor([0, -4]))",
+    "torch.embedding_bag": "    return torch.embedding_bag(a, t, torch.tensor([0, -100000]), False, 0)",
+    "nn.EmbeddingBag": "    return nn.EmbeddingBag(4, 2)(t, torch.tensor([0, -4]))",
+    "nn.EmbeddingBag.from_pretrained": "    return nn.EmbeddingBag.from_pretrained(a)",
+    "a subclass of nn.EmbeddingBag": "    class B(nn.EmbeddingBag):\n        pass\n    return B",
+    "an alias of F.embedding_bag": "    bag = F.embedding_bag\n    return bag(t, a, hp['offsets'])",
+    "F.embedding_bag in a container": "    return [F.embedding_bag][0](t, a, hp['offsets'])",
+    "a constant getattr of segment_reduce": "    return getattr(torch, 'segment_reduce')(t, 'sum', lengths=hp['n'])",
+    "from-import of segment_reduce": "    from torch import segment_reduce\n    return segment_reduce(t, 'sum', lengths=hp['n'])",
+    "embedding_bag on an object the check cannot name": "    return hp['m'].embedding_bag(t, a, hp['offsets'])",
+    "torch._embedding_bag": "    return torch._embedding_bag(a, t, hp['offsets'])",
+    "torch._embedding_bag_forward_only": "    return torch._embedding_bag_forward_only(a, t, hp['offsets'])",
+    "torch._segment_reduce": "    return torch._segment_reduce(t, 'sum', lengths=hp['n'])",
+    "torch._unsafe_index": "    return torch._unsafe_index(t, [hp['i']])",
+    "torch._unsafe_index_put": "    return torch._unsafe_index_put(t, [hp['i']], t)",
+    "torch._unsafe_masked_index": "    return torch._unsafe_masked_index(t, t > 0, [hp['i']], 0.0)",
+    "torch.unsafe_split": "    return torch.unsafe_split(t, 2)",
+    "torch.unsafe_chunk": "    return torch.unsafe_chunk(t, 2)",
+    "t.unsafe_split_with_sizes": "    return t.unsafe_split_with_sizes([1, 1])",
+    "torch.Tensor.unsafe_chunk": "    return torch.Tensor.unsafe_chunk(t, 2)",
 }
 
 
@@ -104,6 +128,11 @@ ALLOWED = {
     "other libraries' sparse flags": "    return np.meshgrid(a, a, sparse=True)",
     "topk indices and values": "    r = t.topk(2)\n    return r.indices, r.values",
     "streams by device and priority": "    return torch.cuda.Stream(torch.device('cuda'), priority=0)",
+    "the checked ops that replace segment_reduce and embedding_bag": (
+        "    ids = torch.repeat_interleave(torch.arange(3), hp['lengths'])\n"
+        "    s = torch.zeros(3).index_add_(0, ids, t), torch.zeros(3).scatter_add(0, ids, t), torch.bincount(ids, weights=t)\n"
+        "    e = F.embedding(t, a).sum(1), nn.Embedding(4, 2)(t).mean(1), a.index_select(0, t)\n"
+        "    return s, e, t.chunk(2), t.split(2), t.split_with_sizes([1, 1])"),
     "ordinary dunders of a component class": (
         "    class A:\n        def __init__(self):\n            self.n = 1\n        def __len__(self):\n            return self.n\n"
         "    return A()"),
@@ -139,3 +168,42 @@ def test_raw_memory_redteam_cases_are_refused_by_this_rule(baseline_set):
         violations = check_source(case.component, baseline_set.sources[case.component] + case.code)
         assert case.stage == "static" and violations, case.name
         assert {v.rule for v in violations} == {"raw-memory"}, (case.name, [str(v) for v in violations])
+
+
+def test_every_public_op_with_unchecked_offsets_is_listed_and_refused(baseline_set):
+    """Each public torch name with a stem of UNCHECKED_INDEX_STEMS is in the documented table and refused."""
+    import torch
+
+    from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup
+    from evaluator.sandbox.static_check.raw_memory import UNCHECKED_INDEX_OPS, unchecked_index_op
+
+    assert [name for name in UNCHECKED_INDEX_OPS if _trusted_lookup(name) is MISSING] == []
+    owners = {"torch": torch, "torch.nn": torch.nn, "torch.nn.functional": torch.nn.functional,
+              "torch.Tensor": torch.Tensor, "torch.linalg": torch.linalg, "torch.special": torch.special,
+              "torch.fft": torch.fft, "torch.autograd": torch.autograd, "torch.func": torch.func}
+    public = {f"{owner}.{name}" for owner, obj in owners.items() for name in dir(obj)
+              if not name.startswith("_") and unchecked_index_op(name)}
+    assert {"torch.segment_reduce", "torch.embedding_bag", "torch.nn.functional.embedding_bag"} <= public
+    assert public <= set(UNCHECKED_INDEX_OPS)  # a newer op of the kind must be documented in the table
+    private = {f"{owner}.{name}" for owner, obj in owners.items() if owner != "torch.Tensor" for name in dir(obj)
+               if name.startswith("_") and not name.startswith("__") and unchecked_index_op(name)}
+    assert {"torch._embedding_bag", "torch._unsafe_index"} <= private
+    for name in sorted(public | private):
+        source = name.replace("torch.nn.functional.", "F.").replace("torch.nn.", "nn.")
+        violations = check_source("tta", T + f"    return {source}\n" + baseline_set.sources["tta"])
+        assert [v.rule for v in violations] == ["raw-memory"], (name, [str(v) for v in violations])
+        assert violations[0].message and violations[0].fix
+
+
+def test_private_names_of_torch_functional_and_ops_are_refused(baseline_set):
+    """The structural rule under the table: every private name of torch, F and torch.ops is refused."""
+    cases = {
+        "    return F._no_grad_embedding_renorm_(t, t, 1.0, 2.0)": "namespace",
+        "    return torch._C._nn.embedding_bag": "namespace",
+        "    return torch.ops.aten.segment_reduce(t, 'sum')": "namespace",
+        "    return torch.ops.aten._embedding_bag(a, t, t)": "namespace",
+        "    return hp['m']._segment_reduce(t)": "private-access",  # and raw-memory, by the stem
+    }
+    for snippet, rule in cases.items():
+        violations = check_source("tta", T + snippet + "\n" + baseline_set.sources["tta"])
+        assert rule in {v.rule for v in violations}, (snippet, [str(v) for v in violations])

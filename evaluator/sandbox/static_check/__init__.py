@@ -49,8 +49,9 @@ Rules, by the `rule` id a Violation carries (the parts, each in the file named a
 - raw-memory: whatever reaches memory outside a tensor's or array's own storage: hand-placed
   views (as_strided), storages, addresses (data_ptr) and the array protocols that read them
   (`def __array_interface__`, `type(n, b, d)`), buffers of immutable objects (frombuffer,
-  torch.asarray, np.ndarray(buffer=...)), ndarray.resize, sparse tensors (raw_memory.py for
-  what and why, raw_memory_check.py for the syntax; library objects by identity in library.py).
+  torch.asarray, np.ndarray(buffer=...)), ndarray.resize, sparse tensors, ops whose offsets,
+  lengths or indices torch does not check (segment_reduce, embedding_bag and nn.EmbeddingBag, their
+  private variants, any name containing "unsafe") (raw_memory.py for what and why, raw_memory_check.py for the syntax; library objects by identity in library.py).
 - literal-size: literals too large, one by one or together: room for memorised answers
   (literals.py).
 """

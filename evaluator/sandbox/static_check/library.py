@@ -23,7 +23,9 @@ from evaluator.sandbox.static_check.namespaces import (
     PER_OBJECT_SETTERS, RESET_SETTERS, STATE_FIX, STATE_SETTER_PREFIXES, TYPING_NAMES,
 )
 from evaluator.sandbox.static_check.nodes import is_dunder, under
-from evaluator.sandbox.static_check.raw_memory import METHOD_OWNERS, RAW_MEMORY_METHODS, RAW_MEMORY_OBJECTS
+from evaluator.sandbox.static_check.raw_memory import (
+    METHOD_OWNERS, RAW_MEMORY_METHODS, RAW_MEMORY_OBJECTS, unchecked_index_op,
+)
 from evaluator.sandbox.static_check.random_state import SEED_FIX, SEED_FUNCTIONS, SETS_STATE, sets_random_state
 from evaluator.sandbox.static_check.rules import FORBIDDEN_METHODS
 
@@ -68,6 +70,9 @@ def resolve_library(dotted: str) -> Resolution:
             return Resolution(None, MISSING, dotted)  # the dunder rule reports it
         owner = ".".join([module_name, *after])
         if name.startswith("_") and not f"{owner}.{name}".startswith(ALLOWED_PRIVATE_PREFIXES):
+            if (unchecked := unchecked_index_op(name)) is not None:  # `torch._embedding_bag`, `torch._unsafe_index`
+                return _refused(dotted, "raw-memory", f"reaches `{name}`, a private name of `{owner}` that {unchecked[0]}",
+                                unchecked[1])
             return _refused(dotted, "namespace", f"reaches `{name}`, a private name of `{owner}`", NAMESPACE_FIX)
         if module_name == "typing" and not after and name not in TYPING_NAMES:
             return _refused(dotted, "namespace", "is not one of the typing constructs a component may use", NAMESPACE_FIX)
@@ -151,6 +156,8 @@ def _judge_object(obj: object, canonical: str, name: str) -> Finding | None:
     for prefix, (reason, fix) in MODULE_REASONS.items():
         if defined_in is not None and under(defined_in, prefix):
             return Finding("forbidden-call", f"comes from `{defined_in}`, which {reason}", fix)
+    if (unchecked := unchecked_index_op(name)) is not None:  # a newer op of the kind, not yet in the table
+        return Finding("raw-memory", unchecked[0], unchecked[1])
     if canonical in SEED_FUNCTIONS or sets_random_state(name):
         return Finding("seed", SETS_STATE, SEED_FIX)
     if (name.startswith(STATE_SETTER_PREFIXES) and callable(obj) and not isinstance(obj, type)

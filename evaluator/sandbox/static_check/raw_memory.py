@@ -9,6 +9,15 @@ tensor (`t.untyped_storage().resize_(4)`, after which `t.sum()` reads past its e
 which the interpreter shares (`b"\\n"` is one object in the whole process); a sparse tensor
 with an index past its size makes torch write outside every storage (`dense + sparse`).
 
+Some public ops take offsets, lengths or indices that torch does not check against the data they
+index (UNCHECKED_INDEX_OPS): `torch.segment_reduce(x, "sum", offsets=[-4, 0, 6])` reads before the
+storage of `x` and its backward writes there, `offsets=[0, 3, 100000]` crashes the process;
+`F.embedding_bag(i, w, offsets=[0, -4])` indexes `w` with whatever lies before the storage of `i`,
+and `torch.embedding_bag` with such an offset crashes the process. Their private variants
+(`torch._embedding_bag`, `torch._segment_reduce`, `torch._unsafe_index`) are refused with the
+same reasons (private names are refused anyway), and so is any name containing "unsafe", which
+torch gives to the ops that skip a check.
+
 None of the shipped components needs any of these: the shape operations (view, reshape,
 permute, transpose, flip, unfold, expand, narrow, contiguous, clone) stay inside the tensor.
 Library objects are refused by identity (library.py); the method names, on any object the check
@@ -96,6 +105,61 @@ RAW_MEMORY_OBJECTS: dict[str, tuple[str, str]] = {
     "torch.sparse_bsc": (SPARSE, SPARSE_FIX),
     "torch.jagged": ("makes a nested tensor, whose offsets torch does not check", SPARSE_FIX),
 }
+# Public ops whose memory safety rests on offsets, lengths or indices torch does not check, by the
+# stem of their name: the op itself, its private variants (`_embedding_bag_forward_only`) and the
+# same name on any object. (reason, fix); measured on torch 2.13 (CPU), see the docstring.
+SEGMENT_REDUCE = (
+    "reads its data at offsets and lengths torch does not check against the data's size: offsets before "
+    "the start read another storage and its backward writes there, offsets past the end crash the process"
+)
+SEGMENT_FIX = (
+    "reduce segments through checked indices: make segment ids (torch.repeat_interleave(torch.arange(n), lengths)) "
+    "and use index_add_, scatter_add or scatter_reduce, or torch.bincount(ids, weights=x) for sums"
+)
+EMBEDDING_BAG = (
+    "indexes its input at bag offsets torch does not check: a negative offset reads indices from before the "
+    "input's storage (torch.embedding_bag then crashes the process)"
+)
+EMBEDDING_BAG_FIX = (
+    "use F.embedding or nn.Embedding, which check every index, and reduce each bag with sum, mean or amax over a "
+    "dimension (or index_select followed by index_add_)"
+)
+UNSAFE = "skips a check that the safe version of the op makes (torch names such ops `unsafe`)"
+UNSAFE_FIX = "use the checked op: chunk, split, split_with_sizes, indexing, index_select, index_put_"
+UNCHECKED_INDEX_STEMS: dict[str, tuple[str, str]] = {
+    "segment_reduce": (SEGMENT_REDUCE, SEGMENT_FIX),
+    "embedding_bag": (EMBEDDING_BAG, EMBEDDING_BAG_FIX),
+    "unsafe": (UNSAFE, UNSAFE_FIX),
+}
+# The public ops of that kind in the installed torch, refused by identity under any alias
+# (tests/test_static_check_raw_memory.py checks that every public name with a stem is listed).
+UNCHECKED_INDEX_OPS: dict[str, tuple[str, str]] = {
+    "torch.segment_reduce": (SEGMENT_REDUCE, SEGMENT_FIX),
+    "torch.embedding_bag": (EMBEDDING_BAG, EMBEDDING_BAG_FIX),
+    "torch.nn.functional.embedding_bag": (EMBEDDING_BAG, EMBEDDING_BAG_FIX),
+    "torch.nn.EmbeddingBag": (EMBEDDING_BAG, EMBEDDING_BAG_FIX),
+    "torch.unsafe_chunk": (UNSAFE, UNSAFE_FIX),
+    "torch.unsafe_split": (UNSAFE, UNSAFE_FIX),
+    "torch.unsafe_split_with_sizes": (UNSAFE, UNSAFE_FIX),
+    "torch.Tensor.unsafe_chunk": (UNSAFE, UNSAFE_FIX),
+    "torch.Tensor.unsafe_split": (UNSAFE, UNSAFE_FIX),
+    "torch.Tensor.unsafe_split_with_sizes": (UNSAFE, UNSAFE_FIX),
+}
+RAW_MEMORY_OBJECTS |= UNCHECKED_INDEX_OPS
+
+
+def unchecked_index_op(name: str) -> tuple[str, str] | None:
+    """(reason, fix) for a name, on any object, of an op with unchecked offsets or indices; else None.
+
+    Compared without case and underscores, so that the class (`EmbeddingBag`) matches as the function does.
+    """
+    flat = name.lower().replace("_", "")
+    for stem, entry in UNCHECKED_INDEX_STEMS.items():
+        if stem.replace("_", "") in flat:
+            return entry
+    return None
+
+
 # torch's storage classes: a storage wraps raw memory and can be shrunk under a tensor (resize_).
 STORAGE_CLASSES = (
     "Storage", "StorageBase", "TypedStorage", "UntypedStorage", "BFloat16Storage", "BoolStorage", "ByteStorage",
@@ -132,11 +196,10 @@ DUNDER_FIX = "remove the method: pass tensors and arrays made by torch and numpy
 
 # Where the `sparse` flag of the embedding layers sits among the positional parameters; a
 # sparse gradient is a sparse tensor (SPARSE), and a coalesced one hands out its indices.
+# (The bag variants are refused whole, UNCHECKED_INDEX_OPS.)
 SPARSE_FLAG_POSITIONS: dict[str, int] = {
-    "torch.nn.Embedding": 6, "torch.nn.EmbeddingBag": 6,
-    "torch.nn.Embedding.from_pretrained": 6, "torch.nn.EmbeddingBag.from_pretrained": 6,
-    "torch.nn.functional.embedding": 6, "torch.nn.functional.embedding_bag": 7,
-    "torch.embedding": 4, "torch.embedding_bag": 5,
+    "torch.nn.Embedding": 6, "torch.nn.Embedding.from_pretrained": 6, "torch.nn.functional.embedding": 6,
+    "torch.embedding": 4,
 }
 SPARSE_GRADIENT = (
     "may make sparse gradients, whose indices torch does not check: an index past its size reads and "

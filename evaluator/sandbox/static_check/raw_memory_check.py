@@ -3,7 +3,8 @@
 Library functions and classes (`torch.as_strided`, the storage classes, `np.frombuffer`) are
 refused by identity in library.py, under any alias. What is left is judged here, on the text:
 methods of objects whose type the check cannot know (`t.as_strided(...)`, `a.resize(...)`, also
-through a constant getattr or a match pattern), the dunders a class may not define
+through a constant getattr or a match pattern), and the names of the ops with unchecked offsets or
+indices on them (`x.embedding_bag`, `x.unsafe_split`), the dunders a class may not define
 (`def __array_interface__`), classes built or called without a name (`type(n, b, d)`,
 `type(x)(...)`), calls of numpy's array classes, and the `sparse` flag of the embedding layers and
 the raw address of a CUDA stream: those callables may be called directly only, with their flag
@@ -27,6 +28,7 @@ from evaluator.sandbox.static_check.raw_memory import (
     SPARSE_GRADIENT,
     STREAM_CLASSES,
     STREAM_KEYWORDS,
+    unchecked_index_op,
 )
 from evaluator.sandbox.static_check.references import Aliases, direct_uses, import_aliases, resolve, root_name
 from evaluator.sandbox.static_check.violation import Violation
@@ -56,7 +58,7 @@ class _RawMemoryWalk:
         self.raw_arrays = {id(_target(name)) for name in RAW_ARRAY_CLASSES}
         self.sparse_slots = {id(_target(name)): slot for name, slot in SPARSE_FLAG_POSITIONS.items()}
         self.streams = {id(_target(name)) for name in STREAM_CLASSES}
-        self.embedding_classes = {id(_target(name)) for name in ("torch.nn.Embedding", "torch.nn.EmbeddingBag")}
+        self.embedding_classes = {id(_target("torch.nn.Embedding"))}
         self.inner = {id(n.value) for n in self.nodes if isinstance(n, ast.Attribute)}
         self.direct = direct_uses(tree, self.nodes)
 
@@ -84,13 +86,14 @@ class _RawMemoryWalk:
 
     def _method(self, node: ast.AST, obj: ast.expr | None, name: str, shown: str) -> Iterator[Violation]:
         """A raw-memory method on an object the check cannot name; a library path is judged by identity."""
-        if name not in RAW_MEMORY_METHODS:
+        entry = RAW_MEMORY_METHODS.get(name) or unchecked_index_op(name)
+        if entry is None:
             return
         if obj is not None and root_name(obj) in self.library_roots:
             return  # `torch.Tensor.set_`, `np.resize`: library.py judges the object itself
         if obj is not None and any(resolve_library(d).finding for d in resolve(obj, self.aliases)):
             return  # the object is refused already
-        reason, fix = RAW_MEMORY_METHODS[name]
+        reason, fix = entry
         yield _violation(node, f"{shown} {reason}.", f"{fix} (if `{name}` is your own attribute, rename it)")
 
     def _call(self, node: ast.Call) -> Iterator[Violation]:
