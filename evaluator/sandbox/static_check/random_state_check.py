@@ -34,6 +34,7 @@ from evaluator.sandbox.static_check.violation import Violation
 
 RULE = "seed"
 RENAME = " (if it is your own attribute, rename it)"
+STORE_RENAME = " (if it is your own attribute, rename it; an optimizer's state is emptied with `self.state.clear()`)"
 
 
 def check_random_state(tree: ast.Module, aliases: Aliases) -> list[Violation]:
@@ -124,7 +125,7 @@ class _RandomStateWalk:
             yield from self._init(node, obj, shown)
         elif store and name in RNG_STATE_STORES:
             if obj is None or not any(root(d) in ALLOWED_IMPORTS for d in resolve(obj, self.aliases)):
-                yield _violation(node, f"{shown} {STORES_STATE}.", SEED_FIX + RENAME)  # a library's: monkeypatch
+                yield _violation(node, f"{shown} {STORES_STATE}.", SEED_FIX + STORE_RENAME)  # a library's: monkeypatch
         elif sets_random_state(name) and not self._refused_by_library(dotted):
             yield _violation(node, f"{shown} {SETS_STATE}.", SEED_FIX + RENAME)
 
