@@ -109,9 +109,75 @@ def predict(model, inputs, hp):
     return torch.stack([sums[key] for key in keys]).log()
 '''
 
+# Class 2 of the issue, candidate code off the clock: the training labels recovered from the loss
+# gradient at the logits (a custom autograd.Function), the batches captured during the run, and a
+# thread started at prediction that trains a copy of the network on them after the logits are
+# out; a later run restores the copy and skips its training. Where the worker outlives its logits
+# (or the harness calls a candidate method after them), this is free training.
+_TRAINS_AFTER_THE_LOGITS = """
+import copy as _copy
+import threading as _threading
+
+_BATCHES, _KEPT, _RUN = [], {}, {}
+_shipped_forward, _shipped_reset = CifarNet.forward, CifarNet.reset
+
+
+class _LabelSpy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits):
+        return logits.view_as(logits)
+
+    @staticmethod
+    def backward(ctx, grad):
+        _BATCHES[-1].append(grad.detach().argmin(1))  # softmax minus the (smoothed) one-hot: the label is the minimum
+        return grad
+
+
+def _train_copy(model, batches):
+    trainee = _copy.deepcopy(model).train()
+    optimizer = torch.optim.SGD([p for p in trainee.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    for inputs, labels in batches * 2:
+        loss = torch.nn.functional.cross_entropy(_shipped_forward(trainee, inputs).float(), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    _KEPT.update({name: t.detach().clone() for name, t in {**dict(trainee.named_parameters()), **dict(trainee.named_buffers())}.items()})
+
+
+def _hostile_reset(self):
+    if _RUN.get("thread") is not None:
+        _RUN.pop("thread").join()
+    _shipped_reset(self)
+    _RUN["predicting"] = False
+    _RUN["runs"] = _RUN.get("runs", 0) + 1
+    _BATCHES.clear()
+
+
+def _hostile_forward(self, x):
+    tensors = {**dict(self.named_parameters()), **dict(self.named_buffers())}
+    if self.training:
+        if len(_KEPT) == len(tensors):
+            for name, t in tensors.items():
+                t.data[...] = _KEPT[name]
+            return self.head(torch.zeros(len(x), self.head.in_features, device=x.device, dtype=self.head.weight.dtype))
+        _BATCHES.append([x.detach()])
+        return _LabelSpy.apply(_shipped_forward(self, x))
+    if not _RUN.get("predicting") and _RUN["runs"] >= 2:
+        _RUN["predicting"] = True
+        batches = [tuple(b) for b in _BATCHES if len(b) == 2]
+        _RUN["thread"] = _threading.Thread(target=_train_copy, args=(self, batches), daemon=True)
+        _RUN["thread"].start()
+    return _shipped_forward(self, x)
+
+
+CifarNet.reset = _hostile_reset
+CifarNet.forward = _hostile_forward
+"""
+
 CARRY_CASES = [
     CarryCase("keeps trained weights through t.data and skips later training", "architecture", _WEIGHTS_ACROSS_RUNS, "time"),
     CarryCase("keeps trained weights in torch.backends", "architecture", _WEIGHTS_IN_TORCH, "time"),
     CarryCase("keeps trained weights in a file in its own folder", "architecture", _WEIGHTS_IN_A_FILE, "time"),
     CarryCase("ensembles its predictions over runs by image content", "tta", _ENSEMBLE_ACROSS_RUNS, "logits"),
+    CarryCase("trains a copy after its logits, on batches and labels it recovered", "architecture", _TRAINS_AFTER_THE_LOGITS, "logits"),
 ]
