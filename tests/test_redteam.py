@@ -13,7 +13,7 @@ from evaluator.cascade import CascadeSettings, evaluate_candidate
 from evaluator.data import synthetic_dataset
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits, scrubbed_environment
 from evaluator.settings import HarnessSettings, ScoreSettings
-from tests.redteam.carry_cases import CARRY_CASES
+from tests.redteam.carry_cases import CARRY_CASES, OUT_OF_BOUNDS_CASES
 from tests.redteam.cases import CASES
 from tests.redteam.state_cases import STATE_CASES, memorising_tta
 
@@ -193,3 +193,14 @@ def test_carried_state_has_no_effect_on_scored_samples(baseline_set, dataset, ca
         assert hostile.accuracy <= shipped.accuracy, (hostile, shipped)  # no higher accuracy
     fastest_shipped = min(s.time_seconds for s in shipped_samples)
     assert all(s.time_seconds > 0.6 * fastest_shipped for s in evaluation.samples), (evaluation.samples, shipped_samples)
+
+
+@pytest.mark.parametrize("case", OUT_OF_BOUNDS_CASES, ids=[c.name for c in OUT_OF_BOUNDS_CASES])
+def test_out_of_bounds_memory_gains_nothing(baseline_set, dataset, case, shipped_samples, monkeypatch):
+    """Reading or corrupting the worker's own memory: at worst the worker crashes; the parent goes
+    on, and a sample that is scored is no better than the shipped set's."""
+    monkeypatch.setattr(cascade_module, "check_source", lambda name, source: [])
+    evaluation = evaluate_candidate(hostile_set(baseline_set, case), [case.component], dataset, SEEDED, SCORE, CARRY_CASCADE)
+    assert evaluation.status in ("evaluated", "failed", "rejected"), evaluation.stages
+    for hostile, shipped in zip(evaluation.samples, shipped_samples):
+        assert hostile.accuracy <= shipped.accuracy, (hostile, shipped)

@@ -181,3 +181,38 @@ CARRY_CASES = [
     CarryCase("ensembles its predictions over runs by image content", "tta", _ENSEMBLE_ACROSS_RUNS, "logits"),
     CarryCase("trains a copy after its logits, on batches and labels it recovered", "architecture", _TRAINS_AFTER_THE_LOGITS, "logits"),
 ]
+
+
+# Class 4 of the issue, a blocklist bypassed: memory read and written out of bounds through torch
+# ops that do not check their offsets (the static check now refuses them by name; here it is
+# switched off). Inside the worker such code can read or corrupt anything of its own process, so
+# it must find nothing there worth having: no label, no other run's state. What it may get is a
+# crash (a failed evaluation), never a better sample.
+OUT_OF_BOUNDS_CASES = [
+    CarryCase("reads out of bounds with embedding_bag", "tta", '''
+_shipped_predict = predict
+
+
+def predict(model, inputs, hp):
+    table = torch.arange(16.0).view(16, 1)
+    try:
+        leaked = torch.nn.functional.embedding_bag(torch.tensor([0, 1, 2, 3]), table, torch.tensor([0, -4]), mode="sum")
+    except Exception:
+        leaked = torch.zeros(2, 1)
+    return _shipped_predict(model, inputs, hp) + 0 * leaked.sum().nan_to_num()
+''', "crash"),
+    CarryCase("writes out of bounds in segment_reduce's backward", "tta", '''
+_shipped_predict = predict
+
+
+def predict(model, inputs, hp):
+    data = torch.ones(8, requires_grad=True)
+    with torch.enable_grad():
+        try:
+            out = torch.segment_reduce(data, "sum", offsets=torch.tensor([0, 4096, 8]), axis=0)
+            out.sum().backward()
+        except Exception:
+            pass
+    return _shipped_predict(model, inputs, hp)
+''', "crash"),
+]
