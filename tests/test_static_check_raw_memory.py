@@ -98,6 +98,17 @@ REFUSED = {
     "torch.unsafe_chunk": "    return torch.unsafe_chunk(t, 2)",
     "t.unsafe_split_with_sizes": "    return t.unsafe_split_with_sizes([1, 1])",
     "torch.Tensor.unsafe_chunk": "    return torch.Tensor.unsafe_chunk(t, 2)",
+    "F.ctc_loss with unchecked target classes": "    return F.ctc_loss(t, hp['targets'], hp['il'], hp['tl'])",
+    "torch.ctc_loss": "    return torch.ctc_loss(t, a, hp['il'], hp['tl'])",
+    "nn.CTCLoss": "    return nn.CTCLoss()(t, a, hp['il'], hp['tl'])",
+    # Ops with address arguments refused on review (raw_memory.REVIEWED_REFUSED_INDEX_OPS).
+    "torch.lstm with packed batch sizes": "    return torch.lstm(t, hp['batch_sizes'], [t], [t], True, 1, 0.0, False, False)",
+    "torch.quantized_gru": "    return torch.quantized_gru(t, hp['batch_sizes'], t, [t], True, 1, 0.0, False, False)",
+    "torch.batch_norm_gather_stats_with_counts": (
+        "    return torch.batch_norm_gather_stats_with_counts(t, t, t, t, t, 0.1, 1e-5, hp['counts'])"),
+    "torch.fbgemm_linear_int8_weight": "    return torch.fbgemm_linear_int8_weight(t, t, t, hp['col_offsets'], 1.0, 0, t)",
+    # The address of a numpy bit generator's state.
+    "a bit generator's capsule": "    return hp['rng'].bit_generator.capsule",
 }
 
 
@@ -207,3 +218,109 @@ def test_private_names_of_torch_functional_and_ops_are_refused(baseline_set):
     for snippet, rule in cases.items():
         violations = check_source("tta", T + snippet + "\n" + baseline_set.sources["tta"])
         assert rule in {v.rule for v in violations}, (snippet, [str(v) for v in violations])
+
+
+def test_every_public_op_with_address_arguments_is_reviewed(baseline_set):
+    """torch's schemas name every op that takes index, offset or length tensors; each public one is reviewed.
+
+    It is refused (a table of raw_memory.py, with its own reason) or listed in CHECKED_INDEX_OPS and
+    passes. An op a newer torch adds is refused as unreviewed at run time, and fails here until
+    someone measures it and files it on one side.
+    """
+    import torch
+
+    from evaluator.sandbox.static_check.library import _trusted_lookup
+    from evaluator.sandbox.static_check.raw_memory import (
+        CHECKED_INDEX_OPS,
+        INDEX_OWNERS,
+        REVIEWED_REFUSED_INDEX_OPS,
+        UNREVIEWED_INDEX_FIX,
+        index_op_name,
+        schema_index_ops,
+    )
+
+    ops = schema_index_ops()
+    assert {"segment_reduce", "embedding_bag", "ctc_loss", "gather", "as_strided"} <= set(ops)
+    assert [op for op in [*CHECKED_INDEX_OPS, *REVIEWED_REFUSED_INDEX_OPS] if op not in ops] == []  # no stale entry
+    public: dict[str, str] = {}
+    for owner in INDEX_OWNERS:
+        namespace = _trusted_lookup(owner)
+        names = dir(namespace) if isinstance(namespace, type) else list(vars(namespace))
+        public |= {f"{owner}.{n}": index_op_name(owner, n) for n in names
+                   if not n.startswith("_") and index_op_name(owner, n) in ops}
+    assert len(public) > 60 and "torch.nn.functional.ctc_loss" in public and "torch.linalg.lu_solve" in public
+    unreviewed = []
+    for name, op in sorted(public.items()):
+        shown = name.replace("torch.nn.functional.", "F.")
+        if name.startswith("torch.Tensor."):
+            shown = "t." + name.removeprefix("torch.Tensor.")
+        violations = check_source("tta", T + f"    return {shown}(hp['x'])\n" + baseline_set.sources["tta"])
+        if op in CHECKED_INDEX_OPS:
+            assert violations == [], (name, [str(v) for v in violations])
+            continue
+        assert [v.rule for v in violations] == ["raw-memory"], (name, [str(v) for v in violations])
+        if violations[0].fix.startswith(UNREVIEWED_INDEX_FIX):
+            unreviewed.append(name)
+    assert unreviewed == [], f"ops with address arguments nobody has reviewed: measure them, then list them: {unreviewed}"
+    assert torch.segment_reduce is _trusted_lookup("torch.segment_reduce")
+
+
+# The red team's bypasses (issue 25) and their kin, each as a whole tta module the harness would load:
+# (the hostile lines, words the message must contain, words one of which the fix must contain).
+HOSTILE_PREDICT = (
+    "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+    "def predict(model: nn.Module, inputs: torch.Tensor, hp: dict) -> torch.Tensor:\n"
+    "    logits = model(inputs)\n{body}    return logits\n"
+)
+BYPASSES = {
+    "segment_reduce reads before its storage": (
+        ("    flat = logits.flatten()\n"
+         "    leak = torch.segment_reduce(flat, 'sum', offsets=torch.tensor([-4096, 0, flat.numel()]))\n"),
+        ["segment_reduce", "offsets"], ["index_add_", "scatter_add"]),
+    "segment_reduce's backward writes past the gradient": (
+        ("    w = logits.detach().flatten().requires_grad_()\n"
+         "    torch.segment_reduce(w, 'sum', lengths=torch.tensor([1 << 20])).sum().backward()\n"),
+        ["segment_reduce", "backward"], ["index_add_", "scatter_add"]),
+    "F.embedding_bag with a negative offset": (
+        "    idx = torch.arange(4)\n    word = F.embedding_bag(idx, logits, torch.tensor([0, -2]))\n",
+        ["embedding_bag", "offset"], ["F.embedding"]),
+    "nn.EmbeddingBag with offsets": (
+        "    bag = nn.EmbeddingBag(10, 4)\n    word = bag(torch.arange(4), torch.tensor([0, -2]))\n",
+        ["EmbeddingBag", "offset"], ["F.embedding"]),
+    "torch._embedding_bag": (
+        "    out = torch._embedding_bag(logits, torch.arange(4), torch.tensor([0, -2]))\n",
+        ["_embedding_bag"], ["F.embedding"]),
+    "torch._unsafe_index": (
+        "    out = torch._unsafe_index(logits, [torch.tensor([1 << 30])])\n", ["_unsafe_index"], ["index_select", "indexing"]),
+    "torch.ops.aten raw access": (
+        "    out = torch.ops.aten.segment_reduce.default(logits, 'sum', offsets=torch.tensor([-8, 0]))\n",
+        ["torch.ops"], ["public torch function"]),
+    "a nested tensor from a buffer": (
+        "    out = torch._nested_view_from_buffer(logits, torch.tensor([[4]]), torch.tensor([[1]]), torch.tensor([-64]))\n",
+        ["_nested_view_from_buffer", "private"], ["public op"]),
+    "torch._C bindings": ("    out = torch._C._nn.embedding_bag\n", ["_C", "private"], ["public op"]),
+    "a sparse tensor without invariant checks": (
+        "    s = torch.sparse_coo_tensor(torch.tensor([[1 << 20]]), torch.ones(1), (4,), check_invariants=False)\n",
+        ["sparse_coo_tensor", "sparse"], ["dense"]),
+    "as_strided past the batch": ("    everything = inputs[:1].as_strided((inputs.numel(),), (1,))\n",
+                                  ["as_strided", "view"], ["reshape"]),
+    "set_ onto a storage offset": ("    t = torch.zeros(1).set_(logits, 1 << 20, (4,))\n", ["set_", "storage"], ["reshape"]),
+    "a storage wrapped by hand": ("    s = torch.UntypedStorage(8)\n", ["UntypedStorage", "storage"], ["reshape"]),
+    "torch.from_file": ("    s = torch.from_file('/proc/self/mem', size=8)\n", ["from_file", "file"], ["remove"]),
+    "F.ctc_loss with unchecked target classes": (
+        ("    lp = logits.log_softmax(-1).unsqueeze(1).expand(-1, 1, -1)\n"
+         "    leak = F.ctc_loss(lp, torch.tensor([[-100000]]), torch.tensor([len(lp)]), torch.tensor([1]))\n"),
+        ["ctc_loss", "targets"], ["cross_entropy", "nll_loss"]),
+    "torch.unsafe_split": ("    parts = torch.unsafe_split(logits, 2)\n", ["unsafe_split", "unsafe"], ["split"]),
+}
+
+
+@pytest.mark.parametrize("case", BYPASSES)
+def test_bypass_module_is_refused_with_what_why_and_instead(case):
+    body, said, instead = BYPASSES[case]
+    violations = check_source("tta", HOSTILE_PREDICT.format(body=body))
+    assert violations, case
+    for word in said:  # what is refused, and why
+        assert any(word in v.message for v in violations), (case, word, [str(v) for v in violations])
+    assert any(any(word in v.fix for word in instead) for v in violations), (case, [str(v) for v in violations])
+    assert all(v.message.endswith(".") and v.fix for v in violations)

@@ -13,8 +13,12 @@ attribute at a time (library.py), so that `torch.serialization.os` is the module
 `torch.ops.aten.from_file.default` passes through `torch.ops`, which no component may use.
 What a component may reach in torch and numpy is an allowlist (namespaces.py).
 
-The check is the first line of defence, not the sandbox: the jail, the runtime guard
-(evaluator/sandbox/guard.py) and the harness's resets and carry-over checks stand behind it.
+The check is a filter, not a boundary. It reads text, so whatever it does not model (an op it
+does not know, an object whose type it cannot see) passes it; the kernel-jailed worker
+(evaluator/sandbox/jail.py), the runtime guard (evaluator/sandbox/guard.py) and the harness's
+resets and one-run-per-worker rule are what a run relies on. The filter is cheap and early: it
+turns the known ways out of the contract into feedback, each finding naming the problem and the
+fix, before anything runs.
 
 Rules, by the `rule` id a Violation carries (the parts, each in the file named after it):
 
@@ -36,22 +40,29 @@ Rules, by the `rule` id a Violation carries (the parts, each in the file named a
   an argument or a return value, stored on an object).
 - monkeypatch: assigning to, deleting or changing in place anything in torch, numpy, math or
   typing (modules, classes, functions), except the torch.backends flags the harness resets.
-- seed: fixing, restoring or forking random state; the harness seeds every run. By name, on any
-  object: a name containing "seed", set_state/setstate/set_rng_state*, clone_state, graphsafe_*,
-  fork_rng (readers such as get_rng_state pass); assignments to `state` and `bit_generator`;
-  generators given a seed, torch.Generator at all (torch's fixed default seed), those constructors
-  used other than called directly; subclasses of generator classes; `__init__` run again on an
-  object the check cannot name (random_state.py for what and why, random_state_check.py for the
-  syntax; library names in library.py).
+- seed: fixing, restoring, forking or moving random state; the harness seeds every run. By name,
+  on any object: a name containing "seed", set_state/setstate/set_rng_state*, set_offset,
+  set_bit_generator, clone_state, graphsafe_*, fork_rng, spawn, jumped, advance (readers such as
+  get_rng_state pass); assignments to `state` and `bit_generator`; generators given a seed,
+  torch.Generator at all (torch's fixed default seed), those constructors used other than called
+  directly; subclasses of generator classes; `__init__` run again on an object the check cannot
+  name. A test enumerates every public attribute of the installed generators and random modules
+  and fails on one that is neither refused, a reader nor a reviewed drawing name
+  (random_state.py for what and why, random_state_check.py for the syntax; library names in
+  library.py).
 - global-state: process-wide torch switches the harness does not reset; `global`/`nonlocal`,
   changing a module-level container from a function, and code other than definitions and
   constant assignments at module level (load_time.py, module_state.py).
 - raw-memory: whatever reaches memory outside a tensor's or array's own storage: hand-placed
-  views (as_strided), storages, addresses (data_ptr) and the array protocols that read them
-  (`def __array_interface__`, `type(n, b, d)`), buffers of immutable objects (frombuffer,
-  torch.asarray, np.ndarray(buffer=...)), ndarray.resize, sparse tensors, ops whose offsets,
-  lengths or indices torch does not check (segment_reduce, embedding_bag and nn.EmbeddingBag, their
-  private variants, any name containing "unsafe") (raw_memory.py for what and why, raw_memory_check.py for the syntax; library objects by identity in library.py).
+  views (as_strided), storages, addresses (data_ptr, a bit generator's capsule) and the array
+  protocols that read them (`def __array_interface__`, `type(n, b, d)`), buffers of immutable
+  objects (frombuffer, torch.asarray, np.ndarray(buffer=...)), ndarray.resize, sparse tensors, and
+  ops that read or write at offsets, lengths or indices torch does not check: segment_reduce,
+  embedding_bag and nn.EmbeddingBag, ctc_loss, their private variants, any name containing
+  "unsafe"; beyond those, every public op whose schema takes an index-like tensor is refused
+  unless reviewed as checked (raw_memory.CHECKED_INDEX_OPS). Every private torch name and
+  torch.ops are refused as namespaces (raw_memory.py for what and why, raw_memory_check.py for the
+  syntax; library objects by identity in library.py).
 - literal-size: literals too large, one by one or together: room for memorised answers
   (literals.py).
 """

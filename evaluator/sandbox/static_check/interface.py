@@ -3,7 +3,6 @@
 import ast
 
 from components.interface import REQUIRED_NAMES
-
 from evaluator.sandbox.static_check.nodes import code
 from evaluator.sandbox.static_check.violation import Violation
 

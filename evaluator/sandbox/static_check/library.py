@@ -19,14 +19,32 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 from evaluator.sandbox.static_check.namespaces import (
-    ALLOWED_IMPORTS, ALLOWED_MODULES, ALLOWED_PRIVATE_PREFIXES, DENIED_OBJECTS, MODULE_REASONS, NAMESPACE_FIX,
-    PER_OBJECT_SETTERS, RESET_SETTERS, STATE_FIX, STATE_SETTER_PREFIXES, TYPING_NAMES,
+    ALLOWED_IMPORTS,
+    ALLOWED_MODULES,
+    ALLOWED_PRIVATE_PREFIXES,
+    DENIED_INSTANCES_OF,
+    DENIED_OBJECTS,
+    MODULE_REASONS,
+    NAMESPACE_FIX,
+    PER_OBJECT_SETTERS,
+    RESET_SETTERS,
+    STATE_FIX,
+    STATE_SETTER_PREFIXES,
+    TYPING_NAMES,
 )
 from evaluator.sandbox.static_check.nodes import is_dunder, under
-from evaluator.sandbox.static_check.raw_memory import (
-    METHOD_OWNERS, RAW_MEMORY_METHODS, RAW_MEMORY_OBJECTS, unchecked_index_op,
-)
 from evaluator.sandbox.static_check.random_state import SEED_FIX, SEED_FUNCTIONS, SETS_STATE, sets_random_state
+from evaluator.sandbox.static_check.raw_memory import (
+    INDEX_OWNERS,
+    METHOD_OWNERS,
+    PRIVATE_TORCH,
+    PRIVATE_TORCH_FIX,
+    RAW_MEMORY_METHODS,
+    RAW_MEMORY_OBJECTS,
+    index_op_name,
+    refused_index_op,
+    unchecked_index_op,
+)
 from evaluator.sandbox.static_check.rules import FORBIDDEN_METHODS
 
 MISSING = object()  # the walk could not tell what the name is
@@ -73,6 +91,9 @@ def resolve_library(dotted: str) -> Resolution:
             if (unchecked := unchecked_index_op(name)) is not None:  # `torch._embedding_bag`, `torch._unsafe_index`
                 return _refused(dotted, "raw-memory", f"reaches `{name}`, a private name of `{owner}` that {unchecked[0]}",
                                 unchecked[1])
+            if under(module_name, "torch"):  # `torch._C`, `torch._nested_tensor_from_mask`, `torch.Tensor._values`
+                return _refused(dotted, "namespace", f"reaches `{name}`, a private name of `{owner}`: {PRIVATE_TORCH}",
+                                PRIVATE_TORCH_FIX)
             return _refused(dotted, "namespace", f"reaches `{name}`, a private name of `{owner}`", NAMESPACE_FIX)
         if module_name == "typing" and not after and name not in TYPING_NAMES:
             return _refused(dotted, "namespace", "is not one of the typing constructs a component may use", NAMESPACE_FIX)
@@ -140,7 +161,7 @@ def _lookup(obj: object, name: str) -> object:
                 pass
     try:
         found = inspect.getattr_static(obj, name, MISSING)
-    except Exception:  # a library object whose static lookup itself fails: unknown
+    except Exception:  # noqa: BLE001 - a library object whose static lookup itself fails: unknown
         return MISSING
     if isinstance(found, (staticmethod, classmethod)):
         return found.__func__
@@ -152,6 +173,9 @@ def _judge_object(obj: object, canonical: str, name: str) -> Finding | None:
     denied = _denied_objects().get(id(obj))
     if denied is not None and denied[0] is obj:
         return denied[1]
+    for cls, finding in _denied_classes():
+        if isinstance(obj, cls):
+            return finding
     defined_in = _defining_module(obj)
     for prefix, (reason, fix) in MODULE_REASONS.items():
         if defined_in is not None and under(defined_in, prefix):
@@ -188,11 +212,27 @@ def _denied_objects() -> dict[int, tuple[object, Finding]]:
     return table
 
 
+@cache
+def _denied_classes() -> tuple[tuple[type, Finding], ...]:
+    found = ((_trusted_lookup(name), Finding("forbidden-call", reason, fix))
+             for name, (reason, fix) in DENIED_INSTANCES_OF.items())
+    return tuple((cls, finding) for cls, finding in found if isinstance(cls, type))
+
+
+@cache
 def raw_memory_objects() -> dict[str, tuple[str, str]]:
-    """raw_memory.py's refused objects, with its methods on the classes that have them (`torch.Tensor.set_`)."""
+    """raw_memory.py's refused objects, with its methods on the classes that have them (`torch.Tensor.set_`),
+    and the public ops with address arguments that torch's schemas list and no review clears."""
     methods = {f"{owner}.{name}": entry for owner in METHOD_OWNERS for name, entry in RAW_MEMORY_METHODS.items()
                if _trusted_lookup(f"{owner}.{name}") is not MISSING}
-    return {**RAW_MEMORY_OBJECTS, **methods}
+    index_ops = {}
+    for owner in INDEX_OWNERS:
+        namespace = _trusted_lookup(owner)
+        names = dir(namespace) if isinstance(namespace, type) else list(vars(namespace))
+        for name in names:
+            if not name.startswith("_") and (entry := refused_index_op(index_op_name(owner, name))) is not None:
+                index_ops[f"{owner}.{name}"] = entry
+    return {**index_ops, **RAW_MEMORY_OBJECTS, **methods}
 
 
 @cache

@@ -12,7 +12,11 @@ from collections.abc import Iterable, Iterator
 from evaluator.sandbox.static_check.nodes import chain_text, code
 from evaluator.sandbox.static_check.references import Aliases, resolve
 from evaluator.sandbox.static_check.rules import (
-    DEFINITION_STATEMENTS, LOAD_TIME_CALL_PREFIXES, LOAD_TIME_CALLS, LOAD_TIME_FIX, STATEMENT_FIX,
+    DEFINITION_STATEMENTS,
+    LOAD_TIME_CALL_PREFIXES,
+    LOAD_TIME_CALLS,
+    LOAD_TIME_FIX,
+    STATEMENT_FIX,
 )
 from evaluator.sandbox.static_check.violation import Violation
 

@@ -9,7 +9,6 @@ for a namespace that cannot touch files, processes, native code or state the har
 """
 
 from components.interface import ALLOWED_IMPORTS
-
 from evaluator.sandbox.static_check.rules import FILES_FIX, NATIVE_FIX, PROCESS_FIX
 
 __all__ = ["ALLOWED_IMPORTS"]
@@ -29,7 +28,10 @@ ALLOWED_MODULES = frozenset({
 
 # Why some well-known modules outside the list are refused (the message names the reason).
 MODULE_REASONS: dict[str, tuple[str, str]] = {
-    "torch.ops": ("calls operators by name, file readers and writers among them", NATIVE_FIX),
+    "torch.ops": (("calls operators by name past the checks of the public functions: file readers and writers, "
+                   "native loaders and the unchecked kernels (aten._unsafe_index, aten._embedding_bag) among them"),
+                  ("call the public torch function of the op (torch.index_select, F.embedding, torch.scatter_add), "
+                   "which checks its arguments; a component may not load native code")),
     "torch.classes": ("loads native classes", NATIVE_FIX),
     "torch.serialization": ("reads and writes files", FILES_FIX),
     "torch.jit": ("saves and loads files and compiles code outside torch.compile", FILES_FIX),
@@ -78,6 +80,13 @@ DENIED_OBJECTS: dict[str, tuple[str, str]] = {
     "numpy.info": ("reads source files", FILES_FIX),
     "typing.get_type_hints": ("evaluates annotation strings as code", NATIVE_FIX),
     "typing.ForwardRef": ("evaluates a string as code", NATIVE_FIX),
+}
+
+# Classes whose instances are refused, whatever name reaches them: numpy puts a test runner in
+# most of its modules (np.test, np.random.test, np.linalg.test).
+DENIED_INSTANCES_OF: dict[str, tuple[str, str]] = {
+    "numpy._pytesttester.PytestTester": (
+        "runs numpy's test suite, which imports pytest, reads files and starts processes", FILES_FIX),
 }
 
 # Names in typing a component may use: type constructs only (get_type_hints evaluates strings).

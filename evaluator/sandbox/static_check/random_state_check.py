@@ -7,6 +7,8 @@ the same names on objects whose type the check cannot know (`g.graphsafe_set_sta
 pattern), assignments to `state` and `bit_generator`, generator constructors given a seed (or,
 for torch.Generator, called at all) or used other than directly, classes derived from generator
 classes, and `__init__` run again on an object the check cannot name.
+
+A filter over the text, not a boundary: the kernel-jailed worker contains what passes it.
 """
 
 import ast

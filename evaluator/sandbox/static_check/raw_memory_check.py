@@ -9,6 +9,8 @@ indices on them (`x.embedding_bag`, `x.unsafe_split`), the dunders a class may n
 `type(x)(...)`), calls of numpy's array classes, and the `sparse` flag of the embedding layers and
 the raw address of a CUDA stream: those callables may be called directly only, with their flag
 visibly off, so that no alias or container hides a call.
+
+A filter over the text, not a boundary: the kernel-jailed worker contains what passes it.
 """
 
 import ast
@@ -28,6 +30,8 @@ from evaluator.sandbox.static_check.raw_memory import (
     SPARSE_GRADIENT,
     STREAM_CLASSES,
     STREAM_KEYWORDS,
+    index_op_name,
+    refused_index_op,
     unchecked_index_op,
 )
 from evaluator.sandbox.static_check.references import Aliases, direct_uses, import_aliases, resolve, root_name
@@ -86,7 +90,7 @@ class _RawMemoryWalk:
 
     def _method(self, node: ast.AST, obj: ast.expr | None, name: str, shown: str) -> Iterator[Violation]:
         """A raw-memory method on an object the check cannot name; a library path is judged by identity."""
-        entry = RAW_MEMORY_METHODS.get(name) or unchecked_index_op(name)
+        entry = RAW_MEMORY_METHODS.get(name) or unchecked_index_op(name) or self._refused_tensor_method(name)
         if entry is None:
             return
         if obj is not None and root_name(obj) in self.library_roots:
@@ -96,13 +100,20 @@ class _RawMemoryWalk:
         reason, fix = entry
         yield _violation(node, f"{shown} {reason}.", f"{fix} (if `{name}` is your own attribute, rename it)")
 
+    @staticmethod
+    def _refused_tensor_method(name: str) -> tuple[str, str] | None:
+        """A tensor method with address arguments that no review clears (`t.op(...)` on a tensor the check cannot name)."""
+        if _target(f"torch.Tensor.{name}") is MISSING:
+            return None
+        return refused_index_op(index_op_name("torch.Tensor", name))
+
     def _call(self, node: ast.Call) -> Iterator[Violation]:
         func = node.func
         if (lookup := constant_getattr(node)) is not None:
             yield from self._method(node, lookup[0], lookup[1], f"`{code(node)}`")
-        if isinstance(func, ast.Name) and func.id == "setattr" and len(node.args) == 3:
-            if _constant(node.args[1]) == "sparse" and _constant(node.args[2]) is not False:
-                yield _violation(node, f"`{code(node)}` {SPARSE_GRADIENT}.", SPARSE_FIX)
+        if (isinstance(func, ast.Name) and func.id == "setattr" and len(node.args) == 3
+                and _constant(node.args[1]) == "sparse" and _constant(node.args[2]) is not False):
+            yield _violation(node, f"`{code(node)}` {SPARSE_GRADIENT}.", SPARSE_FIX)
         if isinstance(func, ast.Name) and func.id == "type" and (len(node.args) > 1 or node.keywords):
             yield _violation(node, f"`{code(node)}` builds a class from a namespace dict, whose keys the check does "
                                    "not read as attributes (`__array_interface__` hands numpy a raw address).",
@@ -189,9 +200,8 @@ def _import_only_names(tree: ast.Module, nodes: list[ast.AST]) -> set[str]:
             bound.add(node.id)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (
+                isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name):
             bound.add(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
             bound.add(node.rest)

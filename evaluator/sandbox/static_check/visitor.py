@@ -183,12 +183,12 @@ class ContractVisitor(ast.NodeVisitor):
         func = node.func
         if isinstance(func, ast.Name) and func.id in ATTRIBUTE_BUILTINS:
             self._check_attribute_builtin(node, func.id)
-        if isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 1 and not node.keywords:
-            if id(node) not in self._plain_type_calls:
-                self._report("dunder-access", node,
-                             f"`{code(node)}` hands out the class of an object the harness may share "
-                             "(a tensor's class is torch.Tensor), which could then be changed.",
-                             "use isinstance(x, T), or compare the class directly (`type(x) is T`)")
+        if (isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 1 and not node.keywords
+                and id(node) not in self._plain_type_calls):
+            self._report("dunder-access", node,
+                         f"`{code(node)}` hands out the class of an object the harness may share "
+                         "(a tensor's class is torch.Tensor), which could then be changed.",
+                         "use isinstance(x, T), or compare the class directly (`type(x) is T`)")
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
             self._check_container_mutation(node, func.value)
             self._check_library_store(node, func.value, None, containers_only=True)
