@@ -6,15 +6,11 @@ import os
 import pytest
 
 import evaluator.runs as runs_module
-from evaluator.cascade import CascadeSettings, evaluate_candidate
+from evaluator.cascade import evaluate_candidate
 from evaluator.data import synthetic_dataset
-from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits, child_pids
-from evaluator.settings import HarnessSettings, ScoreSettings
+from evaluator.sandbox.sandboxed_worker import SandboxedWorker, child_pids
+from tests.test_redteam import CASCADE, HARNESS, SCORE
 
-LIMITS = WorkerLimits(setup_seconds=60, warmup_seconds=60, run_seconds=30, memory_bytes=6 << 30)
-CASCADE = CascadeSettings(runs=2, min_runs=2, limits=LIMITS)
-HARNESS = HarnessSettings(device="cpu", data="synthetic", hyperparams={"epochs": 1})
-SCORE = ScoreSettings(target=0.2)
 
 @pytest.fixture(scope="module")
 def dataset():

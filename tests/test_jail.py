@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.sandbox import jail
-from evaluator.sandbox import sandboxed_worker
+from evaluator.sandbox import jail, sandboxed_worker
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits, check_jail, folder_usage
+from tests.process_support import processes_with
 
 needs_landlock = pytest.mark.skipif(jail.landlock_abi() < 1, reason="this kernel has no Landlock (the evaluator refuses here)")
 needs_pid_namespace = pytest.mark.skipif(jail.namespaces() is None, reason="this system allows no PID namespace")
@@ -154,17 +154,6 @@ def test_unix_sockets_are_refused_so_no_pathname_socket_is_reachable(tmp_path):
     assert done.stdout.split() == ["Permission", "denied", "pair"], done.stderr
 
 
-def marker_processes(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
 @needs_landlock
 @needs_pid_namespace
 def test_setsid_grandchildren_die_with_the_worker(tmp_path):
@@ -187,16 +176,16 @@ def test_setsid_grandchildren_die_with_the_worker(tmp_path):
     try:
         assert worker.stdout.readline().strip() == "started"
         deadline = time.monotonic() + 10
-        while len(marker_processes(marker)) < 2 and time.monotonic() < deadline:
+        while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert len(marker_processes(marker)) >= 2  # both left the worker's process group and session
+        assert len(processes_with(marker)) >= 2  # both left the worker's process group and session
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # what SandboxedWorker.kill does
         worker.wait()
     deadline = time.monotonic() + 5
-    while marker_processes(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not marker_processes(marker)
+    assert not processes_with(marker)
 
 
 @needs_landlock
@@ -224,16 +213,16 @@ def test_a_worker_that_leaves_its_group_and_parent_death_signal_is_still_killed(
     try:
         assert worker.process.stdout.readline().strip() == "started"
         deadline = time.monotonic() + 10
-        while not marker_processes(marker) and time.monotonic() < deadline:
+        while not processes_with(marker) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert marker_processes(marker)
+        assert processes_with(marker)
     finally:
         worker.kill()
         worker._tmp.cleanup()
     deadline = time.monotonic() + 5
-    while marker_processes(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not marker_processes(marker)
+    assert not processes_with(marker)
 
 
 def test_no_landlock_is_a_refusal_naming_the_feature_and_the_opt_out(monkeypatch):

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -34,6 +33,7 @@ from evaluator.component_set import ComponentSet
 from evaluator.sandbox import jail
 from evaluator.sandbox.limits import WorkerLimits
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure
+from tests.process_support import processes_with
 from tests.redteam.jail_cases import SHELL_HELPER
 
 pytestmark = pytest.mark.skipif(
@@ -127,16 +127,6 @@ def host_call(name: str, *args) -> int:
     return result if result >= 0 else -ctypes.get_errno()
 
 
-def processes_with(marker: str) -> list[int]:
-    """This machine's processes whose command line holds the marker (this process sees every namespace's)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 # --- SysV IPC and POSIX message queues: a private IPC namespace per worker ----------------------------

@@ -25,6 +25,7 @@ from evaluator.data import synthetic_dataset
 from evaluator.sandbox import jail
 from evaluator.sandbox.sandboxed_worker import WorkerLimits
 from evaluator.settings import HarnessSettings, ScoreSettings
+from tests.process_support import processes_with
 from tests.redteam.jail_cases import JAIL_CASES, source
 
 pytestmark = pytest.mark.skipif(
@@ -78,15 +79,6 @@ def fill(text: str, values: dict[str, str]) -> str:
     return re.sub("|".join(values), lambda m: values[m.group(0)], text)
 
 
-def marker_processes(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 @pytest.mark.parametrize("case", JAIL_CASES, ids=[c.name for c in JAIL_CASES])
@@ -110,6 +102,6 @@ def test_the_jail_stops_what_the_audit_hook_cannot_see(baseline_set, arena, case
         arena["server"].accept()
     assert not arena["signals"]
     deadline = time.monotonic() + 5
-    while marker_processes(arena["values"]["MARKER"]) and time.monotonic() < deadline:
+    while processes_with(arena["values"]["MARKER"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not marker_processes(arena["values"]["MARKER"]), "a process the candidate started outlived its worker"
+    assert not processes_with(arena["values"]["MARKER"]), "a process the candidate started outlived its worker"
