@@ -27,7 +27,7 @@ from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.results import Evaluation, StageVerdict
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
-from evaluator.sandbox.static_check import check_source
+from evaluator.static_check import check_source
 from evaluator.settings import CascadeSettings, HarnessSettings, ScoreSettings  # noqa: F401  (CascadeSettings re-exported)
 from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, summarize_with
 

@@ -121,7 +121,7 @@ def test_budget():
 
 def test_scripted_replies_through_parse_and_static_check(baseline_set):
     """The kinds of reply the loop meets, end to end from the HTTP server to a checked source."""
-    from evaluator.sandbox.static_check import check_source
+    from evaluator.static_check import check_source
     from evolve.llm.reply import ReplyError
 
     parent = baseline_set.sources["hyperparams"]

@@ -6,7 +6,7 @@ import pytest
 from components import COMPONENT_NAMES
 from components.interface import HARNESS_HYPERPARAMS
 from evaluator.contracts import run_contract
-from evaluator.sandbox.static_check import check_source
+from evaluator.static_check import check_source
 from evolve.config import MutatorSettings
 from evolve.database.canonical import source_hash as canonical_hash
 from evolve.search.mutator import MutatorError, mutate, mutation_sites

@@ -11,7 +11,7 @@ import pytest
 from components import COMPONENT_NAMES, SHIPPED_SETS
 from evaluator.component_set import ComponentSet
 from evaluator.contracts import run_contract
-from evaluator.sandbox.static_check.check import check_source
+from evaluator.static_check.check import check_source
 from evolve.config import MutatorSettings
 from evolve.search.mutator import MutatorError, mutate
 from evolve.search.operators import OPERATORS, Tree, operators_for

@@ -7,7 +7,7 @@ the snippet's own line numbers are the reported ones. Nothing here executes the 
 import pytest
 
 from components import COMPONENT_NAMES
-from evaluator.sandbox.static_check import Violation, check_source
+from evaluator.static_check import Violation, check_source
 
 
 def rules_and_lines(violations: list[Violation]) -> list[tuple[str, int]]:
@@ -411,8 +411,8 @@ def test_docstrings_do_not_count(baseline_set):
 def test_shipped_literals_are_well_under_the_budget(shipped_set):
     import ast
 
-    from evaluator.sandbox.static_check.literals import MAX_LITERAL_CHARS, literal_size
-    from evaluator.sandbox.static_check.nodes import docstring_nodes
+    from evaluator.static_check.literals import MAX_LITERAL_CHARS, literal_size
+    from evaluator.static_check.nodes import docstring_nodes
 
     for name, source in shipped_set.sources.items():
         tree = ast.parse(source)
@@ -425,8 +425,8 @@ def test_shipped_literals_are_well_under_the_budget(shipped_set):
 
 
 def test_every_refused_object_exists_in_the_installed_libraries():
-    from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup
-    from evaluator.sandbox.static_check.namespaces import ALLOWED_MODULES, DENIED_OBJECTS, RESET_SETTERS
+    from evaluator.static_check.library import MISSING, _trusted_lookup
+    from evaluator.static_check.namespaces import ALLOWED_MODULES, DENIED_OBJECTS, RESET_SETTERS
 
     missing = [name for name in [*DENIED_OBJECTS, *RESET_SETTERS] if _trusted_lookup(name) is MISSING]
     assert missing == []
@@ -441,7 +441,7 @@ def test_writable_flags_and_setters_are_the_ones_the_harness_resets():
 
     import torch
 
-    from evaluator.sandbox.static_check.namespaces import WRITABLE_FLAGS
+    from evaluator.static_check.namespaces import WRITABLE_FLAGS
     from evaluator.torch_flags import current_torch_flags, reset_torch_flags
 
     reset_torch_flags(torch.device("cpu"))

@@ -7,7 +7,7 @@ when it runs was measured on torch 2.13 and numpy 2.4 (raw_memory.py's docstring
 
 import pytest
 
-from evaluator.sandbox.static_check import check_source
+from evaluator.static_check import check_source
 
 T = "import torch\nimport numpy as np\nfrom torch import nn\nimport torch.nn.functional as F\ndef f(t, a, hp):\n"
 
@@ -160,8 +160,8 @@ def test_ordinary_strided_code_passes(baseline_set, case):
 def test_raw_memory_tables_match_the_installed_libraries():
     import torch
 
-    from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup
-    from evaluator.sandbox.static_check.raw_memory import RAW_MEMORY_OBJECTS, STORAGE_CLASSES
+    from evaluator.static_check.library import MISSING, _trusted_lookup
+    from evaluator.static_check.raw_memory import RAW_MEMORY_OBJECTS, STORAGE_CLASSES
 
     assert [name for name in RAW_MEMORY_OBJECTS if _trusted_lookup(name) is MISSING] == []
     storages = (torch.TypedStorage, torch.UntypedStorage, torch._C.StorageBase)
@@ -185,8 +185,8 @@ def test_every_public_op_with_unchecked_offsets_is_listed_and_refused(baseline_s
     """Each public torch name with a stem of UNCHECKED_INDEX_STEMS is in the documented table and refused."""
     import torch
 
-    from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup
-    from evaluator.sandbox.static_check.raw_memory import UNCHECKED_INDEX_OPS, unchecked_index_op
+    from evaluator.static_check.library import MISSING, _trusted_lookup
+    from evaluator.static_check.raw_memory import UNCHECKED_INDEX_OPS, unchecked_index_op
 
     assert [name for name in UNCHECKED_INDEX_OPS if _trusted_lookup(name) is MISSING] == []
     owners = {"torch": torch, "torch.nn": torch.nn, "torch.nn.functional": torch.nn.functional,
@@ -229,8 +229,8 @@ def test_every_public_op_with_address_arguments_is_reviewed(baseline_set):
     """
     import torch
 
-    from evaluator.sandbox.static_check.library import _trusted_lookup
-    from evaluator.sandbox.static_check.raw_memory import (
+    from evaluator.static_check.library import _trusted_lookup
+    from evaluator.static_check.raw_memory import (
         CHECKED_INDEX_OPS,
         INDEX_OWNERS,
         REVIEWED_REFUSED_INDEX_OPS,

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator.sandbox.static_check import check_source
-from evaluator.sandbox.static_check.random_state import RNG_DRAWING_NAMES, RNG_STATE_READERS, sets_random_state
+from evaluator.static_check import check_source
+from evaluator.static_check.random_state import RNG_DRAWING_NAMES, RNG_STATE_READERS, sets_random_state
 
 T = "import torch\nimport numpy as np\nfrom torch import nn\nimport torch.nn.functional as F\ndef f(t, a, hp, g, rng):\n"
 
@@ -178,8 +178,8 @@ def test_every_seed_or_state_name_of_the_installed_generators_is_refused(baselin
 
 
 def test_fork_rng_and_the_library_seed_functions_are_refused_by_name_and_identity():
-    from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup, resolve_library
-    from evaluator.sandbox.static_check.random_state import RNG_CLASSES, SEED_FUNCTIONS, SEEDED_CONSTRUCTORS
+    from evaluator.static_check.library import MISSING, _trusted_lookup, resolve_library
+    from evaluator.static_check.random_state import RNG_CLASSES, SEED_FUNCTIONS, SEEDED_CONSTRUCTORS
 
     assert [n for n in [*SEED_FUNCTIONS, *SEEDED_CONSTRUCTORS, *RNG_CLASSES] if _trusted_lookup(n) is MISSING] == []
     modules = {"torch": torch, "torch.random": torch.random, "torch.cuda": torch.cuda, "numpy.random": np.random}
@@ -208,8 +208,8 @@ def test_every_public_generator_attribute_is_refused_read_or_reviewed(baseline_s
     (random_state.RNG_DRAWING_NAMES). A name added by a newer torch or numpy that is none of these
     fails the test until someone decides which it is.
     """
-    from evaluator.sandbox.static_check.raw_memory import RAW_MEMORY_METHODS
-    from evaluator.sandbox.static_check.rules import FORBIDDEN_MODULE_NAMES
+    from evaluator.static_check.raw_memory import RAW_MEMORY_METHODS
+    from evaluator.static_check.rules import FORBIDDEN_MODULE_NAMES
 
     rng_modules = ("torch.random", "torch.cuda.random", "numpy.random", "random")
     generators = (torch.Generator, np.random.BitGenerator, np.random.Generator, np.random.RandomState,

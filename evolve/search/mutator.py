@@ -27,7 +27,7 @@ import libcst as cst
 import numpy as np
 from pydantic import BaseModel
 
-from evaluator.sandbox.static_check import check_source
+from evaluator.static_check import check_source
 from evolve.config import MutatorSettings
 from evolve.database.canonical import source_hash
 from evolve.search.mutation_sites import (  # noqa: F401 (the mutator's names: liveness.py and the tests use them here)

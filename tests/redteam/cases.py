@@ -66,7 +66,7 @@ ISSUE_11_STATIC_CASES = [
 
 
 # Raw memory: views, storages, addresses and buffers that reach outside a tensor's own storage
-# (measured on torch 2.13 and numpy 2.4: see evaluator/sandbox/static_check/raw_memory.py).
+# (measured on torch 2.13 and numpy 2.4: see evaluator/static_check/raw_memory.py).
 RAW_MEMORY_STATIC_CASES = [
     Case("reads past its batch with as_strided", "tta",
          PREDICT + "    everything = inputs[:1].as_strided((inputs.numel(),), (1,))\n    return model(inputs)\n",

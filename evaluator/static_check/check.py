@@ -3,13 +3,13 @@
 
 from components.interface import COMPONENT_NAMES
 from evaluator.python_parse import parse_python
-from evaluator.sandbox.static_check.interface import check_interface
-from evaluator.sandbox.static_check.literals import check_literals
-from evaluator.sandbox.static_check.load_time import check_load_time
-from evaluator.sandbox.static_check.random_state_check import check_random_state
-from evaluator.sandbox.static_check.raw_memory_check import check_raw_memory
-from evaluator.sandbox.static_check.violation import Violation
-from evaluator.sandbox.static_check.visitor import ContractVisitor
+from evaluator.static_check.interface import check_interface
+from evaluator.static_check.literals import check_literals
+from evaluator.static_check.load_time import check_load_time
+from evaluator.static_check.random_state_check import check_random_state
+from evaluator.static_check.raw_memory_check import check_raw_memory
+from evaluator.static_check.violation import Violation
+from evaluator.static_check.visitor import ContractVisitor
 
 
 def check_source(component: str, source: str) -> list[Violation]:

@@ -11,11 +11,11 @@ where the check could not follow them, and module state changed at run time.
 import ast
 import string
 
-from evaluator.sandbox.static_check.imports import check_import_path
-from evaluator.sandbox.static_check.library import MISSING, Resolution, is_module, resolve_library
-from evaluator.sandbox.static_check.module_state import container_root, local_names, module_containers
-from evaluator.sandbox.static_check.namespaces import ALLOWED_IMPORTS, WRITABLE_FLAGS
-from evaluator.sandbox.static_check.nodes import (
+from evaluator.static_check.imports import check_import_path
+from evaluator.static_check.library import MISSING, Resolution, is_module, resolve_library
+from evaluator.static_check.module_state import container_root, local_names, module_containers
+from evaluator.static_check.namespaces import ALLOWED_IMPORTS, WRITABLE_FLAGS
+from evaluator.static_check.nodes import (
     code,
     constant_getattr,
     constant_string,
@@ -23,8 +23,8 @@ from evaluator.sandbox.static_check.nodes import (
     root,
     shortest_first,
 )
-from evaluator.sandbox.static_check.references import collect_aliases, name_bound_values, resolve
-from evaluator.sandbox.static_check.rules import (
+from evaluator.static_check.references import collect_aliases, name_bound_values, resolve
+from evaluator.static_check.rules import (
     ALLOWED_DUNDER_ATTRIBUTES,
     ALLOWED_DUNDER_STORES,
     ATTRIBUTE_BUILTINS,
@@ -41,7 +41,7 @@ from evaluator.sandbox.static_check.rules import (
     MUTATING_METHODS,
     PRIVATE_FIX,
 )
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.violation import Violation
 
 
 class ContractVisitor(ast.NodeVisitor):

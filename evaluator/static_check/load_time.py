@@ -9,16 +9,16 @@ load. Decorators are allowed (`@torch.compile`, `@torch.no_grad()`).
 import ast
 from collections.abc import Iterable, Iterator
 
-from evaluator.sandbox.static_check.nodes import chain_text, code
-from evaluator.sandbox.static_check.references import Aliases, resolve
-from evaluator.sandbox.static_check.rules import (
+from evaluator.static_check.nodes import chain_text, code
+from evaluator.static_check.references import Aliases, resolve
+from evaluator.static_check.rules import (
     DEFINITION_STATEMENTS,
     LOAD_TIME_CALL_PREFIXES,
     LOAD_TIME_CALLS,
     LOAD_TIME_FIX,
     STATEMENT_FIX,
 )
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.violation import Violation
 
 
 def check_load_time(body: list[ast.stmt], aliases: Aliases) -> list[Violation]:

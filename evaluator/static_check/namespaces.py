@@ -9,7 +9,7 @@ for a namespace that cannot touch files, processes, native code or state the har
 """
 
 from components.interface import ALLOWED_IMPORTS
-from evaluator.sandbox.static_check.rules import FILES_FIX, NATIVE_FIX, PROCESS_FIX
+from evaluator.static_check.rules import FILES_FIX, NATIVE_FIX, PROCESS_FIX
 
 __all__ = ["ALLOWED_IMPORTS"]
 

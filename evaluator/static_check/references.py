@@ -14,8 +14,8 @@ visitor refuses it instead (the module-value rule), so that no module travels un
 import ast
 from collections.abc import Iterator
 
-from evaluator.sandbox.static_check.nodes import chain_text, constant_getattr, root
-from evaluator.sandbox.static_check.rules import MAX_ALIAS_DEPTH
+from evaluator.static_check.nodes import chain_text, constant_getattr, root
+from evaluator.static_check.rules import MAX_ALIAS_DEPTH
 
 Aliases = dict[str, set[str]]
 

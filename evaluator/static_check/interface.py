@@ -3,8 +3,8 @@
 import ast
 
 from components.interface import REQUIRED_NAMES
-from evaluator.sandbox.static_check.nodes import code
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.nodes import code
+from evaluator.static_check.violation import Violation
 
 Binding = (
     ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Assign | ast.AnnAssign | ast.Import | ast.ImportFrom

@@ -18,7 +18,7 @@ import types
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from evaluator.sandbox.static_check.namespaces import (
+from evaluator.static_check.namespaces import (
     ALLOWED_IMPORTS,
     ALLOWED_MODULES,
     ALLOWED_PRIVATE_PREFIXES,
@@ -32,9 +32,9 @@ from evaluator.sandbox.static_check.namespaces import (
     STATE_SETTER_PREFIXES,
     TYPING_NAMES,
 )
-from evaluator.sandbox.static_check.nodes import is_dunder, under
-from evaluator.sandbox.static_check.random_state import SEED_FIX, SEED_FUNCTIONS, SETS_STATE, sets_random_state
-from evaluator.sandbox.static_check.raw_memory import (
+from evaluator.static_check.nodes import is_dunder, under
+from evaluator.static_check.random_state import SEED_FIX, SEED_FUNCTIONS, SETS_STATE, sets_random_state
+from evaluator.static_check.raw_memory import (
     INDEX_OWNERS,
     METHOD_OWNERS,
     PRIVATE_TORCH,
@@ -45,7 +45,7 @@ from evaluator.sandbox.static_check.raw_memory import (
     refused_index_op,
     unchecked_index_op,
 )
-from evaluator.sandbox.static_check.rules import FORBIDDEN_METHODS
+from evaluator.static_check.rules import FORBIDDEN_METHODS
 
 MISSING = object()  # the walk could not tell what the name is
 

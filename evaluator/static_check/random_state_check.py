@@ -15,10 +15,10 @@ import ast
 from collections.abc import Iterator
 from functools import cache
 
-from evaluator.sandbox.static_check.library import MISSING, _trusted_lookup, resolve_library
-from evaluator.sandbox.static_check.namespaces import ALLOWED_IMPORTS
-from evaluator.sandbox.static_check.nodes import code, constant_string, root
-from evaluator.sandbox.static_check.random_state import (
+from evaluator.static_check.library import MISSING, _trusted_lookup, resolve_library
+from evaluator.static_check.namespaces import ALLOWED_IMPORTS
+from evaluator.static_check.nodes import code, constant_string, root
+from evaluator.static_check.random_state import (
     DEFAULT_SEEDED,
     FIXED_GENERATOR,
     HIDDEN_CONSTRUCTOR,
@@ -31,8 +31,8 @@ from evaluator.sandbox.static_check.random_state import (
     STORES_STATE,
     sets_random_state,
 )
-from evaluator.sandbox.static_check.references import Aliases, direct_uses, resolve
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.references import Aliases, direct_uses, resolve
+from evaluator.static_check.violation import Violation
 
 RULE = "seed"
 RENAME = " (if it is your own attribute, rename it)"

@@ -67,7 +67,7 @@ Rules, by the `rule` id a Violation carries (the parts, each in the file named a
   (literals.py).
 """
 
-from evaluator.sandbox.static_check.check import check_source
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.check import check_source
+from evaluator.static_check.violation import Violation
 
 __all__ = ["Violation", "check_source"]

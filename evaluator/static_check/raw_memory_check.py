@@ -16,9 +16,9 @@ A filter over the text, not a boundary: the kernel-jailed worker contains what p
 import ast
 from collections.abc import Iterator
 
-from evaluator.sandbox.static_check.library import MISSING, resolve_library
-from evaluator.sandbox.static_check.nodes import code, constant_getattr
-from evaluator.sandbox.static_check.raw_memory import (
+from evaluator.static_check.library import MISSING, resolve_library
+from evaluator.static_check.nodes import code, constant_getattr
+from evaluator.static_check.raw_memory import (
     DUNDER_FIX,
     RAW_ARRAY_CLASSES,
     RAW_ARRAY_FIX,
@@ -34,8 +34,8 @@ from evaluator.sandbox.static_check.raw_memory import (
     refused_index_op,
     unchecked_index_op,
 )
-from evaluator.sandbox.static_check.references import Aliases, direct_uses, import_aliases, resolve, root_name
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.references import Aliases, direct_uses, import_aliases, resolve, root_name
+from evaluator.static_check.violation import Violation
 
 RULE = "raw-memory"
 GUARDED_FIX = (

@@ -2,11 +2,11 @@
 
 import ast
 
-from evaluator.sandbox.static_check.library import resolve_library
-from evaluator.sandbox.static_check.namespaces import ALLOWED_IMPORTS
-from evaluator.sandbox.static_check.nodes import root
-from evaluator.sandbox.static_check.rules import IMPORT_FIX
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.library import resolve_library
+from evaluator.static_check.namespaces import ALLOWED_IMPORTS
+from evaluator.static_check.nodes import root
+from evaluator.static_check.rules import IMPORT_FIX
+from evaluator.static_check.violation import Violation
 
 
 def check_import_path(dotted: str, node: ast.AST) -> list[Violation]:

@@ -23,8 +23,8 @@ canonical order worthless.
 
 import ast
 
-from evaluator.sandbox.static_check.nodes import code, docstring_nodes
-from evaluator.sandbox.static_check.violation import Violation
+from evaluator.static_check.nodes import code, docstring_nodes
+from evaluator.static_check.violation import Violation
 
 MAX_STRING_BYTES = 200
 MAX_INT_BITS = 64
@@ -33,7 +33,7 @@ MAX_LITERAL_CHARS = 1500
 
 LITERAL_FIX = (
     "compute the values in code (torch.arange, a loop, a formula) or keep them short: a component's "
-    "literals are limited (evaluator/sandbox/static_check/literals.py) so that no table of answers fits in them"
+    "literals are limited (evaluator/static_check/literals.py) so that no table of answers fits in them"
 )
 
 
