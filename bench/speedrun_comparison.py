@@ -59,9 +59,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset, load_dataset, load_npz
 from evaluator.harness import DeviceData, Speedrun, accuracy
-from evaluator.runs import run_seeds
 from evaluator.settings import HarnessSettings
 from evaluator.statistics import lower_confidence_bound
+from evaluator.training import evaluation_seeds
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 OURS = ("frontier", "record", "baseline")
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     pending = [n for n in chosen if n in optional]
 
     last_round = 0.0
-    for round_index, seed in enumerate(run_seeds(args.seed, args.runs)):
+    for round_index, seed in enumerate(evaluation_seeds(args.seed, args.runs)[1]):  # the seeds of `evolve baseline`
         if time.perf_counter() + 1.1 * last_round > deadline:
             bench.stopped = f"deadline: {round_index} of {args.runs} rounds fit in {args.deadline:.0f} s"
             break

@@ -7,10 +7,11 @@
    `behaviour` stage rejects it: the change cannot matter, and no device time is spent on it.
 3. smoke: in a sandboxed worker on the evaluation device, the untimed warm-up: one full run on
    random data that must train and predict (it also compiles, so it is never wasted).
-4. timed: up to N runs on fresh seeds, each in a fresh worker that warms up and makes that one
-   run (the smoke test's worker makes the first), timed by the parent from handing over the
-   data to the receipt of the logits (evaluator/runs.py assembles every timed run), so no run's
-   state reaches another's sample. After `min_runs`, stop early when the candidate is clearly failing the
+4. timed: up to N runs, each in a fresh worker that warms up and makes that one run (the smoke
+   test's worker makes the first), timed by the parent from handing over the data to the receipt
+   of the logits (evaluator/runs.py `scored_runs`, the loop of every scored sample, on the seeds
+   `evolve baseline` uses for the same --seed), so no run's state reaches another's sample.
+   After `min_runs`, stop early when the candidate is clearly failing the
    accuracy target (its upper confidence bound, std floored at the prior noise, is below it) or
    clearly slower than the champion's whole record (one-sided Mann-Whitney test, so that one run
    slowed by a burst of background load does not stop it).
@@ -22,17 +23,17 @@ from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
+from scipy import stats
 
+from evaluator.behaviour import identical_behaviour, valid_fingerprints
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.results import Evaluation, StageVerdict
+from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.runs import fresh_profile, scored_runs, worker_setup
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
+from evaluator.settings import CascadeSettings, HarnessSettings, ScoreSettings
 from evaluator.static_check import check_source
-from evaluator.settings import CascadeSettings, HarnessSettings, ScoreSettings  # noqa: F401  (CascadeSettings re-exported)
 from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, summarize_with
-
-# torch and scipy are imported inside the functions that use them (CascadeSettings lives in
-# evaluator/settings.py, which loads without either).
 
 # Called as report(stage, run, runs) when a stage (or a timed run, numbered from 1) begins, for live views.
 StageReport = Callable[[str, int | None, int | None], None]
@@ -62,9 +63,6 @@ def contracts_stage(
     overrides: dict | None = None,
 ) -> StageVerdict:
     """The contract tests; with a `behaviour` dict, also the fingerprints (under the run's `overrides`) into it."""
-    from evaluator.behaviour import valid_fingerprints  # imported here: the settings above load without torch
-    from evaluator.runs import worker_setup
-
     start = time.perf_counter()
     try:
         with SandboxedWorker(limits, "cpu") as worker:
@@ -82,8 +80,6 @@ def contracts_stage(
 
 def behaviour_stage(fingerprints: dict[str, str], parent: ParentBehaviour | None) -> StageVerdict | None:
     """Rejects a candidate whose changed component behaves exactly like its parent's; None when unknown."""
-    from evaluator.behaviour import identical_behaviour
-
     if parent is None or not identical_behaviour(parent.component, fingerprints, parent.fingerprints):
         return None if parent is None else StageVerdict(stage="behaviour", status="passed")
     return StageVerdict(
@@ -95,16 +91,12 @@ def behaviour_stage(fingerprints: dict[str, str], parent: ParentBehaviour | None
 
 
 def clearly_failing(accuracies: list[float], target: float, confidence: float, std_floor: float = DEFAULT_ACCURACY_STD_FLOOR) -> bool:
-    from scipy import stats  # imported here: the CLI starts without scipy
-
     x = np.asarray(accuracies, dtype=float)
     upper = x.mean() + stats.t.ppf(confidence, len(x) - 1) * floored_std(x, std_floor) / np.sqrt(len(x))
     return bool(upper < target)
 
 
 def clearly_slower(times: list[float], champion_times: list[float] | None, confidence: float) -> bool:
-    from scipy import stats
-
     if not champion_times or len(champion_times) < 2:
         return False
 
@@ -149,44 +141,43 @@ def evaluate_candidate(
     return evaluation
 
 
+def early_stop(samples: list[RunSample], cascade: CascadeSettings, score: ScoreSettings, champion_times: list[float] | None) -> str:
+    """Why the timed runs stop after these samples ("" to go on): only after `min_runs`, before the last."""
+    done = len(samples)
+    if done < cascade.min_runs or done >= cascade.runs:
+        return ""
+    if clearly_failing([s.accuracy for s in samples], score.target, score.confidence, score.accuracy_std_floor):
+        return f"stopped after {done} runs: accuracy clearly below the target {score.target:.4f}"
+    if clearly_slower([s.time_seconds for s in samples], champion_times, score.confidence):
+        return f"stopped after {done} runs: clearly slower than the champion"
+    return ""
+
+
 def timed_runs(
     component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None,
     report: StageReport = no_report,
 ) -> None:
-    from evaluator.runs import fresh_run  # imported here: the settings above load without torch
-    from evaluator.training import run_seeds
-
+    """The smoke and timed stages: `scored_runs` of the candidate alone, stopped early when it is
+    clearly failing or slower (`early_stop`); the first worker's warm-up is the smoke test."""
     stage_start = time.perf_counter()
     stage = "smoke"
 
-    def smoke_passed() -> None:
+    def on_warm(run: int, side: str) -> None:  # the worker is warm: its timed run begins
         nonlocal stage, stage_start
         if stage == "smoke":
             evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
             stage, stage_start = "timed", time.perf_counter()
+        report("timed", run + 1, cascade.runs)
 
     try:
         report("smoke", None, None)
-        # harness.seed: the same seeds for every candidate; else fresh.
-        seeds = run_seeds(harness.seed, cascade.runs)
         stop_reason = ""
-        for run in range(cascade.runs):
-            def on_warm(run: int = run) -> None:  # the worker is warm: its timed run begins
-                smoke_passed()
-                report("timed", run + 1, cascade.runs)
-
-            sample = fresh_run(component_set, dataset, harness, cascade.limits, run, seeds[run], evaluation.flags,
-                               cascade.clock_tolerance, gpu, on_warm=on_warm)
+        for _, sample in scored_runs({"candidate": component_set}, dataset, harness, cascade.limits, cascade.runs,
+                                     evaluation.flags, clock_tolerance=cascade.clock_tolerance, gpu=gpu, on_warm=on_warm):
             evaluation.samples.append(sample)
-            if run + 1 >= cascade.min_runs and run + 1 < cascade.runs:
-                accs = [s.accuracy for s in evaluation.samples]
-                times = [s.time_seconds for s in evaluation.samples]
-                if clearly_failing(accs, score.target, score.confidence, score.accuracy_std_floor):
-                    stop_reason = f"stopped after {run + 1} runs: accuracy clearly below the target {score.target:.4f}"
-                elif clearly_slower(times, champion_times, score.confidence):
-                    stop_reason = f"stopped after {run + 1} runs: clearly slower than the champion"
-                if stop_reason:
-                    break
+            stop_reason = early_stop(evaluation.samples, cascade, score, champion_times)
+            if stop_reason:
+                break
         status = "stopped" if stop_reason else "passed"
         evaluation.stages.append(StageVerdict(stage="timed", status=status, message=stop_reason, seconds=time.perf_counter() - stage_start))
     except WorkerFailure as e:
@@ -201,8 +192,6 @@ def timed_runs(
 def profile_stage(component_set, dataset, harness, cascade, gpu: int | None, evaluation: Evaluation) -> None:
     """One extra, untimed, profiled run in a worker of its own; its failure is noted, not held
     against the timed runs."""
-    from evaluator.runs import fresh_profile  # imported here: the settings above load without torch
-
     start = time.perf_counter()
     try:
         evaluation.profile = fresh_profile(component_set, dataset, harness, cascade.limits, gpu)

@@ -92,7 +92,9 @@ class Speedrun:
         return RunOutput(logits=checked_logits(out.logits, len(test_images)), timing=out.timing)
 
     def timed_run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> RunOutput:
-        """The clock around `predictions`: reset, train, predict, and the run's check."""
+        """The in-process clock (evaluator/timing.py) around `predictions`: reset, train, predict, and
+        the run's check, with the data already on the device. It is not the scored time, which
+        the parent's clock takes around a worker's whole run (evaluator/runs.py `timed_sample`)."""
         stopwatch = Stopwatch(self.device)
         stopwatch.start()
         logits = self.predictions(train_images, train_labels, test_images, seed)

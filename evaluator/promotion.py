@@ -4,8 +4,9 @@ A candidate's own timed runs (evaluator/cascade.py) rank it, but they were measu
 moment than the incumbent's, perhaps after a lucky draw of seeds. Before it replaces the
 incumbent, both are measured again, side by side:
 
-1. Every pair runs on a fresh pair of sandboxed workers: on the pair's fresh seed (same
-   initialization seed, same order of the training set), one side, then the other, who goes
+1. Every pair runs on a fresh pair of sandboxed workers: on the pair's seed (same initialization
+   seed, same order of the training set; a seed no screening runs on, evaluator/training.py
+   `evaluation_seeds`), one side, then the other, who goes
    first decided by a coin flip; each side in a worker of its own that warms up on random data,
    makes its one timed run and is killed before the other side's worker starts
    (evaluator/runs.py `fresh_run`). No worker is alive while the other side is timed, so neither
@@ -28,7 +29,6 @@ This module runs the pairs (`measure_pairs`); the decision is made apart from it
 same rule serves the search, `evolve calibrate` and the null simulations in the tests.
 """
 
-import secrets
 import time
 
 import numpy as np
@@ -39,6 +39,7 @@ from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.decision import DecisionContext, PromotionDecision, attempt_alpha, decide, minimum_gain
 from evaluator.results import RunSample
+from evaluator.runs import scored_runs, side_order
 from evaluator.sandbox.sandboxed_worker import WorkerFailure
 from evaluator.settings import HarnessSettings, PromotionSettings, ScoreSettings
 
@@ -63,9 +64,8 @@ def better_score(candidate: float, incumbent: float, candidate_lcb: float = 0.0,
 
 
 def pair_order(first: int) -> tuple[str, str]:
-    """Who runs first in a pair (0: the candidate); the caller flips a coin for every pair."""
-    sides = ("candidate", "incumbent")
-    return sides if first == 0 else sides[::-1]
+    """Who runs first in a pair (0: the candidate): `scored_runs` draws it for every pair."""
+    return side_order(("candidate", "incumbent"), first)
 
 
 def measure_pairs(
@@ -76,22 +76,21 @@ def measure_pairs(
     settings: PromotionSettings,
     gpu: int | None = None,
     report: StageReport = no_report,
+    attempt: int = 1,
 ) -> PairedMeasurement:
-    """Measure both sets side by side on fresh shared seeds; never raises for a worker's failure."""
-    from evaluator.runs import fresh_run, fresh_seed  # imported here: the settings above load without torch
+    """Measure both sets side by side on shared seeds; never raises for a worker's failure.
 
+    The seeds are the promotion stream of `attempt` (evaluator/training.py `evaluation_seeds`):
+    with a fixed harness seed, the same for the same attempt; always apart from the screening's."""
     start = time.perf_counter()
     flags: list[str] = []
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}
     error = None
-    sets = {"candidate": candidate, "incumbent": incumbent}
-    try:
-        for pair in range(settings.pairs):  # fresh workers for every run: the module docstring, points 1 and 2
-            seed = fresh_seed()
-            report("pair", pair + 1, settings.pairs)
-            for side in pair_order(secrets.randbelow(2)):
-                samples[side].append(fresh_run(sets[side], dataset, harness, settings.limits, pair, seed, flags,
-                                               settings.clock_tolerance, gpu))
+    try:  # fresh workers for every run: the module docstring, points 1 and 2
+        for side, sample in scored_runs({"candidate": candidate, "incumbent": incumbent}, dataset, harness, settings.limits,
+                                        settings.pairs, flags, clock_tolerance=settings.clock_tolerance, gpu=gpu,
+                                        promotion_attempt=attempt, on_seed=lambda pair: report("pair", pair + 1, settings.pairs)):
+            samples[side].append(sample)
     except WorkerFailure as e:
         error = str(e)[:2000]
     pairs = min(len(samples["candidate"]), len(samples["incumbent"]))  # a pair counts only when both sides ran
@@ -120,7 +119,7 @@ def confirm_promotion(
 ) -> PromotionDecision:
     """Measure the pairs, then apply the rule; a failed measurement promotes nothing and spends nothing."""
     settings = settings or PromotionSettings()
-    measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu, report)
+    measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu, report, context.attempt if context else 1)
     context = context or default_context(settings, measured.incumbent_samples)
     if measured.error is not None or len(measured.candidate_samples) < 2:
         return PromotionDecision(

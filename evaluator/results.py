@@ -9,8 +9,14 @@ class RunSample(BaseModel):
     run: int
     seed: int
     accuracy: float = Field(description="fraction of test images classified correctly, computed by the harness")
-    time_seconds: float = Field(description="host clock from first touch of training data to test logits")
-    device_time_seconds: float | None = Field(default=None, description="CUDA-event time of the same region")
+    time_seconds: float = Field(
+        description="the scored time: the parent's clock (evaluator/runs.py timed_sample), from handing the run's data to its "
+        "worker to the receipt of the whole test logits"
+    )
+    device_time_seconds: float | None = Field(
+        default=None, description="the worker's CUDA-event time of its part of the run, from its receipt of 'go' (data to the "
+        "device, training, prediction) to its logits on its host; a check on time_seconds, never scored; None on the CPU"
+    )
     device_name: str
     torch_version: str
     driver_version: str | None = None

@@ -17,8 +17,17 @@ worker process that makes exactly one timed run on real data and is then killed
    model"). The parent puts the logits back in the canonical order and computes the accuracy
    with the labels only it holds.
 
-`iter_speedruns` runs the same timed function in this process, for trusted sets only (export
-verification compares an exported script's logits with it bit for bit).
+`scored_runs` is the one loop over scored samples: `evolve baseline` (`run_speedruns`), every
+candidate's screening (evaluator/cascade.py) and the promotion's pairs (evaluator/promotion.py)
+all run it, with the seeds of evaluator/training.py `evaluation_seeds`. `iter_speedruns` runs the
+same timed function on the same seeds in this process, for trusted sets only (export verification
+compares an exported script's logits with it bit for bit).
+
+The clocks: a sample's `time_seconds` is the parent's clock above, the one that scores.
+`device_time_seconds` is the worker's CUDA-event time of its own part of the run (from the
+receipt of "go" to the logits on its host: not the handover of the data nor the return of the
+logits), a check on the parent's clock only. The in-process clock (evaluator/harness.py
+`Speedrun.timed_run`, the exported script's) starts with the data already on the device.
 """
 
 import os
@@ -26,7 +35,7 @@ import platform
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,11 +48,11 @@ from evaluator.results import ProfileSummary, RunSample
 from evaluator.sandbox.run_data import RunDataLayout, sealed_run_data
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import HarnessSettings
-from evaluator.training import evaluation_seeds, run_seeds, training_order
+from evaluator.training import evaluation_seeds, training_order
 
 __all__ = [
-    "device_description", "fresh_profile", "fresh_run", "fresh_seed", "iter_speedruns", "logits_from", "run_seeds",
-    "run_speedruns", "timed_sample", "warm_up_worker", "worker_setup",
+    "device_description", "fresh_profile", "fresh_run", "fresh_seed", "iter_speedruns", "logits_from", "run_speedruns",
+    "scored_runs", "side_order", "timed_sample", "warm_up_worker", "worker_setup",
 ]
 
 
@@ -87,7 +96,9 @@ def warm_up_worker(worker: SandboxedWorker, component_set: ComponentSet, dataset
               "num_train": len(dataset.train_labels), "num_test": len(dataset.test_images)}
     started = time.perf_counter()
     worker.request(warmup, "warm", limits.warmup_seconds)
-    worker.warmup_seconds = time.perf_counter() - started  # the timed run's limit follows it (WorkerLimits.run_limit)
+    # The parent's clock of the warm-up, request to answer (never a score): the timed run's limit
+    # follows it (WorkerLimits.run_limit). The worker's own "seconds" in its answer is not read.
+    worker.warmup_seconds = time.perf_counter() - started
 
 
 def logits_from(answer: dict, payload: bytes, num_test: int) -> np.ndarray:
@@ -172,6 +183,42 @@ def fresh_profile(component_set: ComponentSet, dataset: Dataset, harness: Harnes
         return ProfileSummary.model_validate(answer["summary"])
 
 
+def side_order(sides: Sequence[str], first: int) -> tuple[str, ...]:
+    """The order of one seed's sides: `first` (drawn by a fair die for every seed) goes first."""
+    return tuple(sides[first:]) + tuple(sides[:first])
+
+
+def scored_runs(
+    sides: Mapping[str, ComponentSet], dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits, runs: int,
+    flags: list[str], *, clock_tolerance: float = 0.05, gpu: int | None = None, promotion_attempt: int | None = None,
+    on_seed: Callable[[int], None] = lambda run: None, on_warm: Callable[[int, str], None] = lambda run, side: None,
+) -> Iterator[tuple[str, RunSample]]:
+    """The one loop over scored samples: yields (side, sample) for `runs` seeds, every side on each.
+
+    The seeds are `evaluation_seeds(harness.seed, runs, promotion_attempt)`: every worker warms up
+    on the warm-up seed, and seed i is run i of every side. One side (a baseline, a screening) runs
+    its seeds in turn; several sides (a promotion's pairs) each run on every seed, in an order
+    drawn afresh for each seed (`side_order`). Every sample is a `fresh_run`, whose worker is dead
+    before the next one starts, so a caller may stop iterating at any sample (the screening's early
+    stop) and nothing is left running. `on_seed(run)` is called before a seed's first worker starts,
+    `on_warm(run, side)` between a worker's warm-up and its timed run; a WorkerFailure propagates.
+    """
+    warm_up_seed, seeds = evaluation_seeds(harness.seed, runs, promotion_attempt)
+    names = tuple(sides)
+    for run, seed in enumerate(seeds):
+        on_seed(run)
+        order = names if len(names) == 1 else side_order(names, secrets.randbelow(len(names)))
+        for side in order:
+            sample = fresh_run(sides[side], dataset, harness, limits, run, seed, flags, clock_tolerance, gpu, warm_up_seed,
+                               on_warm=lambda run=run, side=side: on_warm(run, side))
+            yield side, sample
+
+
+def require_device(settings: HarnessSettings) -> None:
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu, or install a CUDA build of torch")
+
+
 def run_speedruns(
     component_set: ComponentSet,
     dataset: Dataset,
@@ -183,14 +230,10 @@ def run_speedruns(
 ) -> list[RunSample]:
     """Train the set `runs` times, a fresh sandboxed worker for each, timed as a candidate's runs
     are (`evolve baseline`); raises WorkerFailure when a run fails."""
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu, or install a CUDA build of torch")
-    warm_up_seed, seeds = evaluation_seeds(settings.seed, runs)
+    require_device(settings)
     samples: list[RunSample] = []
-    flags: list[str] = []
-    for run, seed in enumerate(seeds):
-        sample = fresh_run(component_set, dataset, settings, limits or WorkerLimits(), run, seed, flags, clock_tolerance,
-                           warm_up_seed=warm_up_seed)
+    for _, sample in scored_runs({"set": component_set}, dataset, settings, limits or WorkerLimits(), runs, [],
+                                 clock_tolerance=clock_tolerance):
         samples.append(sample)
         on_sample(sample)
     return samples
@@ -199,10 +242,10 @@ def run_speedruns(
 def iter_speedruns(
     component_set: ComponentSet, dataset: Dataset, settings: HarnessSettings, runs: int
 ) -> Iterator[tuple[int, RunOutput]]:
-    """In this process, for trusted sets: warm up, then yield (seed, output) of each run, with
-    the same timed function and checks as the worker (the test images in canonical order)."""
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu, or install a CUDA build of torch")
+    """In this process, for trusted sets: warm up, then yield (seed, output) of each run, on the
+    seeds `scored_runs` uses, with the same timed function and checks as the worker (the test
+    images in canonical order; `output.timing` is the in-process clock, module docstring)."""
+    require_device(settings)
     device = torch.device(settings.device)
     speedrun = Speedrun(component_set, settings.device, settings.effective_compile(), settings.effective_overrides())
     warm_up_seed, seeds = evaluation_seeds(settings.seed, runs)

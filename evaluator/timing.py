@@ -1,4 +1,10 @@
-"""The clock of the timed region: host time with device synchronization at both ends.
+"""The in-process clock of a timed region: host time with device synchronization at both ends.
+
+It times the region inside one process: a worker's own part of its run (its `device_seconds`,
+from the receipt of "go" to its logits; a check on the parent), an in-process `Speedrun.run`
+(export verification, benchmarks) and the exported script's runs (data already on the device).
+The scored time is not taken here but by the parent around a worker's whole run, from handing
+over the data to the receipt of the logits (evaluator/runs.py `timed_sample`).
 
 The host clock (perf_counter) is authoritative; CUDA events are recorded beside it so that the
 two can be compared. Functions are bound here, at import, before any component is loaded, so a

@@ -30,7 +30,7 @@ def module_from_source(name: str, source: str) -> types.ModuleType:
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     module = types.ModuleType(f"component_{name}")
     module.__file__ = filename
-    exec(code, module.__dict__)
+    exec(code, module.__dict__)  # noqa: S102  (a component is source text by design; the harness runs it)
     return module
 
 
@@ -48,15 +48,33 @@ def reset_torch_flags(device: torch.device) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def run_seeds(base_seed: int | None, runs: int) -> list[int]:
-    """`runs` seeds drawn from the base seed (fresh random ones when it is None)."""
-    rng = np.random.default_rng(secrets.randbits(63) if base_seed is None else base_seed)
-    return [int(s) for s in rng.integers(0, 2**31 - 1, size=runs)]
+SEED_LIMIT = 2**31 - 1  # every seed is below it: it fits a signed 32-bit integer
 
 
-def evaluation_seeds(base_seed: int | None, runs: int) -> tuple[int, list[int]]:
-    """The warm-up's seed and one seed per timed run: the first of runs + 1 seeds warms up."""
-    seeds = run_seeds(base_seed, runs + 1)
+def evaluation_seeds(base_seed: int | None, runs: int, promotion_attempt: int | None = None) -> tuple[int, list[int]]:
+    """The warm-up's seed and one seed per timed run: the one derivation of every timed run's seeds.
+
+    Every timed run takes its seeds from here (evaluator/runs.py `scored_runs` and `iter_speedruns`,
+    and the exported script, which copies this module). The contract:
+
+    - `base_seed` None (HarnessSettings.seed unset): fresh randomness on every call; nothing repeats.
+    - `base_seed` given: a pure function of (base_seed, runs, promotion_attempt).
+    - The evaluation stream (`promotion_attempt` None) serves `evolve baseline`, `evolve eval`, every
+      candidate's screening, the export's verification and the exported script: one base seed gives
+      them all the same warm-up seed and the same seed for run i, whatever `runs` is (a screening
+      stopped early ran the first seeds of a longer one).
+    - `promotion_attempt` k (the experiment's k-th promotion attempt, from 1): the paired runs'
+      stream of that attempt, a SeedSequence child of the base seed of its own for each k.
+    - Evaluation seeds are even and promotion seeds odd, with or without a base seed: no promotion
+      pair ever trains on a seed a screening ran on (the pairs must be fresh to the screening that
+      selected the candidate, evaluator/promotion.py).
+    - Every seed lies in [0, SEED_LIMIT).
+    """
+    entropy = secrets.randbits(63) if base_seed is None else base_seed
+    stream = () if promotion_attempt is None else (promotion_attempt,)
+    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=stream))
+    parity = 0 if promotion_attempt is None else 1
+    seeds = [2 * int(draw) + parity for draw in rng.integers(0, SEED_LIMIT // 2, size=runs + 1)]
     return seeds[0], seeds[1:]
 
 

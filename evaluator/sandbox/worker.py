@@ -123,6 +123,7 @@ class WorkerSession:
         self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
         self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]))
         self.stage = "warm"
+        # the worker's clock of its warm-up; the parent times the warm-up itself (runs.py warm_up_worker)
         self.reply({"type": "warm", "seconds": time.perf_counter() - start})
 
     def run_data(self, message: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -144,13 +145,13 @@ class WorkerSession:
         train_images, train_labels, test_images = self.run_data(message)
         logits = self.speedrun.predictions(train_images, train_labels, test_images, int(message["seed"]))
         logits = checked_logits(logits, len(test_images)).numpy().astype(np.float32, copy=False)
-        timing = stopwatch.stop()
+        timing = stopwatch.stop()  # this worker's part of the run, a check on the parent's clock, which alone scores
         header = {
             "type": "logits",
             "nonce": nonce,
             "shape": list(logits.shape),
             "device_seconds": timing.device_seconds,
-            "worker_seconds": timing.host_seconds,
+            "worker_seconds": timing.host_seconds,  # the same region on this worker's host clock; the parent does not read it
         }
         self.reply(header, logits.tobytes())
 

@@ -163,7 +163,9 @@ def hyperparameters(defaults: dict, scale: str, overrides: list[tuple[str, objec
 
 
 def timed_run(components: dict, model, hp: dict, orthogonalize, data: tuple, seed: int, device) -> tuple[torch.Tensor, Timing]:
-    """One speedrun as the harness times it: from the network's reset to the test logits."""
+    """One speedrun on the in-process clock: from the network's reset to the test logits, the data
+    already on the device (the evaluator's scored time, taken around a sandboxed worker's run,
+    also covers the data's handover to it and the logits' return)."""
     train_images, train_labels, test_images = data
     stopwatch = Stopwatch(device)
     stopwatch.start()

@@ -154,7 +154,11 @@ def compare_logits(
 
 
 def compare_statistics(report: dict, stored: ExportStatistics, time_tolerance: float) -> list[Check]:
-    """The script's accuracy and time on a GPU against the statistics the evaluator stored."""
+    """The script's accuracy and time on a GPU against the statistics the evaluator stored.
+
+    The times are two measures: the script's in-process clock (from the reset, the data on the
+    device) against the evaluator's parent clock around a worker's run, which also covers the
+    data's handover and the logits' return; the tolerance must absorb that difference."""
     now = report["summary"]
     test = stats.ttest_ind_from_stats(
         now["accuracy_mean"], now["accuracy_std"], now["runs"], stored.accuracy_mean, stored.accuracy_std, stored.runs,
