@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from components import COMPONENT_NAMES, SHIPPED_SETS
 from evaluator.settings import CascadeSettings, HarnessSettings, PromotionSettings, ScoreSettings
-from evolve.search.search_settings import SearchSettings
 
 ENV_PREFIX = "EVOLVE_"
 MODEL_VARIABLE = "EVOLVE_MODEL"  # like --model: model names, comma-separated, for llm.models
@@ -153,6 +152,41 @@ class RaySettings(BaseModel):
     connect_timeout_seconds: float = Field(15.0, gt=0, description="how long to try the address before the search stops with an error")
     cancel_grace_seconds: float = Field(
         10.0, ge=0, description="after Ctrl-C, how long cancelled jobs get to stop their sandboxed workers before Ray kills them"
+    )
+
+
+class SearchSettings(BaseModel):
+    """How proposals are chosen and filtered: component merges, the novelty and behaviour checks that skip
+    near-copies before evaluation, and the cost-aware bandit over several LLM models (`[search]` in the TOML;
+    each part is documented in the module named after it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    merge_share: float = Field(
+        0.2, ge=0, le=1,
+        description="share of proposals that are component merges (evolve/search/merge.py), when one is possible; 0: none",
+    )
+    novelty_threshold: float = Field(
+        0.0, ge=0, le=1,
+        description="skip a proposal whose normalised distance to a program already evaluated for its component is at most "
+        "this (evolve/search/novelty.py); 0: only renamings and reformattings of one",
+    )
+    novelty_enabled: bool = Field(True, description="compare proposals with what was already evaluated before evaluating them")
+    embedding_model: str | None = Field(
+        None, description="embeddings model on the configured OpenAI-compatible endpoint; none: the structural distance only"
+    )
+    embedding_threshold: float = Field(
+        0.01, ge=0, le=2, description="with an embedding model: skip a proposal whose cosine distance to one is at most this"
+    )
+    behaviour_check: bool = Field(
+        True, description="skip a child whose changed component behaves exactly like its parent's on the probe inputs"
+    )
+    bandit: bool = Field(True, description="choose among several [[llm.models]] by a cost-aware bandit (evolve/llm/bandit.py)")
+    gpu_usd_per_hour: float = Field(
+        3.0, ge=0, description="the bandit's price of device time, to add evaluation cost to LLM cost (USD per GPU-hour)"
+    )
+    bandit_exploration: float = Field(
+        0.1, ge=0, le=1, description="share of the bandit's choices drawn by the fixed weights, to keep learning"
     )
 
 
