@@ -1,6 +1,6 @@
 """Noise calibration: a component set against itself in the paired protocol, on the user's device.
 
-The promotion rule (evaluator/decision.py) needs to know how noisy a pair is on this machine:
+The promotion rule (evaluator/promotion_policy/rule.py) needs to know how noisy a pair is on this machine:
 the minimum gain worth promoting defaults to the calibrated paired time noise, and the user
 wants to know what the rule will do with that noise. From A/A pairs (the same set on both
 sides, same seeds) this reports:
@@ -18,9 +18,10 @@ sides, same seeds) this reports:
 import numpy as np
 from pydantic import BaseModel, Field
 
-from evaluator.decision import DecisionContext, RuleSettings, attempt_alpha, decide, minimum_gain, pairs_for
+from evaluator.promotion_policy.policy import PromotionPolicy
+from evaluator.promotion_policy.rule import RuleSettings, attempt_alpha, pairs_for
 from evaluator.results import RunSample
-from evaluator.settings import ScoreSettings
+from evaluator.settings import PromotionSettings, ScoreSettings
 
 POWER = 0.8
 MAX_PAIRS = 64
@@ -68,10 +69,16 @@ def resampled(a: list[RunSample], b: list[RunSample], n: int, rng: np.random.Gen
     return candidate, incumbent
 
 
+def policy_of(rule: RuleSettings, score: ScoreSettings) -> PromotionPolicy:
+    """The search's promotion policy under these rule settings (a calibration has no gate or pair setting of its own)."""
+    return PromotionPolicy(PromotionSettings.model_validate(rule.model_dump()), score)
+
+
 def promotion_rate(a, b, n, attempt, gain, simulations, rule, score, min_gain, rng) -> float:
-    context = DecisionContext(attempt=attempt, alpha=attempt_alpha(rule.experiment_alpha, attempt), min_gain_seconds=min_gain,
-                              min_gain_source="calibration", accuracy_margin=rule.accuracy_margin, incumbent_record=a)
-    return float(np.mean([decide(*resampled(a, b, n, rng, gain), score, context).promoted for _ in range(simulations)]))
+    """Share of `simulations` resampled comparisons that the policy promotes at `attempt`, with the calibrated gain."""
+    policy = policy_of(rule, score)
+    context = policy.context(attempt, 0.0, min_gain, a).model_copy(update={"min_gain_seconds": min_gain, "min_gain_source": "calibration"})
+    return float(np.mean([policy.decide(*resampled(a, b, n, rng, gain), context).promoted for _ in range(simulations)]))
 
 
 def pairs_needed(a, b, attempt, gain, simulations, rule, score, min_gain, rng) -> int | None:
@@ -109,7 +116,7 @@ def calibration_report(
     time_diffs = np.array([x.time_seconds - y.time_seconds for x, y in zip(a, b)])
     acc_diffs = np.array([x.accuracy - y.accuracy for x, y in zip(a, b)])
     noise = robust_std(time_diffs)
-    min_gain, source = minimum_gain(rule, float(np.median(times)), noise)
+    min_gain, source = policy_of(rule, score).minimum_gain(float(np.median(times)), noise)
     gain = gain_seconds if gain_seconds is not None else max(min_gain, rule.default_gain_fraction * float(np.median(times))) * 2
     n = max(len(a), pairs_for(attempt_alpha(rule.experiment_alpha, 1)))
     return CalibrationReport(

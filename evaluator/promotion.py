@@ -22,7 +22,7 @@ incumbent, both are measured again, side by side:
    run, on both sides alike: it becomes noise that the pairs see, and the pairs are independent
    and exchangeable under "no difference", which is what the rule's error bound assumes. Every
    timed run is then the first one after a warm-up, on both sides, as in the speedrun itself.
-3. The rule (evaluator/decision.py) decides on these pairs and the champion's record, spending
+3. The rule (evaluator/promotion_policy/rule.py) decides on these pairs and the champion's record, spending
    this attempt's share of the experiment's error budget.
 
 This module runs the pairs (`measure_pairs`); the decision is made apart from it, so that the
@@ -31,19 +31,19 @@ same rule serves the search, `evolve calibrate` and the null simulations in the 
 
 import time
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from evaluator.cascade import StageReport, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.decision import DecisionContext, PromotionDecision, attempt_alpha, decide, minimum_gain
+from evaluator.promotion_policy.policy import PromotionPolicy
+from evaluator.promotion_policy.rule import DecisionContext, PromotionDecision
 from evaluator.results import RunSample
 from evaluator.runs import scored_runs, side_order
 from evaluator.sandbox.sandboxed_worker import WorkerFailure
 from evaluator.settings import HarnessSettings, PromotionSettings, ScoreSettings
 
-__all__ = ["PairedMeasurement", "PromotionDecision", "PromotionSettings", "better_score", "confirm_promotion", "measure_pairs"]
+__all__ = ["PairedMeasurement", "PromotionDecision", "PromotionSettings", "confirm_promotion", "measure_pairs"]
 
 
 class PairedMeasurement(BaseModel):
@@ -54,13 +54,6 @@ class PairedMeasurement(BaseModel):
     flags: list[str] = Field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
-
-
-def better_score(candidate: float, incumbent: float, candidate_lcb: float = 0.0, incumbent_lcb: float = 0.0) -> bool:
-    """Higher score (scores are finite now; the bounds only break exact ties)."""
-    if candidate == incumbent:
-        return candidate_lcb > incumbent_lcb
-    return candidate > incumbent
 
 
 def pair_order(first: int) -> tuple[str, str]:
@@ -98,14 +91,6 @@ def measure_pairs(
                              flags=flags, error=error, seconds=time.perf_counter() - start)
 
 
-def default_context(settings: PromotionSettings, incumbent_samples: list[RunSample]) -> DecisionContext:
-    """A lone comparison (no experiment around it): attempt 1, the default minimum gain."""
-    champion_time = float(np.median([s.time_seconds for s in incumbent_samples])) if incumbent_samples else 0.0
-    gain, source = minimum_gain(settings, champion_time, None)
-    return DecisionContext(attempt=1, alpha=attempt_alpha(settings.experiment_alpha, 1), min_gain_seconds=gain,
-                           min_gain_source=source, accuracy_margin=settings.accuracy_margin)
-
-
 def confirm_promotion(
     candidate: ComponentSet,
     incumbent: ComponentSet,
@@ -120,7 +105,8 @@ def confirm_promotion(
     """Measure the pairs, then apply the rule; a failed measurement promotes nothing and spends nothing."""
     settings = settings or PromotionSettings()
     measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu, report, context.attempt if context else 1)
-    context = context or default_context(settings, measured.incumbent_samples)
+    policy = PromotionPolicy(settings, score)
+    context = context or policy.lone_context(measured.incumbent_samples)
     if measured.error is not None or len(measured.candidate_samples) < 2:
         return PromotionDecision(
             promoted=False,
@@ -133,6 +119,6 @@ def confirm_promotion(
             flags=measured.flags,
             seconds=measured.seconds,
         )
-    decision = decide(measured.candidate_samples, measured.incumbent_samples, score, context)
+    decision = policy.decide(measured.candidate_samples, measured.incumbent_samples, context)
     decision.flags, decision.seconds = measured.flags, measured.seconds
     return decision

@@ -101,7 +101,7 @@ class PromotionSettings(RuleSettings):
     pairs: int = Field(16, ge=2, description="paired runs of candidate and incumbent on shared fresh seeds (at least what alpha needs)")
     gate_pvalue: float = Field(
         0.2, gt=0, le=1, description="a candidate reaches a paired comparison only when its screening times beat the champion's "
-        "record by the minimum gain at this p (one-sided Mann-Whitney; evaluator/gate.py); 1: the score alone decides"
+        "record by the minimum gain at this p (one-sided Mann-Whitney; evaluator/promotion_policy/gate.py); 1: the score alone decides"
     )
     clock_tolerance: float = Field(0.05, description="flag a run whose device-event time differs from the parent's by more")
     limits: WorkerLimits = Field(default_factory=WorkerLimits)

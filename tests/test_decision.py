@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluator.decision import DecisionContext, RuleSettings, attempt_alpha, decide, minimum_gain, pairs_for, sign_test
+from evaluator.promotion_policy.rule import DecisionContext, RuleSettings, attempt_alpha, decide, minimum_gain, pairs_for, sign_test
 from evaluator.results import RunSample
 from evaluator.settings import ScoreSettings
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from evaluator.component_set import ComponentSet
-from evaluator.gate import screening_pvalue, worth_comparing
+from evaluator.promotion_policy.gate import screening_pvalue, worth_comparing
 from evaluator.promotion import PromotionDecision
 from evaluator.results import Evaluation, RunSample, StageVerdict
 from evaluator.statistics import summarize

@@ -3,7 +3,7 @@
 import pytest
 
 from evaluator.data import synthetic_dataset
-from evaluator.decision import DecisionContext, decide
+from evaluator.promotion_policy.rule import DecisionContext, decide
 from evaluator import promotion
 from evaluator.promotion import PromotionSettings, confirm_promotion, pair_order
 from evaluator.results import RunSample

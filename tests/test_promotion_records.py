@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from evaluator.calibration import calibration_report
 from evaluator.data import synthetic_dataset
-from evaluator.decision import DecisionContext, RuleSettings, decide
+from evaluator.promotion_policy.rule import DecisionContext, RuleSettings, decide
 from evaluator.settings import ScoreSettings
 from evolve.cli.app import app
 from evolve.database import NewCandidate, Store

@@ -3,6 +3,7 @@
 Ctrl-C once: running jobs finish and are stored, then the search stops. Twice: every worker is
 killed at once and the unfinished candidates go back to pending (evolve/search/interrupts.py).
 Either way the exit status is 130 and `evolve start --resume NAME` continues.
+The options and their help are declared in evolve/cli/app.py.
 """
 
 import os
@@ -10,38 +11,54 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
 
+import numpy as np
+import torch
 import typer
 from rich.table import Table
 
+from components import set_description
+from evaluator.component_set import ComponentError, ComponentSet
+from evaluator.data import DatasetError, load_dataset
+from evaluator.promotion_policy.rule import attempt_alpha, pairs_for
+from evaluator.runs import device_description
+from evaluator.sandbox.jail import JailUnavailable
+from evaluator.sandbox.sandboxed_worker import check_jail
 from evolve.cli.output import errors, escape, fail
-from evolve.database import DEFAULT_URL, DatabaseError
-
-if TYPE_CHECKING:
-    from evolve.config import ExperimentConfig
-    from evolve.database import Store
+from evolve.cli.ranking import ranked
+from evolve.cli.resume import ResumeError, resumed_config
+from evolve.config import ConfigError, ExperimentConfig
+from evolve.config_display import masked_dump
+from evolve.config_loading import LoadedConfig, load_config, model_specs, parse_assignments
+from evolve.database import DEFAULT_URL, DatabaseError, ExperimentInfo, Store
+from evolve.database.decisions import attempts_made
+from evolve.database.status import experiment_status
+from evolve.llm.client import Budget, LLMClient
+from evolve.search.estimate import Plan, mean
+from evolve.search.executor_choice import ExecutorUnavailable, make_executor
+from evolve.search.interrupts import Interrupts
+from evolve.search.loop import EvolutionLoop, SeedFailed
+from evolve.search.progress import LoopStats, Progress
+from evolve.search.proposer import LLMProposer, MutatorProposer
 
 console = errors  # the search reports on stderr; stdout stays free for what a script may parse
 
 
-def gpu_text(config: "ExperimentConfig") -> str:
+def gpu_text(config: ExperimentConfig) -> str:
     if config.harness.device == "cpu":
         return "the CPU (tests and checks only)"
     try:
-        import torch
-
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "an NVIDIA GPU"
     except RuntimeError:
         return "an NVIDIA GPU"
 
 
-def device_unit(config: "ExperimentConfig") -> str:
+def device_unit(config: ExperimentConfig) -> str:
     """Device time named for the device that spends it."""
     return "CPU hours" if config.harness.device == "cpu" else "GPU hours"
 
 
-def mutator_reason(config: "ExperimentConfig") -> str:
+def mutator_reason(config: ExperimentConfig) -> str:
     """Why the built-in mutator proposes, and what to add for an LLM."""
     llm = config.llm
     if llm.base_url is None and llm.api_key is None:
@@ -50,82 +67,25 @@ def mutator_reason(config: "ExperimentConfig") -> str:
     return f"an LLM endpoint is set ({endpoint}) but no model: add --model NAME (or EVOLVE_MODEL=NAME) to use it"
 
 
-def make_proposer(config: "ExperimentConfig", rng):
-    from evolve.search.proposer import LLMProposer, MutatorProposer
-
+def make_proposer(config: ExperimentConfig, rng: np.random.Generator) -> MutatorProposer | LLMProposer:
+    """The built-in mutator, or the LLM (with the mutator as its fallback where configured)."""
     if not config.llm.enabled:
         proposer = MutatorProposer(config.mutator, rng)
         proposer.name = f"built-in mutator ({mutator_reason(config)})"
         return proposer
-    from evolve.llm.client import LLMClient
-
     fallback = MutatorProposer(config.mutator, rng) if config.llm.fallback_to_mutator else None
     return LLMProposer(LLMClient(config.llm, rng), config.score, config.llm.output_format, gpu_text(config), config.prompts_dir,
                        fallback)
 
 
 def start(
-    component: Annotated[
-        list[str], typer.Option("--component", metavar="NAME", help="component to evolve (repeatable, or 'all') \\[default: all]")
-    ] = [],
-    config_file: Annotated[Optional[Path], typer.Option("--config", metavar="PATH", help="TOML configuration file")] = None,
-    preset: Annotated[
-        Optional[str], typer.Option(metavar="NAME", help="starting configuration: 'quick' is a few-minute CPU search")
-    ] = None,
-    generations: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="generations to run \\[default: 20]")] = None,
-    runs: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="most timed runs per candidate \\[default: 5]")] = None,
-    seed: Annotated[
-        Optional[int], typer.Option(metavar="N", help="seed of the search's random choices \\[default: fresh]")
-    ] = None,
-    threads: Annotated[
-        Optional[int], typer.Option(min=1, metavar="N", help="CPU threads of torch per worker \\[default: 1]")
-    ] = None,
-    budget_gpu_hours: Annotated[
-        Optional[float], typer.Option(metavar="HOURS", help="stop after this much device time \\[default: no limit]")
-    ] = None,
-    budget_usd: Annotated[
-        Optional[float], typer.Option(metavar="USD", help="stop after this much LLM spending \\[default: no limit]")
-    ] = None,
-    gpus: Annotated[Optional[str], typer.Option(metavar="0,1", help="CUDA devices to evaluate on \\[default: 0]")] = None,
-    executor: Annotated[
-        Optional[str], typer.Option(metavar="local|ray", help="where evaluations run: this machine or a Ray cluster \\[default: local]")
-    ] = None,
-    ray_address: Annotated[Optional[str], typer.Option(metavar="HOST:PORT", help="Ray head, or auto (with --executor ray)")] = None,
-    device: Annotated[Optional[str], typer.Option(metavar="cuda|cpu", help="where to train \\[default: cuda]")] = None,
-    data: Annotated[
-        Optional[str], typer.Option(metavar="cifar10|synthetic|PATH.npz", help="training data \\[default: cifar10]")
-    ] = None,
-    components: Annotated[
-        Optional[str], typer.Option("--components", metavar="SET|FOLDER",
-                                    help="shipped set (baseline, record, frontier) or a folder of component modules to start from \\[default: baseline]")
-    ] = None,
-    model: Annotated[
-        list[str], typer.Option("--model", metavar="NAME", help="LLM model (repeatable; env EVOLVE_MODEL); needs OPENAI_API_KEY or OPENAI_BASE_URL")
-    ] = [],
-    prompts: Annotated[
-        Optional[Path], typer.Option("--prompts", metavar="DIR", help="your own prompt templates \\[default: the shipped prompts/]")
-    ] = None,
-    db: Annotated[Optional[str], typer.Option(metavar="URL", help=f"lineage database \\[default: {DEFAULT_URL}]")] = None,
-    name: Annotated[Optional[str], typer.Option(metavar="NAME", help="experiment name \\[default: components and time]")] = None,
-    resume: Annotated[Optional[str], typer.Option(metavar="NAME", help="continue this experiment where it stopped")] = None,
-    set_: Annotated[
-        list[str], typer.Option("--set", metavar="KEY=VALUE", help="any setting, dotted, e.g. population.islands=2 (repeatable)")
-    ] = [],
-    unjailed_trusted_code: Annotated[
-        bool,
-        typer.Option(
-            "--unjailed-trusted-code",
-            help="where the kernel offers no jail (Landlock, a PID namespace), run workers without it: for a trusted single user only",
-        ),
-    ] = False,
+    *, component: list[str] | None, config_file: Path | None, preset: str | None, generations: int | None,
+    runs: int | None, seed: int | None, threads: int | None, budget_gpu_hours: float | None, budget_usd: float | None,
+    gpus: str | None, executor: str | None, ray_address: str | None, device: str | None, data: str | None,
+    components: str | None, model: list[str] | None, prompts: Path | None, db: str | None, name: str | None,
+    resume: str | None, set_: list[str] | None, unjailed_trusted_code: bool,
 ) -> None:
-    """Evolve components of the speedrun: propose, evaluate in the sandbox, promote on paired evidence."""
-    from evaluator.sandbox.jail import JailUnavailable
-    from evaluator.sandbox.sandboxed_worker import check_jail
-    from evolve.config import ConfigError
-    from evolve.config_loading import load_config, model_specs, parse_assignments
-    from evolve.database import Store
-
+    """Evolve components of the speedrun: the flags over the configuration, then the search until it ends."""
     try:
         flags: dict[str, object] = parse_assignments(set_) if set_ else {}
     except ConfigError as e:
@@ -185,42 +145,20 @@ def exit_now(code: int) -> None:
     raise typer.Exit(code=code)
 
 
-def require_device(config: "ExperimentConfig") -> None:
+def require_device(config: ExperimentConfig) -> None:
     """One line, before anything is stored or trained, when the search cannot run here."""
     if config.harness.device != "cuda":
         return
-    import torch
-
     if not torch.cuda.is_available():
         fail("no CUDA GPU is visible on this machine: pass --device cpu to search on the CPU (a tiny network, for "
              "checks only: its times say nothing about a GPU's), or run where `nvidia-smi` lists a GPU")
 
 
-def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | None) -> int:
+def run(loaded: LoadedConfig, flags: dict, store: Store, name: str | None, resume: str | None) -> int:
     """The search until it ends; the exit status (0, or 130/143 when interrupted)."""
-    import numpy as np
-
-    from components import set_description
-    from evaluator.component_set import ComponentError, ComponentSet
-    from evaluator.data import DatasetError, load_dataset
-    from evolve.cli.resume import ResumeError, resumed_config
-    from evolve.config import ConfigError
-    from evolve.config_display import masked_dump
-    from evolve.llm.client import Budget
-    from evolve.search.interrupts import Interrupts
-    from evolve.search.loop import EvolutionLoop, SeedFailed
-    from evolve.search.progress import LoopStats, Progress
-
     config = loaded.config
     if resume:
-        found = store.experiment(resume)
-        try:
-            config, changes = resumed_config(found.config, loaded, flags)
-        except (ResumeError, ConfigError) as e:
-            fail(f"cannot resume {found.name}: {e}")
-        # where the evaluations run may change between runs: this command's executor settings hold
-        config = config.model_copy(update={"executor": loaded.config.executor, "ray": loaded.config.ray})
-        require_device(config)
+        found, config, changes = resumed(store, loaded, flags, resume)
     # The seed set, the data and the executor first: a bad folder, a missing file or an unreachable cluster
     # leaves the database as it was. A folder is read once, here, and stored in full with the experiment.
     if not resume:
@@ -232,24 +170,19 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
         dataset = load_dataset(config.harness.data)
     except DatasetError as e:
         fail(str(e))
-    executor = make_executor(config, dataset)
+    try:
+        executor = make_executor(config, dataset)
+    except ExecutorUnavailable as e:
+        fail(str(e))
+    console.print(executor.describe(), highlight=False)
     if resume:
-        experiment = found
-        store.update_experiment_config(experiment.id, masked_dump(config))  # a later resume continues with them
-        requeued = store.requeue_unfinished(experiment.id)
-        store.set_experiment_status(experiment.id, "running")
-        console.print(f"resuming {escape(experiment.name)} with its stored settings: {requeued} unfinished candidate(s) re-queued",
-                      highlight=False)
-        for change in changes:
-            console.print(f"  given again, overrides the stored setting: {escape(change)}", highlight=False)
+        experiment = continued(store, found, config, changes)
     else:
         name = name or f"{'+'.join(config.components)}-{datetime.now():%Y%m%d-%H%M%S}"
         experiment = store.create_experiment(
             name, config.components, masked_dump(config), config.seed_set, device_text(config), seed_sources=seed_set.sources,
         )
-    # Seeded runs stay reproducible, and a resumed one does not replay the choices it made before.
-    offset = len(store.index_rows(experiment.id)) + sum(store.proposal_counts(experiment.id).values())
-    loop_rng, proposer_rng = (np.random.default_rng(None if config.seed is None else [config.seed, offset, i]) for i in (0, 1))
+    loop_rng, proposer_rng = random_generators(store, experiment, config)
     proposer = make_proposer(config, proposer_rng)
     if not config.llm.enabled and (config.llm.base_url or config.llm.api_key):
         console.print(f"note: {escape(mutator_reason(config))}; the built-in mutator proposes meanwhile", highlight=False)
@@ -259,8 +192,7 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
     console.out(f"experiment {experiment.name}: evolving {', '.join(config.components)} from {set_description(config.seed_set)}; "
                 f"proposals by the {proposer.name}; data {dataset.describe()}; "
                 f"{config.cascade.limits.threads} thread(s) per worker", highlight=False)
-    slots = len(config.gpus) if config.harness.device != "cpu" else 1
-    for line in plan(config, store, experiment, slots).lines(device_unit(config)):
+    for line in plan(config, store, experiment, executor.slots).lines(device_unit(config)):
         console.out(line, highlight=False)
     with Interrupts() as interrupts, Progress(console, stats) as progress:
         loop = EvolutionLoop(config, store, experiment, executor, proposer, progress, budget, loop_rng, interrupts)
@@ -269,6 +201,7 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
         except SeedFailed as e:
             store.set_experiment_status(experiment.id, "stopped")
             executor.abandon()
+            executor.shutdown(wait=False)
             fail(f"{e}\nThe search cannot start from a seed set that fails; check it with `evolve baseline`.", code=1)
         interrupted = interrupts.stop_requested
         store.set_experiment_status(experiment.id, "stopped" if interrupted else "finished")
@@ -277,14 +210,44 @@ def run(loaded, flags: dict, store: "Store", name: str | None, resume: str | Non
     return interrupts.exit_code if interrupted else 0
 
 
-def plan(config: "ExperimentConfig", store: "Store", experiment, slots: int):
+def resumed(store: Store, loaded: LoadedConfig, flags: dict,
+            resume: str) -> tuple[ExperimentInfo, ExperimentConfig, list[str]]:
+    """The experiment to continue and its stored settings, with the ones given again over them."""
+    found = store.experiment(resume)
+    try:
+        config, changes = resumed_config(found.config, loaded, flags)
+    except (ResumeError, ConfigError) as e:
+        fail(f"cannot resume {found.name}: {e}")
+    # where the evaluations run may change between runs: this command's executor settings hold
+    config = config.model_copy(update={"executor": loaded.config.executor, "ray": loaded.config.ray})
+    require_device(config)
+    return found, config, changes
+
+
+def continued(store: Store, experiment: ExperimentInfo, config: ExperimentConfig, changes: list[str]) -> ExperimentInfo:
+    """A stopped experiment running again: its settings stored, its unfinished candidates re-queued."""
+    store.update_experiment_config(experiment.id, masked_dump(config))  # a later resume continues with them
+    requeued = store.requeue_unfinished(experiment.id)
+    store.set_experiment_status(experiment.id, "running")
+    console.print(f"resuming {escape(experiment.name)} with its stored settings: {requeued} unfinished candidate(s) re-queued",
+                  highlight=False)
+    for change in changes:
+        console.print(f"  given again, overrides the stored setting: {escape(change)}", highlight=False)
+    return experiment
+
+
+def random_generators(store: Store, experiment: ExperimentInfo,
+                      config: ExperimentConfig) -> tuple[np.random.Generator, np.random.Generator]:
+    """The loop's and the proposer's: seeded runs stay reproducible, and a resumed one does not replay
+    the choices it made before."""
+    offset = len(store.index_rows(experiment.id)) + sum(store.proposal_counts(experiment.id).values())
+    loop_rng, proposer_rng = (np.random.default_rng(None if config.seed is None else [config.seed, offset, i]) for i in (0, 1))
+    return loop_rng, proposer_rng
+
+
+def plan(config: ExperimentConfig, store: Store, experiment, slots: int):
     """The most the search will do, with a time from measured candidates (this experiment's, or an
     earlier one's with the same device, data and scale) when there are any."""
-    from evaluator.decision import attempt_alpha, pairs_for
-    from evolve.database.decisions import attempts_made
-    from evolve.database.status import experiment_status
-    from evolve.search.estimate import Plan, mean
-
     measured_from, seconds = None, None
     for other in [experiment, *reversed(store.experiments())]:
         if other.id != experiment.id and other.config.get("harness") != config.harness.model_dump(mode="json"):
@@ -319,42 +282,14 @@ def plan(config: "ExperimentConfig", store: "Store", experiment, slots: int):
     )
 
 
-def LocalPoolExecutor(gpus: list[int] | None, dataset):  # noqa: N802  a seam tests replace; the pool loads torch lazily
-    from evolve.search.executor import LocalPoolExecutor as Pool
-
-    return Pool(gpus, dataset)
-
-
-def make_executor(config: "ExperimentConfig", dataset):
-    """The local pool, or the Ray cluster (imported only then: Ray is an optional extra)."""
-    if config.executor == "local":
-        return LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
-    try:
-        from evolve.search.ray_executor import RayClusterError, RayExecutor
-    except ImportError as e:
-        fail(str(e))
-    try:
-        executor = RayExecutor(config.ray, config.harness.device, dataset)
-    except RayClusterError as e:
-        fail(f"{e}\nNothing was started or stored.")
-    console.print(executor.describe(), highlight=False)
-    return executor
-
-
-def device_text(config: "ExperimentConfig") -> str:
-    import torch
-
-    from evaluator.runs import device_description
-
+def device_text(config: ExperimentConfig) -> str:
     if config.harness.device == "cuda" and not torch.cuda.is_available():
         return "cuda (not visible here)"
     name, driver = device_description(torch.device(config.harness.device))
     return name + (f", driver {driver}" if driver else "")
 
 
-def print_final(store: "Store", name: str, experiment_id: int, reason: str, url: str) -> None:
-    from evolve.cli.ranking import ranked
-
+def print_final(store: Store, name: str, experiment_id: int, reason: str, url: str) -> None:
     table = Table(title=escape(f"{name}: {reason} (the champion first: only its lead was confirmed side by side)"))
     for column in ("rank", "candidate", "component", "status", "score", "time (s)", "penalty (s)", "accuracy", "note"):
         table.add_column(column)

@@ -1,7 +1,7 @@
 """Promotion decisions, champion records and noise calibrations in the lineage database.
 
 Kept beside the Store rather than in it: these are the promotion rule's reads and writes
-(evaluator/decision.py), one transaction each like every Store method.
+(evaluator/promotion_policy/rule.py), one transaction each like every Store method.
 
 - Every paired comparison is stored, promoted or not, with both sides' samples, the tests and
   the error budget it spent; the count of those that spent budget numbers the next attempt.
@@ -23,7 +23,7 @@ from evolve.database.records import StoredSample
 from evolve.database.store import NotFound, Store, json_safe, set_summary
 
 if TYPE_CHECKING:
-    from evaluator.decision import PromotionDecision
+    from evaluator.promotion_policy.rule import PromotionDecision
 
 RECORD_STAGES = ("timed", "confirm")
 

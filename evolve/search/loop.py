@@ -14,7 +14,7 @@ its ancestry, and its identity is the hash of that set (identity.py): a known id
 duplicate. The experiment proposes `generations * candidates_per_generation` children; the k-th
 belongs to generation k // candidates_per_generation + 1 and to island `island_for(slot, generation)`.
 Promotion goes through the evaluator's paired confirmation only (evaluator/promotion.py), under
-the rule of evaluator/decision.py: the loop numbers the attempts (each spends its share of the
+the rule of evaluator/promotion_policy/rule.py: the loop numbers the attempts (each spends its share of the
 experiment's error budget), hands the champion's whole record to the rule, stores every decision
 and refolds both sides' samples into their records (evolve/database/decisions.py).
 
@@ -132,7 +132,7 @@ class EvolutionLoop(ProposalSteps, PromotionSteps, GenerationSteps, PanelSteps):
         self.stats.evaluated = self.index.count("evaluated", "champion")
         self.champion: CandidateInfo | None = None
         self.champion_times: list[float] | None = None
-        self.champion_branch = "accuracy"  # which half of the rule applies: evaluator/decision.py branch_of
+        self.champion_branch = "accuracy"  # which half of the rule applies: evaluator/promotion_policy/rule.py branch_of
         self.champion_confirmed = False  # its record holds paired runs on fresh workers (the gate's time test needs them)
         champion = self.store.current_champion(experiment_id)
         if champion is not None:

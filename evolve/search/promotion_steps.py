@@ -10,9 +10,9 @@ after each decision (evolve/database/decisions.py).
 import time
 
 from evaluator.component_set import ComponentSet
-from evaluator.decision import DecisionContext, attempt_alpha, branch_of, minimum_gain, pairs_for
-from evaluator.gate import screening_pvalue, worth_comparing
-from evaluator.promotion import PromotionDecision, better_score
+from evaluator.promotion import PromotionDecision
+from evaluator.promotion_policy.gate import better_score, screening_pvalue, worth_comparing
+from evaluator.promotion_policy.rule import DecisionContext, attempt_alpha, branch_of, minimum_gain, pairs_for
 from evaluator.results import RunSample
 from evolve.database import decisions as promotion_records
 from evolve.database.records import CandidateInfo
@@ -81,7 +81,7 @@ class PromotionSteps:
                                min_gain_source=source, accuracy_margin=self.promotion.accuracy_margin, incumbent_record=record)
 
     def _beats(self, candidate, champion: CandidateInfo, candidate_times: list[float]) -> bool:
-        """Worth a paired comparison (evaluator/gate.py): a screening score above the champion's record
+        """Worth a paired comparison (evaluator/promotion_policy/gate.py): a screening score above the champion's record
         by the minimum gain and, where the champion reaches the target, screening times that beat its
         record's at promotion.gate_pvalue. `candidate` is anything with score and accuracy_lower_bound
         (a candidate, an index row, a Summary); `candidate_times` are its screening runs."""
@@ -95,7 +95,7 @@ class PromotionSteps:
         if not better_score(candidate.score, champion.score + gain, candidate.accuracy_lower_bound or 0, champion.accuracy_lower_bound or 0):
             return "its score is not above the champion's by the minimum gain"
         if self.champion_branch != "time" or not self.champion_times or not self.champion_confirmed:
-            return None  # a record of one worker's screening runs may be lucky as a whole (evaluator/gate.py)
+            return None  # a record of one worker's screening runs may be lucky as a whole (evaluator/promotion_policy/gate.py)
         if worth_comparing(candidate_times, self.champion_times, gain, self.promotion.gate_pvalue):
             return None
         pvalue = screening_pvalue(candidate_times, self.champion_times, gain)

@@ -44,7 +44,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evaluator.results import RunSample, Summary
-from evaluator.settings import RuleSettings, ScoreSettings  # noqa: F401  (RuleSettings re-exported)
+from evaluator.settings import RuleSettings, ScoreSettings
 from evaluator.statistics import floored_std, lower_confidence_bound, summarize_with
 
 

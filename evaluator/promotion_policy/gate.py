@@ -3,7 +3,7 @@
 A paired re-measurement (evaluator/promotion.py) is the search's most expensive step: two
 warm-ups and 2 x `pairs` timed runs, 16 or more pairs at the default error budget. Every attempt
 also spends a share of the experiment's error budget, alpha / (k (k + 1)) for the k-th
-(evaluator/decision.py), so the more attempts a search wastes on candidates that are only lucky,
+(evaluator/promotion_policy/rule.py), so the more attempts a search wastes on candidates that are only lucky,
 the more pairs a later, real improvement needs and the less likely it is to be confirmed.
 
 A score above the champion's by the minimum gain alone is a weak gate: a candidate's score
@@ -32,6 +32,13 @@ holds confirmation runs (the seed, before its first comparison) the score alone 
 """
 
 from collections.abc import Sequence
+
+
+def better_score(candidate: float, incumbent: float, candidate_lcb: float = 0.0, incumbent_lcb: float = 0.0) -> bool:
+    """Higher score (scores are finite now; the bounds only break exact ties)."""
+    if candidate == incumbent:
+        return candidate_lcb > incumbent_lcb
+    return candidate > incumbent
 
 
 def screening_pvalue(candidate_times: Sequence[float], champion_times: Sequence[float], min_gain_seconds: float) -> float:

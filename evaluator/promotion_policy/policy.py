@@ -1,0 +1,107 @@
+"""The promotion policy as one object: who reaches a paired comparison, with how many pairs,
+under which share of the error budget, and what the pairs decide.
+
+Its parts stay in their own modules because each has its own argument: the gate to a
+comparison (gate.py: screening evidence, which only chooses what to measure) and the rule
+(rule.py: the paired tests and alpha spending, which bound the false-champion rate). This
+class is what the callers use: the search loop (evolve/search/promotions.py), `evolve
+calibrate` (evaluator/calibration.py), a lone `confirm_promotion` (evaluator/promotion.py) and
+the null simulations in the tests all build their context, size their pairs and decide here,
+so a change of policy is made in one place and seen by all of them.
+"""
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from evaluator.promotion_policy.gate import better_score, screening_pvalue, worth_comparing
+from evaluator.promotion_policy.rule import (
+    DecisionContext,
+    PromotionDecision,
+    attempt_alpha,
+    branch_of,
+    decide,
+    minimum_gain,
+    pairs_for,
+)
+from evaluator.results import RunSample
+from evaluator.settings import PromotionSettings, ScoreSettings
+
+
+class Standing(BaseModel):
+    """A side's result as the gate compares it: its score and, to break exact ties, its accuracy bound."""
+
+    score: float | None
+    accuracy_lower_bound: float | None = None
+
+
+class ChampionRecord(Standing):
+    """The champion as the policy sees it: its score and every timed sample of its record."""
+
+    id: int | None = None
+    time_mean: float | None = None
+    samples: list[RunSample] = Field(default_factory=list, description="screening and every confirmation, oldest first")
+    confirmed: bool = Field(False, description="the record holds paired runs on fresh workers (gate.py: the time test waits for them)")
+
+    @property
+    def times(self) -> list[float]:
+        return [s.time_seconds for s in self.samples]
+
+
+class PromotionPolicy:
+    """The gate, the pair count, the decision context and the decision, under one set of settings."""
+
+    def __init__(self, settings: PromotionSettings, score: ScoreSettings):
+        self.settings, self.score = settings, score
+
+    def minimum_gain(self, champion_time: float, calibrated_noise: float | None) -> tuple[float, str]:
+        """Seconds a candidate must gain per run, and where that number came from (rule.py minimum_gain)."""
+        return minimum_gain(self.settings, champion_time, calibrated_noise)
+
+    def branch(self, record: list[RunSample]) -> str:
+        """'time' where the champion's record reaches the target, else 'accuracy' (rule.py branch_of)."""
+        return branch_of([s.accuracy for s in record], self.score) if record else "accuracy"
+
+    def context(self, attempt: int, champion_time: float, calibrated_noise: float | None,
+                record: list[RunSample] | None = None) -> DecisionContext:
+        """What the k-th attempt may spend and must show, fixed before its pairs run."""
+        gain, source = self.minimum_gain(champion_time, calibrated_noise)
+        return DecisionContext(attempt=attempt, alpha=attempt_alpha(self.settings.experiment_alpha, attempt),
+                               min_gain_seconds=gain, min_gain_source=source, accuracy_margin=self.settings.accuracy_margin,
+                               incumbent_record=list(record or []))
+
+    def lone_context(self, incumbent_samples: list[RunSample]) -> DecisionContext:
+        """A comparison with no experiment around it: attempt 1, the default minimum gain, no record."""
+        champion_time = float(np.median([s.time_seconds for s in incumbent_samples])) if incumbent_samples else 0.0
+        return self.context(1, champion_time, None)
+
+    def pairs(self, context: DecisionContext) -> int:
+        """The setting, raised to what the attempt's alpha needs (fewer pairs can never reach it)."""
+        return max(self.settings.pairs, pairs_for(context.alpha))
+
+    def pairs_for_attempt(self, attempt: int) -> int:
+        return max(self.settings.pairs, pairs_for(attempt_alpha(self.settings.experiment_alpha, attempt)))
+
+    def gate(self, candidate: Standing, candidate_times: list[float], champion: ChampionRecord, gain: float) -> str | None:
+        """None where the candidate is worth a paired comparison, else why not (gate.py).
+
+        A score above the champion's record by the minimum gain and, where the champion reaches the
+        target and its record spans fresh workers, screening times that beat its record's at
+        `gate_pvalue`."""
+        if candidate.score is None or champion.score is None:
+            return None if candidate.score is not None else "no score"
+        if not better_score(candidate.score, champion.score + gain, candidate.accuracy_lower_bound or 0,
+                            champion.accuracy_lower_bound or 0):
+            return "its score is not above the champion's by the minimum gain"
+        times = champion.times
+        if self.branch(champion.samples) != "time" or not times or not champion.confirmed:
+            return None  # a record of one worker's screening runs may be lucky as a whole (gate.py)
+        if worth_comparing(candidate_times, times, gain, self.settings.gate_pvalue):
+            return None
+        pvalue = screening_pvalue(candidate_times, times, gain)
+        return (f"scores above champion #{champion.id}, but its {len(candidate_times)} screening times do not beat the "
+                f"champion's {len(times)} by the minimum gain {gain:.4f} s (p = {pvalue:.2f} > "
+                f"promotion.gate_pvalue {self.settings.gate_pvalue:g}): not compared")
+
+    def decide(self, candidate: list[RunSample], incumbent: list[RunSample], context: DecisionContext) -> PromotionDecision:
+        """The rule on paired samples (rule.py decide)."""
+        return decide(candidate, incumbent, self.score, context)
