@@ -1,8 +1,12 @@
 """The evolvable parts of the speedrun, one module each, grouped into shipped component sets.
 
-A component set is a folder of modules named after COMPONENT_NAMES (a folder of the user's own
-may hold only some of them: the baseline set's fill in the rest, see ComponentSet.named). The harness reads them as
-text (see evaluator.component_set), so shipped sets, candidates and exports share one path.
+A component set is a folder of modules named after COMPONENT_NAMES. A folder may hold only the
+modules it changes and name its base set in SET_FILE (`base = "record"`): the set is then its
+base's modules with its own in place, as the search stores a candidate over its parent. A shipped
+set without SET_FILE holds all six; a folder of the user's own without one is over the baseline set
+(see ComponentSet.named). Read a set through evaluator.component_set.ComponentSet (shipped, named,
+from_folder), never its files: the harness takes the texts, so shipped sets, candidates and exports
+share one path.
 """
 
 from pathlib import Path
@@ -12,13 +16,15 @@ from components.interface import COMPONENT_NAMES
 SETS_DIR = Path(__file__).parent
 
 SHIPPED_SETS = ("baseline", "record", "frontier")
+SET_FILE = "set.toml"  # a set folder's declaration of its base: one line, base = "NAME"
 
 
 def shipped_set_dir(name: str) -> Path:
-    """The folder of a shipped component set.
+    """The folder of a shipped component set, which may hold only the modules it changes over its
+    base (read the set with ComponentSet.shipped, not the folder's files).
 
     'baseline': airbench94_muon; 'record': the Hive's record; 'frontier': the record with Fulcrum
-    Research's resolution curriculum and global max pool.
+    Research's resolution curriculum and global max pool (over the record: set.toml).
     """
     if name not in SHIPPED_SETS:
         raise ValueError(f"unknown component set {name!r}: choose one of {', '.join(SHIPPED_SETS)}")
@@ -30,4 +36,4 @@ def set_description(spec: str) -> str:
     return f"the {spec} set" if spec in SHIPPED_SETS else f"the set in {spec}"
 
 
-__all__ = ["COMPONENT_NAMES", "SHIPPED_SETS", "set_description", "shipped_set_dir"]
+__all__ = ["COMPONENT_NAMES", "SET_FILE", "SHIPPED_SETS", "set_description", "shipped_set_dir"]

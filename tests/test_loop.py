@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from components import shipped_set_dir
+from evaluator.component_set import ComponentSet
 from evaluator.data import synthetic_dataset
 from evolve.cli.app import app
 from evolve.database import Store
@@ -83,7 +83,7 @@ def test_builtin_mutator_runs_a_search_and_resumes_it(tmp_path, data_file):
 
 
 def test_loopback_llm_drives_the_search(tmp_path, data_file):
-    optimizer = (shipped_set_dir("baseline") / "optimizer.py").read_text()
+    optimizer = ComponentSet.shipped("baseline").sources["optimizer"]
     old = "        newton_schulz_steps: int = 3,"  # SEARCH text matches whole lines, indentation included
     assert optimizer.count(old) == 1
     script = [

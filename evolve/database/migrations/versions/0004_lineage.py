@@ -20,6 +20,9 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
+from components import COMPONENT_NAMES, SHIPPED_SETS
+from evaluator.component_set import ComponentSet
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -127,18 +130,15 @@ def upgrade() -> None:
 
 def backfill_seed_components(connection: sa.Connection) -> None:
     """Existing experiments: the seed set as installed now (the package held it until this revision)."""
-    from components import COMPONENT_NAMES, SHIPPED_SETS, shipped_set_dir
-
     experiments = sa.table("experiments", sa.column("id", sa.Integer), sa.column("baseline", sa.String))
     seeds = sa.table("seed_components", sa.column("experiment_id", sa.Integer), sa.column("component", sa.String),
                      sa.column("source", sa.Text))
     for row in connection.execute(sa.select(experiments.c.id, experiments.c.baseline)).all():
         if row.baseline not in SHIPPED_SETS:
             continue
-        folder = shipped_set_dir(row.baseline)
+        sources = ComponentSet.shipped(row.baseline).sources  # resolved over its base: a set folder may hold only some modules
         connection.execute(seeds.insert(), [
-            {"experiment_id": row.id, "component": name, "source": (folder / f"{name}.py").read_text()}
-            for name in COMPONENT_NAMES
+            {"experiment_id": row.id, "component": name, "source": sources[name]} for name in COMPONENT_NAMES
         ])
 
 
