@@ -20,28 +20,29 @@ import tempfile
 import time
 from pathlib import Path
 
-HEAVY = ("torch", "scipy", "openai", "numpy", "alembic", "sqlalchemy")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's modules, also where another copy is installed
+
+from evaluator.component_set import ComponentSet
+from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.statistics import summarize
+from evolve.database import NewCandidate, Store
+
+HEAVY = ("torch", "scipy", "openai", "numpy", "alembic", "sqlalchemy")
 
 # Runs one command in-process through typer's test runner (it exits like the real CLI) and reports
 # the modules it loaded; the timing is of the whole interpreter, imports included.
-PROBE = """
+PROBE = f"""
 import json, sys
 from typer.testing import CliRunner
 from evolve.cli.app import app
 result = CliRunner().invoke(app, sys.argv[1:])
-print(json.dumps({"exit": result.exit_code, "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"exit": result.exit_code, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
 
 
 def sample_database(url: str) -> None:
     """A tiny experiment (seed and one child) so that the inspection commands have work to do."""
-    sys.path.insert(0, str(ROOT))
-    from evaluator.component_set import ComponentSet
-    from evaluator.results import Evaluation, RunSample, StageVerdict
-    from evaluator.statistics import summarize
-    from evolve.database import NewCandidate, Store
-
     samples = [RunSample(run=i, seed=i, accuracy=0.94 + i / 1000, time_seconds=3.0 + i / 100, device_name="bench",
                          torch_version="-") for i in range(3)]
     evaluation = Evaluation(changed=["hyperparams"], status="evaluated", samples=samples, summary=summarize(samples),

@@ -41,19 +41,20 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator.component_set import ComponentSet  # noqa: E402
-from evaluator.data import synthetic_dataset  # noqa: E402
-from evaluator.runs import run_speedruns  # noqa: E402
-from evolve.config import ExperimentConfig  # noqa: E402
-from evolve.config_display import masked_dump  # noqa: E402
-from evolve.database import Store  # noqa: E402
-from evolve.llm.client import Budget, LLMClient  # noqa: E402
-from evolve.search.executor import LocalPoolExecutor  # noqa: E402
-from evolve.search.loop import EvolutionLoop  # noqa: E402
-from evolve.search.mutator import mutate  # noqa: E402
-from evolve.search.progress import LoopStats, Progress  # noqa: E402
-from evolve.search.proposer import LLMProposer, MutatorProposer  # noqa: E402
-from tests.loopback_llm import LoopbackLLM, full_module, reply  # noqa: E402
+from evaluator.component_set import ComponentSet
+from evaluator.data import synthetic_dataset
+from evaluator.runs import run_speedruns
+from evaluator.settings import HarnessSettings
+from evolve.config import ExperimentConfig
+from evolve.config_display import masked_dump
+from evolve.database import Store
+from evolve.llm.client import Budget, LLMClient
+from evolve.search.executor import LocalPoolExecutor
+from evolve.search.loop import EvolutionLoop
+from evolve.search.mutator import mutate
+from evolve.search.progress import LoopStats, Progress
+from evolve.search.proposer import LLMProposer, MutatorProposer
+from tests.loopback_llm import LoopbackLLM, full_module, reply
 
 # (component, clean text, planted text, label)
 HANDICAPS = [
@@ -189,8 +190,6 @@ def run(variant: str, search_seed: int, args, clean_time: float) -> dict:
 
 def measure_clean(args) -> float:
     """The clean set's mean time in one sandboxed worker, as screening measures a candidate."""
-    from evaluator.settings import HarnessSettings
-
     samples = run_speedruns(ComponentSet(sources=clean_sources()), synthetic_dataset(args.train, args.test, seed=11),
                             HarnessSettings(device="cpu", data="synthetic"), args.runs)
     return float(np.mean([s.time_seconds for s in samples]))

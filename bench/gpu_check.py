@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,14 +98,17 @@ def overrides(args: argparse.Namespace) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The steps. Each takes its time limit and returns a StepResult.
+# The steps. Each takes its time limit and returns a StepResult. A step imports the project's modules
+# it needs inside itself: an import broken by a change fails that step alone, and the others still
+# spend the scarce device time on their measurements.
 
 
 def step_data(args: argparse.Namespace, limit: float) -> StepResult:
     npz = args.workdir / "cifar10_uint8.npz"
     if args.data == "synthetic":
-        from evaluator.data import synthetic_dataset
         import numpy as np
+
+        from evaluator.data import synthetic_dataset
 
         n_train, n_test = args.synthetic_size
         d = synthetic_dataset(n_train, n_test, seed=0)
@@ -207,7 +210,7 @@ def promotion_only(args: argparse.Namespace) -> int:
     from evaluator.data import load_npz
     from evaluator.promotion import PromotionSettings, confirm_promotion
     from evaluator.settings import HarnessSettings, ScoreSettings
-    from evolve.cli.app import parse_overrides
+    from evolve.cli.arguments import parse_overrides
 
     harness = HarnessSettings(device=args.device, data=str(args.npz), hyperparams=parse_overrides(args.overrides))
     decision = confirm_promotion(
@@ -250,7 +253,7 @@ def environment() -> dict:
 
     cuda = torch.cuda.is_available()
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name() if cuda else None,
@@ -335,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             try:
                 result = RUNNERS[step](args, limit)
-            except Exception as e:  # one broken step must not cost the others their results
+            except Exception as e:  # noqa: BLE001  one broken step must not cost the others their results
                 result = StepResult(step, "failed", summary=f"{type(e).__name__}: {e}"[:300])
             result.seconds, result.budget = time.perf_counter() - t0, limit
         results.append(result)

@@ -62,6 +62,7 @@ from evaluator.harness import DeviceData, Speedrun, accuracy
 from evaluator.settings import HarnessSettings
 from evaluator.statistics import lower_confidence_bound
 from evaluator.training import evaluation_seeds
+from evolve.cli.arguments import parse_overrides  # the CLI's KEY=VALUE parser, so both accept the same
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 OURS = ("frontier", "record", "baseline")
@@ -258,7 +259,7 @@ class Bench:
         print(f"setting up {name} (import, compile, warm-up)...", flush=True)
         try:
             self.contestants[name] = ReferenceScript(name, self.paths[name], self.workdir, self.args.device)
-        except Exception as e:  # a reference that cannot run on this device is reported, not fatal
+        except Exception as e:  # noqa: BLE001  a reference that cannot run on this device is reported, not fatal
             self.skipped.append(Contestant(name, skipped=f"cannot run on {self.args.device}: {type(e).__name__}: {e}".splitlines()[0]))
 
     def rows(self) -> tuple[list[dict], str]:
@@ -303,8 +304,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here (after every round)")
     args = parser.parse_args(argv)
-
-    from evolve.cli.app import parse_overrides  # the CLI's KEY=VALUE parser, so both accept the same
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no CUDA GPU: use --device cpu for a check run")

@@ -29,14 +29,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator.component_set import ComponentSet  # noqa: E402
-from evaluator.data import load_dataset, synthetic_dataset  # noqa: E402
-from evaluator.promotion import PromotionSettings, measure_pairs  # noqa: E402
-from evaluator.results import RunSample  # noqa: E402
-from evaluator.settings import HarnessSettings  # noqa: E402
+from evaluator.component_set import ComponentSet
+from evaluator.data import load_dataset, synthetic_dataset
+from evaluator.promotion import PromotionSettings, measure_pairs
+from evaluator.results import RunSample
+from evaluator.settings import HarnessSettings
 
 
 def gpu_of(harness: HarnessSettings) -> int | None:
@@ -55,8 +56,6 @@ PROTOCOLS = {"fresh": fresh_workers}  # the old "shared" protocol (one worker pe
 
 
 def sign_pvalue_two_sided(wins: int, pairs: int) -> float:
-    from scipy import stats
-
     return float(stats.binomtest(wins, pairs, 0.5).pvalue)
 
 

@@ -7,7 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from evaluator.component_set import ComponentSet, load_components
-from evolve.cli.app import app, candidate_set
+from evolve.cli.app import app
+from evolve.cli.arguments import candidate_set
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,26 @@
-"""`evolve calibrate`: measure this device's paired noise and what the promotion rule does with it."""
+"""`evolve calibrate`: measure this device's paired noise and what the promotion rule does with it.
+The options and their help are declared in evolve/cli/app.py."""
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Optional
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
+from evaluator.calibration import CalibrationReport, calibration_report
+from evaluator.component_set import ComponentError, ComponentSet
+from evaluator.data import DatasetError, load_dataset
+from evaluator.promotion import PromotionSettings, measure_pairs
+from evaluator.settings import HarnessSettings, ScoreSettings
+from evolve.cli.arguments import parse_overrides
 from evolve.cli.output import fail
-from evolve.database import DEFAULT_URL, DatabaseError
-
-if TYPE_CHECKING:
-    from evolve.database import Store
-    from evaluator.calibration import CalibrationReport
-    from evaluator.component_set import ComponentSet
+from evolve.database import DatabaseError, Store
+from evolve.database.decisions import record_calibration
 
 console = Console(highlight=False)
 
 
-def subject_set(store: "Store", components: str, candidate: int | None) -> tuple["ComponentSet", str]:
-    from evaluator.component_set import ComponentSet
-
+def subject_set(store: Store, components: str, candidate: int | None) -> tuple[ComponentSet, str]:
+    """The set to measure against itself, and how to name it."""
     if candidate is None:
         return ComponentSet.shipped(components), f"shipped set {components}"
 
@@ -31,33 +31,11 @@ def subject_set(store: "Store", components: str, candidate: int | None) -> tuple
 
 
 def calibrate(
-    components: Annotated[str, typer.Option(help="shipped set to measure against itself: baseline or record")] = "baseline",
-    candidate: Annotated[Optional[int], typer.Option(help="measure this candidate of the database instead (e.g. the champion)")] = None,
-    pairs: Annotated[int, typer.Option(min=2, help="A/A pairs to run (more pairs, a better estimate)")] = 16,
-    gain: Annotated[Optional[float], typer.Option(help="gain in seconds to size the pairs for; default twice the minimum gain")] = None,
-    simulations: Annotated[int, typer.Option(min=20, help="simulated A/A comparisons for the false-promotion rate")] = 400,
-    device: Annotated[str, typer.Option(help="cuda or cpu")] = "cuda",
-    data: Annotated[str, typer.Option(help="cifar10 (download), synthetic, or a .npz path")] = "cifar10",
-    scale: Annotated[Optional[str], typer.Option(help="full or tiny; default full on cuda, tiny on cpu")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override a hyperparameter, KEY=VALUE (repeatable)")] = [],
-    target: Annotated[float, typer.Option(help="accuracy target of the score (fraction)")] = 0.94,
-    experiment_alpha: Annotated[float, typer.Option(help="the experiment-wide false-promotion rate to judge")] = 0.05,
-    min_gain_seconds: Annotated[Optional[float], typer.Option(help="judge this minimum gain instead of the calibrated one")] = None,
-    db: Annotated[str, typer.Option("--db", help="database to store the calibration in (the search reads it from there)")] = DEFAULT_URL,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    *, components: str, candidate: int | None, pairs: int, gain: float | None, simulations: int, device: str, data: str,
+    scale: str | None, set_: list[str] | None, target: float, experiment_alpha: float, min_gain_seconds: float | None,
+    db: str, as_json: bool,
 ) -> None:
-    """Run a set against itself in the paired protocol; report the noise, the false-promotion rate of the
-    rule on it and the pairs a gain needs; store it as the default minimum gain of searches on this device."""
-    # imported here: `evolve --help` starts without torch or scipy (docs/BENCHMARKS.md)
-    from evaluator.calibration import calibration_report
-    from evaluator.component_set import ComponentError
-    from evaluator.data import DatasetError, load_dataset
-    from evaluator.promotion import PromotionSettings, measure_pairs
-    from evaluator.settings import HarnessSettings, ScoreSettings
-    from evolve.cli.app import parse_overrides
-    from evolve.database import Store
-    from evolve.database.decisions import record_calibration
-
+    """Run a set against itself in the paired protocol, report what it measured and store the calibration."""
     try:
         harness = HarnessSettings(device=device, data=data, scale=scale, hyperparams=parse_overrides(set_))
         score = ScoreSettings(target=target)
@@ -85,7 +63,7 @@ def calibrate(
     print_report(report, calibration_id, measured.flags)
 
 
-def print_report(report: "CalibrationReport", calibration_id: int, flags: list[str]) -> None:
+def print_report(report: CalibrationReport, calibration_id: int, flags: list[str]) -> None:
     table = Table(title=f"calibration #{calibration_id}: {report.subject} on {report.device_name}, {report.pairs} pairs",
                   show_header=False)
     table.add_column(justify="left")

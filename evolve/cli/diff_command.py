@@ -1,19 +1,16 @@
-"""`evolve diff A B`: what differs between the full component sets of any two candidates."""
+"""`evolve diff A B`: what differs between the full component sets of any two candidates.
+The options and their help are declared in evolve/cli/app.py."""
 
-from typing import Annotated, Optional
+from components import COMPONENT_NAMES
+from evaluator.component_set import ComponentSet
+from evolve.cli.inspect_commands import console, opened, print_json
+from evolve.cli.output import fail
+from evolve.database import Store
+from evolve.database.serialize import unified_diff
 
-import typer
 
-from evolve.cli.inspect_commands import DbOption, JsonOption, console, opened, print_json
-from evolve.database import DEFAULT_URL
-
-
-def set_diffs(store, a: int, b: int, component: str | None = None) -> dict[str, str]:
+def set_diffs(store: Store, a: int, b: int, component: str | None = None) -> dict[str, str]:
     """component -> unified diff from A's set to B's, for each component that differs."""
-    from components import COMPONENT_NAMES
-    from evaluator.component_set import ComponentSet
-    from evolve.database.serialize import unified_diff
-
     sets = {}
     for candidate_id in (a, b):
         candidate = store.candidate(candidate_id)
@@ -27,19 +24,8 @@ def set_diffs(store, a: int, b: int, component: str | None = None) -> dict[str, 
     return diffs
 
 
-def diff(
-    a: Annotated[int, typer.Argument(metavar="A", help="candidate id (the 'before' side)")],
-    b: Annotated[int, typer.Argument(metavar="B", help="candidate id (the 'after' side)")],
-    component: Annotated[
-        Optional[str], typer.Option(metavar="NAME", help="compare only this component \\[default: all]")
-    ] = None,
-    db: DbOption = DEFAULT_URL,
-    as_json: JsonOption = False,
-) -> None:
+def diff(*, a: int, b: int, component: str | None, db: str, as_json: bool) -> None:
     """Unified diff between the full component sets of two candidates (any two, of any experiment)."""
-    from components import COMPONENT_NAMES
-    from evolve.cli.output import fail
-
     if component is not None and component not in COMPONENT_NAMES:
         fail(f"unknown component {component!r}: choose one of {', '.join(COMPONENT_NAMES)}")
     with opened(db) as store:

@@ -1,14 +1,20 @@
-"""`evolve export`: write a component set as one standalone speedrun script, and verify it."""
+"""`evolve export`: write a component set as one standalone speedrun script, and verify it.
+The options and their help are declared in evolve/cli/app.py."""
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from components import set_description
-from evolve.database import DEFAULT_URL, DatabaseError
-
-# The export modules import torch, and the database SQLAlchemy: they load inside the functions, so that --help stays fast.
+from evaluator.component_set import ComponentError, ComponentSet
+from evaluator.data import DatasetError
+from evaluator.results import Summary
+from evaluator.settings import HarnessSettings
+from evolve.cli.arguments import candidate_set
+from evolve.cli.output import console, fail
+from evolve.database import DatabaseError, Store
+from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance, export_script
+from evolve.export.verify import verify_export
 
 
 def looks_like_path(argument: str) -> bool:
@@ -16,14 +22,8 @@ def looks_like_path(argument: str) -> bool:
     return Path(argument).exists() or argument.endswith(".py") or "/" in argument
 
 
-def from_database(url: str, experiment_name: str | None, candidate_id: int | None):
+def from_database(url: str, experiment_name: str | None, candidate_id: int | None) -> tuple[ComponentSet, Provenance]:
     """The candidate (default: the experiment's champion) as a set, with its lineage and measured statistics."""
-    from evaluator.component_set import ComponentSet
-    from evaluator.results import Summary
-    from evaluator.settings import HarnessSettings
-    from evolve.database import Store
-    from evolve.export.script import Ancestor, ExportError, ExportStatistics, Provenance
-
     with Store.open(url, create=False) as store:
         experiment = store.experiment(experiment_name) if experiment_name or candidate_id is None else None
         if candidate_id is None:
@@ -60,31 +60,11 @@ def from_database(url: str, experiment_name: str | None, candidate_id: int | Non
 
 
 def export(
-    candidate: Annotated[
-        str | None,
-        typer.Argument(
-            help="an experiment in the lineage database (exports its champion, or --candidate), or a component file "
-            "or folder to export in place of the set's modules",
-            metavar="[EXPERIMENT|CANDIDATE_PATH]",
-        ),
-    ] = None,
-    candidate_id: Annotated[int | None, typer.Option("--candidate", metavar="ID", help="export this evaluated candidate of the database")] = None,
-    db: Annotated[str, typer.Option(metavar="URL", help="SQLAlchemy URL of the lineage database")] = DEFAULT_URL,
-    component: Annotated[str | None, typer.Option(metavar="NAME", help="which component the file replaces \\[default: the file's name]")] = None,
-    components: Annotated[str, typer.Option(metavar="baseline|record", help="shipped component set to export (or that the candidate modifies)")] = "baseline",
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="the script to write")] = Path("speedrun.py"),
-    verify: Annotated[
-        bool, typer.Option("--verify", metavar="", help="run the script on the CPU and check its logits equal the harness's")
-    ] = False,
-    seed: Annotated[int, typer.Option(metavar="N", help="base seed of the verification run")] = 0,
+    *, candidate: str | None, candidate_id: int | None, db: str, component: str | None, components: str, output: Path,
+    verify: bool, seed: int,
 ) -> None:
-    """Write a component set as one runnable script with its provenance; --verify checks it against the harness."""
-    from evaluator.component_set import ComponentError, ComponentSet
-    from evaluator.data import DatasetError
-    from evolve.cli.app import candidate_set, console, fail  # the CLI registers this command: import it when called
-    from evolve.export.script import Ancestor, ExportError, Provenance, export_script
-    from evolve.export.verify import verify_export
-
+    """Write a component set (shipped, a candidate path over one, or a database candidate) as one runnable
+    script with its provenance; with `verify`, check it against the harness."""
     try:
         if candidate_id is not None or (candidate is not None and not looks_like_path(candidate)):
             component_set, provenance = from_database(db, candidate, candidate_id)

@@ -1,8 +1,9 @@
-"""`evolve experiments | lineage | show | top | rescore | db upgrade`: read the lineage database.
+"""`evolve experiments | lineage | show | top`: read the lineage database, and the helpers of every
+command that does (status, diff, rescore): one way to open it, print JSON, tables and numbers.
 
 Every command takes --db URL (default sqlite:///evolve.db) and --json; EXPERIMENT (a name or
 id) defaults to the most recent experiment. Database problems print one message and exit 1.
-The database and statistics modules load inside the commands: `evolve --help` starts without them.
+The options and their help are declared in evolve/cli/app.py.
 """
 
 import json
@@ -10,27 +11,18 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import Any, NoReturn
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from evaluator.score_defaults import DEFAULT_CONFIDENCE, DEFAULT_PENALTY_BASE, DEFAULT_TARGET
 from evolve.cli import output
-from evolve.database import DEFAULT_URL, DatabaseError
-
-if TYPE_CHECKING:
-    from evolve.database import CandidateInfo, Store
-    from evolve.database.decisions import DecisionInfo
-
-DbOption = Annotated[str, typer.Option("--db", metavar="URL", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")]
-JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="print JSON instead of text")]
-ExperimentArgument = Annotated[Optional[str], typer.Argument(metavar="[EXPERIMENT]", help="experiment name or id \\[default: the most recent]")]
-
-db_app = typer.Typer(help="Manage the lineage database.", no_args_is_help=True)
+from evolve.cli.changes import candidate_change, promotion_outcomes, source_before
+from evolve.cli.ranking import ranked
+from evolve.database import CandidateInfo, DatabaseError, Store
+from evolve.database.decisions import DecisionInfo, decisions
 
 
 def console() -> Console:
@@ -43,10 +35,8 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def opened(url: str) -> Iterator["Store"]:
+def opened(url: str) -> Iterator[Store]:
     """The existing database at url; a DatabaseError opening or using it becomes one message and exit 1."""
-    from evolve.database import Store
-
     try:
         with Store.open(url, create=False) as store:
             yield store
@@ -94,7 +84,7 @@ def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
         out.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), highlight=False)
 
 
-def node_label(c: "CandidateInfo", change: str = "", outcome: str = "") -> str:
+def node_label(c: CandidateInfo, change: str = "", outcome: str = "") -> str:
     """`#7 hyperparams [mutator] gen 3 champion score ... island 1 | epochs 8.0 -> 7.61 | promoted over #3`."""
     parents = f" x #{c.second_parent_id}" if c.second_parent_id else ""
     line = (
@@ -104,13 +94,13 @@ def node_label(c: "CandidateInfo", change: str = "", outcome: str = "") -> str:
     return " | ".join(part for part in (line, change, outcome) if part)
 
 
-def node_json(c: "CandidateInfo", children: list[dict], change: str = "", outcome: str = "") -> dict:
+def node_json(c: CandidateInfo, children: list[dict], change: str = "", outcome: str = "") -> dict:
     fields = ("id", "parent_id", "second_parent_id", "component", "origin", "generation", "island", "status",
               "score", "time_mean", "accuracy_mean", "accuracy_lower_bound", "runs")
     return {**c.model_dump(mode="json", include=set(fields)), "change": change, "promotion": outcome or None, "children": children}
 
 
-def experiments(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+def experiments(*, db: str, as_json: bool) -> None:
     """One line per experiment: status, best score, champion time and accuracy, candidates by status."""
     with opened(db) as store:
         lines = store.overview()
@@ -131,15 +121,8 @@ def experiments(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None
         )
 
 
-def lineage(
-    experiment: ExperimentArgument = None,
-    candidate: Annotated[Optional[int], typer.Option(metavar="ID", help="show this candidate's chain back to its seed")] = None,
-    depth: Annotated[Optional[int], typer.Option(min=0, metavar="N", help="levels below the seeds (or ancestors of --candidate) shown")] = None,
-    db: DbOption = DEFAULT_URL,
-    as_json: JsonOption = False,
-) -> None:
+def lineage(*, experiment: str | None, candidate: int | None, depth: int | None, db: str, as_json: bool) -> None:
     """The ancestry tree: each candidate's island, status, score, time, accuracy, change and promotion outcome."""
-    from evolve.cli.changes import candidate_change, promotion_outcomes, source_before
 
     with opened(db) as store:
         if candidate is not None:
@@ -162,7 +145,7 @@ def lineage(
     known = {c.id: c for c in chain}
     changes = {c.id: candidate_change(c, source_before(c, known, seed_sources)) for c in chain}
 
-    def as_dict(node: "CandidateInfo", level: int) -> dict:
+    def as_dict(node: CandidateInfo, level: int) -> dict:
         below = [] if limit is not None and level >= limit else children.get(node.id, [])
         return node_json(node, [as_dict(child, level + 1) for child in below], changes[node.id], outcomes.get(node.id, ""))
 
@@ -172,7 +155,7 @@ def lineage(
         return
     out = console()
     by_id = {c.id: c for c in [*roots, *(c for group in children.values() for c in group)]}
-    label = lambda i: node_label(by_id[i], changes[i], outcomes.get(i, ""))  # noqa: E731
+    label = lambda i: node_label(by_id[i], changes[i], outcomes.get(i, ""))
     if out.is_terminal:
         for tree in trees:
             top = Tree(escape(label(tree["id"])))
@@ -193,13 +176,8 @@ def lineage(
         plain(tree, 0)
 
 
-def show(
-    candidate: Annotated[int, typer.Argument(metavar="ID", help="candidate id")],
-    db: DbOption = DEFAULT_URL,
-    as_json: JsonOption = False,
-) -> None:
+def show(*, candidate: int, db: str, as_json: bool) -> None:
     """A candidate's source, diff, cascade verdicts, samples, and the LLM prompt and reply behind it."""
-    from evolve.database.decisions import decisions
 
     with opened(db) as store:
         detail = store.detail(candidate)
@@ -211,7 +189,7 @@ def show(
         return
     out = console()
     c = detail.candidate
-    section = lambda title: out.rule(escape(title)) if out.is_terminal else out.out(f"== {title}", highlight=False)  # noqa: E731
+    section = lambda title: out.rule(escape(title)) if out.is_terminal else out.out(f"== {title}", highlight=False)
     parents = ", ".join(f"#{p}" for p in (c.parent_id, c.second_parent_id) if p is not None) or "none"
     out.out(
         f"candidate #{c.id}: {c.component}, {c.origin}, generation {c.generation}, island {c.island}, parents {parents}, "
@@ -251,7 +229,7 @@ def show(
         out.out("-- response\n" + (call.response or f"(none; error: {call.error})"), highlight=False)
 
 
-def print_decision(out: Console, d: "DecisionInfo") -> None:
+def print_decision(out: Console, d: DecisionInfo) -> None:
     """The rule's inputs and verdict: budget, minimum gain, each test with its bound, both sides' samples."""
     x = d.decision
     gain = "-" if d.min_gain_seconds is None else f"{d.min_gain_seconds:.4f} s ({x.get('min_gain_source') or '-'})"
@@ -279,14 +257,8 @@ def as_float(value: object) -> float:
     return float(value)  # stored infinities come back as the strings "inf" / "-inf"
 
 
-def top(
-    experiment: ExperimentArgument = None,
-    k: Annotated[int, typer.Option("-k", min=1, metavar="N", help="how many")] = 10,
-    db: DbOption = DEFAULT_URL,
-    as_json: JsonOption = False,
-) -> None:
+def top(*, experiment: str | None, k: int, db: str, as_json: bool) -> None:
     """The champion, then the k best candidates by score (evolve/cli/ranking.py says why in that order)."""
-    from evolve.cli.ranking import ranked
 
     with opened(db) as store:
         best = ranked(store, store.experiment(experiment).id, k)
@@ -302,71 +274,3 @@ def top(
           number(r.penalty), points(c.accuracy_mean), points(c.accuracy_lower_bound), str(c.runs), r.note)
          for r in best for c in [r.candidate]],
     )
-
-
-def rescore(
-    experiment: ExperimentArgument = None,
-    a: Annotated[float, typer.Option("--a", min=1.0, metavar="A", help="penalty base: a shortfall of s points costs a**s - 1 seconds")] = DEFAULT_PENALTY_BASE,
-    target: Annotated[float, typer.Option(min=0.0, max=1.0, metavar="FRACTION", help="accuracy target")] = DEFAULT_TARGET,
-    confidence: Annotated[float, typer.Option(min=0.5, max=0.9999, metavar="FRACTION", help="one-sided confidence of the lower bound")] = DEFAULT_CONFIDENCE,
-    k: Annotated[Optional[int], typer.Option("-k", min=1, metavar="N", help="show only the k best \\[default: all]")] = None,
-    db: DbOption = DEFAULT_URL,
-    as_json: JsonOption = False,
-) -> None:
-    """Recompute every candidate's score from its raw timed samples (screening and confirmations) with other parameters (no training).
-
-    The stored scores stay as they are; this only prints the new ranking."""
-    from evaluator.statistics import summarize
-    from evolve.database.decisions import RECORD_STAGES
-
-    with opened(db) as store:
-        chosen = store.experiment(experiment)
-        samples = store.samples_by_candidate(chosen.id, stages=RECORD_STAGES)  # screening and confirmations: the record
-        candidates = {c.id: c for c in store.candidates(chosen.id)}
-    rows = []
-    for candidate_id, runs in samples.items():
-        summary = summarize(runs, confidence=confidence, target=target, penalty_base=a)
-        rows.append({"id": candidate_id, "status": candidates[candidate_id].status,
-                     "stored_score": candidates[candidate_id].score, **summary.model_dump()})
-    rows.sort(key=lambda r: (-r["score"], r["id"]))
-    rows = rows[:k]
-    if as_json:
-        print_json({"experiment": chosen.name, "a": a, "target": target, "confidence": confidence, "candidates": rows})
-        return
-    emit_table(
-        f"{chosen.name} rescored: a={a:g}, target {points(target)}, confidence {confidence:g}",
-        ["rank", "id", "status", "runs", "time (s)", "accuracy", "lower bound", "stored score", "new score"],
-        [(str(i + 1), str(r["id"]), r["status"], str(r["runs"]), number(r["time_mean"]), points(r["accuracy_mean"]),
-          points(r["accuracy_lower_bound"]), number(r["stored_score"]), number(r["score"])) for i, r in enumerate(rows)],
-    )
-
-
-@db_app.command("upgrade")
-def db_upgrade(db: DbOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
-    """Bring a database made by an older cifar-evolve to this version's schema (back it up first)."""
-    from evolve.database.connection import Database, parse_url, sqlite_path
-    from evolve.database.migrate import upgrade
-
-    try:
-        url = parse_url(db)
-        if url.get_backend_name() == "sqlite" and not sqlite_path(url).exists():
-            raise DatabaseError(f"there is no database at {sqlite_path(url).resolve()}: pass the --db of the one to upgrade")
-        database = Database(url)
-        try:
-            before, after = upgrade(database)
-        finally:
-            database.dispose()
-    except DatabaseError as e:
-        fail(str(e))
-    if as_json:
-        print_json({"database": database.describe(), "before": before, "after": after})
-    elif before == after:
-        console().out(f"the {database.describe()} is at schema revision {after} already", highlight=False)
-    else:
-        console().out(f"upgraded the {database.describe()} from schema revision {before or 'none'} to {after}", highlight=False)
-
-
-def register_inspect_commands(app: typer.Typer) -> None:
-    for command in (experiments, lineage, show, top, rescore):
-        app.command()(command)
-    app.add_typer(db_app, name="db")

@@ -28,7 +28,7 @@ def print_sample(console: Console, table: Table, sample: RunSample) -> None:
 
 def print_summary(console: Console, table: Table, summary: Summary) -> None:
     console.print(table)
-    pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+    pct = lambda x: f"{100 * x:.2f}%"
     overview = Table(title="summary", show_header=False)
     overview.add_column(justify="left")
     overview.add_column(justify="right")

@@ -2,83 +2,83 @@
 
 It reads only the database, so it works from another terminal or another machine that shares a
 PostgreSQL database. The running process's live panel shows more (each job's stage and run).
+The options and their help are declared in evolve/cli/app.py.
 """
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
 
-import typer
+from pydantic import ValidationError
 
-from evolve.cli.inspect_commands import (
-    DbOption,
-    ExperimentArgument,
-    JsonOption,
-    console,
-    number,
-    opened,
-    points,
-    print_json,
-)
 from components import set_description
-from evolve.database import DEFAULT_URL
+from evolve.cli.inspect_commands import console, number, opened, points, print_json
+from evolve.config import ExperimentConfig
+from evolve.database import ExperimentInfo
+from evolve.database.status import ExperimentStatus, champion_line, experiment_status
+from evolve.search.estimate import Costs, Remaining, duration, mean, remaining
 
-QUIET_SECONDS = 15 * 60  # a "running" search silent this long has probably died
 
-
-def status(
-    experiment: ExperimentArgument = None,
-    db: DbOption = DEFAULT_URL,
-    as_json: JsonOption = False,
-    quiet_minutes: Annotated[
-        Optional[float], typer.Option(metavar="MINUTES", help="warn when a running search has written nothing for this long")
-    ] = QUIET_SECONDS / 60,
-) -> None:
+def status(*, experiment: str | None, db: str, as_json: bool, quiet_minutes: float | None) -> None:
     """Progress of a search (running here or elsewhere): generation, jobs, champion history, spending, time left."""
-    from evolve.config import ExperimentConfig
-    from evolve.database.status import champion_line, experiment_status
-    from evolve.search.estimate import Costs, duration, mean, remaining
-
     with opened(db) as store:
         chosen = store.experiment(experiment)
         state = experiment_status(store, chosen)
-    from pydantic import ValidationError
+    config = stored_config(chosen)
+    estimate = time_left(chosen, state, config)
+    now = datetime.now(UTC)
+    quiet = None if state.last_activity is None else (now - state.last_activity).total_seconds()
+    if as_json:
+        print_json({**state.model_dump(mode="json", exclude={"experiment"}), "experiment": chosen.name,
+                    "status": chosen.status, "generations": config.generations, "proposals_planned": planned(config),
+                    "seconds_left": estimate.seconds, "seconds_since_activity": quiet})
+        return
+    out = console()
+    for line in status_lines(chosen, state, config, estimate, now, quiet, quiet_minutes):
+        out.out(line, highlight=False)
 
+
+def stored_config(chosen: ExperimentInfo) -> ExperimentConfig:
+    """The experiment's stored settings; written by another version, the defaults (plans only)."""
     try:
-        config = ExperimentConfig.model_validate({k: v for k, v in chosen.config.items() if k != "llm"})
-    except ValidationError:  # written by another version: show what the database says, with default plans
-        config = ExperimentConfig()
-    now = datetime.now(timezone.utc)
-    total = config.generations * config.candidates_per_generation
+        return ExperimentConfig.model_validate({k: v for k, v in chosen.config.items() if k != "llm"})
+    except ValidationError:
+        return ExperimentConfig()
+
+
+def planned(config: ExperimentConfig) -> int:
+    return config.generations * config.candidates_per_generation
+
+
+def time_left(chosen: ExperimentInfo, state: ExperimentStatus, config: ExperimentConfig) -> Remaining:
+    """The time (and budget) the search still needs, from the costs it measured so far."""
     slots = 1 if config.harness.device == "cpu" else len(config.gpus)
     evaluations = state.evaluation_seconds[-50:]
-    left = max(0, total - state.proposed) + state.counts.get("pending", 0) + state.counts.get("running", 0)
+    left = max(0, planned(config) - state.proposed) + state.counts.get("pending", 0) + state.counts.get("running", 0)
     device_left = None if config.budget_gpu_hours is None else config.budget_gpu_hours * 3600 - state.device_seconds
     usd_left = None if config.budget_usd is None else config.budget_usd - state.usd
-    estimate = remaining(
+    return remaining(
         Costs(evaluation_seconds=mean(evaluations), promotion_seconds=mean(state.promotion_seconds),
               promotion_rate=len(state.promotion_seconds) / len(evaluations) if evaluations else 0.0,
               usd_per_proposal=state.usd / state.proposed if state.proposed and state.usd else None),
         left if chosen.status == "running" or left else 0, slots, device_left, usd_left,
     )
+
+
+def status_lines(chosen: ExperimentInfo, state: ExperimentStatus, config: ExperimentConfig, estimate: Remaining,
+                 now: datetime, quiet: float | None, quiet_minutes: float | None) -> list[str]:
+    """The text report, one line each; a running search silent for `quiet_minutes` gets a warning."""
     unit = "CPU hours" if config.harness.device == "cpu" else "GPU hours"
-    quiet = None if state.last_activity is None else (now - state.last_activity).total_seconds()
-    if as_json:
-        print_json({**state.model_dump(mode="json", exclude={"experiment"}), "experiment": chosen.name,
-                    "status": chosen.status, "generations": config.generations, "proposals_planned": total,
-                    "seconds_left": estimate.seconds, "seconds_since_activity": quiet})
-        return
-    out = console()
-    started = chosen.created_at if chosen.created_at.tzinfo else chosen.created_at.replace(tzinfo=timezone.utc)
+    started = chosen.created_at if chosen.created_at.tzinfo else chosen.created_at.replace(tzinfo=UTC)
     since = f"; last write {duration(quiet)} ago" if quiet is not None else ""
     lines = [
-        f"{chosen.name}: {chosen.status}, started {started.astimezone():%Y-%m-%d %H:%M} ({duration((now - started).total_seconds())} ago){since}",
-        f"evolving {', '.join(chosen.components)} from {set_description(chosen.baseline)} on {chosen.device}; data {config.harness.data}, "
-        f"scale {config.harness.effective_scale()}",
-        f"generation {state.generation} of {config.generations}; {state.proposed} of {total} proposals made",
+        (f"{chosen.name}: {chosen.status}, started {started.astimezone():%Y-%m-%d %H:%M} "
+         f"({duration((now - started).total_seconds())} ago){since}"),
+        (f"evolving {', '.join(chosen.components)} from {set_description(chosen.baseline)} on {chosen.device}; "
+         f"data {config.harness.data}, scale {config.harness.effective_scale()}"),
+        f"generation {state.generation} of {config.generations}; {state.proposed} of {planned(config)} proposals made",
         "candidates: " + (", ".join(f"{n} {s}" for s, n in sorted(state.counts.items())) or "none"),
     ]
     for job in state.running:
-        claimed = job.claimed_at if job.claimed_at is None or job.claimed_at.tzinfo else job.claimed_at.replace(tzinfo=timezone.utc)
+        claimed = job.claimed_at if job.claimed_at is None or job.claimed_at.tzinfo else job.claimed_at.replace(tzinfo=UTC)
         age = f", claimed {duration((now - claimed).total_seconds())} ago" if claimed else ""
         lines.append(f"  running #{job.candidate_id} {job.component} (by {job.claimed_by or '-'}{age})")
     if state.rejections:
@@ -95,5 +95,4 @@ def status(
                          f"`evolve start --resume {chosen.name}`")
     elif chosen.status == "stopped":
         lines.append(f"stopped: continue with `evolve start --resume {chosen.name}`")
-    for line in lines:
-        out.out(line, highlight=False)
+    return lines

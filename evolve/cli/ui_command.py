@@ -1,23 +1,16 @@
-"""`evolve ui`: the read-only web app over the lineage database."""
-
-from typing import Annotated
+"""`evolve ui`: the read-only web app over the lineage database.
+The options and their help are declared in evolve/cli/app.py."""
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from evolve.database import DEFAULT_URL, DatabaseError
+from evolve.database import DatabaseError
+from evolve.ui.server import serve
 
 
-def ui(
-    db: Annotated[str, typer.Option("--db", help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")] = DEFAULT_URL,
-    host: Annotated[str, typer.Option(help="address to listen on; anything but loopback exposes the database")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8765,
-) -> None:
-    """Watch a search in the browser: experiments, score over time, the lineage tree, each candidate's diff,
-    verdicts, samples and LLM call. Read-only; safe to run beside a running search."""
-    from evolve.ui.server import serve  # the web stack loads only for this command
-
+def ui(*, db: str, host: str, port: int) -> None:
+    """Serve the web app on host:port until interrupted; read-only, safe beside a running search."""
     out, errors = Console(highlight=False), Console(stderr=True, highlight=False)
     try:
         serve(
