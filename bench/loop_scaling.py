@@ -28,17 +28,17 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator.component_set import ComponentSet  # noqa: E402
-from evolve.config import ExperimentConfig  # noqa: E402
-from evolve.config_display import masked_dump  # noqa: E402
-from evolve.database import Store  # noqa: E402
-from evolve.llm.client import Budget  # noqa: E402
-from evolve.search.loop import EvolutionLoop  # noqa: E402
-from evolve.search.progress import LoopStats, Progress  # noqa: E402
-from evolve.search.proposer import Proposal, ProposalRequest  # noqa: E402
-from tests.stub_search import StubExecutor  # noqa: E402
+from evaluator.component_set import ComponentSet
+from evolve.config import ExperimentConfig
+from evolve.config_display import masked_dump
+from evolve.database import Store
+from evolve.llm.client import Budget
+from evolve.search.loop import EvolutionLoop
+from evolve.search.progress import LoopStats, Progress
+from evolve.search.proposer import Proposal, ProposalRequest
+from tests.stub_search import StubExecutor
 
-CONSTANT = re.compile(r"^BENCH_COUNTER = \d+$", re.M)
+CONSTANT = re.compile(r"^BENCH_COUNTER = \d+$", re.MULTILINE)
 
 
 class CounterProposer:
@@ -72,16 +72,19 @@ class TimedStub(StubExecutor):
             TimedStub.cpu += time.process_time() - start
 
 
-class TimedLoop(EvolutionLoop):
-    """The loop, noting when each proposal's outcome is stored."""
+def timed_proposals(loop: EvolutionLoop, marks: list, window: int) -> None:
+    """Note when each proposal's outcome is stored (wrapping the loop's Proposals.done)."""
+    done = loop.proposals.done
 
-    def _proposal_done(self, *args) -> None:
-        super()._proposal_done(*args)
-        self.marks.append((time.perf_counter(), time.process_time() - TimedStub.cpu))
-        if len(self.marks) % self.window == 0:  # as it goes: a long run on a busy machine shows its progress
-            (w0, c0), (w1, c1) = self.marks[-self.window], self.marks[-1]
-            print(f"  proposals {len(self.marks) - self.window + 1}-{len(self.marks)}: {1000 * (w1 - w0) / (self.window - 1):.2f} ms "
-                  f"wall, {1000 * (c1 - c0) / (self.window - 1):.2f} ms CPU per proposal", flush=True)
+    def timed_done(*args) -> None:
+        done(*args)
+        marks.append((time.perf_counter(), time.process_time() - TimedStub.cpu))
+        if len(marks) % window == 0:  # as it goes: a long run on a busy machine shows its progress
+            (w0, c0), (w1, c1) = marks[-window], marks[-1]
+            print(f"  proposals {len(marks) - window + 1}-{len(marks)}: {1000 * (w1 - w0) / (window - 1):.2f} ms "
+                  f"wall, {1000 * (c1 - c0) / (window - 1):.2f} ms CPU per proposal", flush=True)
+
+    loop.proposals.done = timed_done
 
 
 def main(argv: list[str] | None = None) -> list[float]:
@@ -100,14 +103,14 @@ def main(argv: list[str] | None = None) -> list[float]:
             experiment = store.create_experiment(name, config.components, masked_dump(config), "baseline", "stub",
                                                  seed_sources=ComponentSet.shipped("baseline").sources)
             with Progress(Console(stderr=True, quiet=True), LoopStats(experiment=name, proposer="counter")) as progress:
-                loop = TimedLoop(config, store, experiment, TimedStub(), CounterProposer(), progress, Budget(),
-                                 np.random.default_rng(0))
-                loop.marks, loop.window = [], args.window
+                loop = EvolutionLoop(config, store, experiment, TimedStub(), CounterProposer(), progress, Budget(),
+                                     np.random.default_rng(0))
+                marks: list = []
+                timed_proposals(loop, marks, args.window)
                 started = time.perf_counter()
                 loop.run()
                 wall = time.perf_counter() - started
             backend = store.db.backend
-    marks = loop.marks
     windows = [[1000 * (marks[k + args.window - 1][i] - marks[k - 1 if k else 0][i]) / args.window for i in (0, 1)]
                for k in range(0, len(marks) - args.window + 1, args.window)]
     print(f"{backend}: {len(marks)} proposals in {wall:.1f} s; per proposal, by window of {args.window} "

@@ -160,7 +160,7 @@ def test_the_plan_counts_the_pairs_the_next_attempt_really_runs(tmp_path):
 
 def test_the_panel_names_the_generation_of_the_latest_proposal():
     """Four proposals of two per generation are generations 1 and 2: the panel said "generation 3 of 2"."""
-    from evolve.search.panel_steps import latest_generation
+    from evolve.search.panel import latest_generation
 
     assert [latest_generation(n, 2) for n in range(6)] == [0, 1, 1, 2, 2, 3]
     assert latest_generation(4, 2) == 2 and latest_generation(1, 4) == 1

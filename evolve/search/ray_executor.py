@@ -18,9 +18,11 @@ How the pieces are split, and why:
   `run_job` is a bug, not a fault: it reaches the loop as it would from the local pool.
 - Each job's future is resolved once; a result for a job already resolved is dropped and counted
   (`duplicates`), and the store refuses a second evaluation of a candidate besides.
-- `shutdown(wait=False)` (Ctrl-C) cancels the tasks in flight: first with a KeyboardInterrupt in the
-  task, so that the evaluator's `with SandboxedWorker` kills its worker's process group, then, after
-  `cancel_grace_seconds`, by killing the Ray worker.
+- `abandon()` (the second Ctrl-C, a seed that fails) and `shutdown(wait=False)` cancel the tasks in
+  flight: first with a KeyboardInterrupt in the task, so that the evaluator's `with SandboxedWorker`
+  kills its worker's process group, then, after `cancel_grace_seconds`, by killing the Ray worker.
+- `job_progress()` lists the jobs in flight from the driver's tickets: a task does not report its
+  cascade stages back to the driver, so each shows as on the cluster (with its attempt when retried).
 - A driver that dies (SIGKILL) takes its tasks with it: Ray ends the tasks of a job whose owner is
   gone. The store still holds those candidates as `running`; `--resume` re-queues and re-submits them.
 
@@ -40,11 +42,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from evaluator.cascade import no_report
 from evaluator.data import Dataset
 from evaluator.promotion import PromotionDecision
 from evaluator.results import Evaluation, StageVerdict
 from evolve.config import RaySettings
-from evolve.search.executor import EvaluationJob, Job, JobRunner, Result, run_job
+from evolve.search.executor import EvaluationJob, Executor, Job, JobProgress, JobRunner, Result, job_kind, run_job
 
 try:
     import ray
@@ -106,8 +109,8 @@ def _run_task(job: Job, dataset: Dataset, runner: JobRunner) -> TaskOutcome:
     def work() -> None:
         try:
             # gpu=None: the sandbox passes on the CUDA_VISIBLE_DEVICES that Ray set for this task's GPU.
-            box["result"] = runner(job, dataset, None)
-        except BaseException as e:
+            box["result"] = runner(job, dataset, None, no_report)
+        except BaseException as e:  # noqa: BLE001  whatever the job raised is raised again in the task's thread
             box["error"] = e
 
     thread = threading.Thread(target=work, name="job", daemon=True)
@@ -197,8 +200,8 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(lines[:3])[:400]}"
 
 
-class RayExecutor:
-    """The executor interface on a Ray cluster (see the module docstring)."""
+class RayExecutor(Executor):
+    """The executor protocol on a Ray cluster (see the module docstring)."""
 
     def __init__(self, settings: RaySettings, device: str, dataset: Dataset, runner: JobRunner = run_job):
         self.settings, self.device, self._runner = settings, device, runner
@@ -213,7 +216,7 @@ class RayExecutor:
         self._collector = threading.Thread(target=self._collect, name="ray-results", daemon=True)
         self._collector.start()
 
-    # the interface
+    # the protocol
 
     @property
     def slots(self) -> int:
@@ -233,6 +236,16 @@ class RayExecutor:
         ticket = Ticket(job=job, future=Future())
         self._launch(ticket)
         return ticket.future
+
+    def job_progress(self) -> list[JobProgress]:
+        """The jobs in flight, oldest first, since their latest submission (see the module docstring)."""
+        return sorted((JobProgress(candidate_id=t.job.candidate_id, kind=job_kind(t.job), started=t.submitted_at,
+                                   stage="on the cluster" if t.attempt == 0 else f"on the cluster, attempt {t.attempt + 1}")
+                       for t in self._tickets()), key=lambda p: p.started)
+
+    def abandon(self) -> None:
+        """Cancel every task in flight now (politely, then by force after cancel_grace_seconds); their futures end cancelled."""
+        self._cancel_all()
 
     def shutdown(self, wait: bool = True) -> None:
         """wait: let the jobs in flight finish; else cancel them (politely, then by force) and drop their futures."""
@@ -259,14 +272,14 @@ class RayExecutor:
 
     def _launch(self, ticket: Ticket) -> None:
         job = ticket.job
-        kind = "evaluation" if isinstance(job, EvaluationJob) else "promotion"
-        options = dict(
-            num_cpus=self.settings.cpus_per_task,
-            num_gpus=1 if self.device == "cuda" else 0,
-            max_retries=0,  # retries are ours: each attempt's reason is kept
-            retry_exceptions=False,
-            name=f"evolve-{kind}-{job.candidate_id}",
-        )
+        kind = job_kind(job)
+        options = {
+            "num_cpus": self.settings.cpus_per_task,
+            "num_gpus": 1 if self.device == "cuda" else 0,
+            "max_retries": 0,  # retries are ours: each attempt's reason is kept
+            "retry_exceptions": False,
+            "name": f"evolve-{kind}-{job.candidate_id}",
+        }
         ticket.submitted_at = time.monotonic()
         with self._lock:
             ref = _remote_task.options(**options).remote(job, self._dataset_ref, self._runner)
@@ -293,7 +306,7 @@ class RayExecutor:
         if ticket is None:
             return
         job, seconds = ticket.job, time.monotonic() - ticket.submitted_at
-        record = TaskRecord(candidate_id=job.candidate_id, kind="evaluation" if isinstance(job, EvaluationJob) else "promotion",
+        record = TaskRecord(candidate_id=job.candidate_id, kind=job_kind(job),
                             attempt=ticket.attempt, outcome="done", seconds=seconds)
         try:
             outcome: TaskOutcome = ray.get(ref)

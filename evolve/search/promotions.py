@@ -1,0 +1,131 @@
+"""Promotions: the gate to a paired comparison, the queue of comparisons, their start and their
+decision, and the champion change.
+
+Promotion has its own bookkeeping: the attempts that number the error budget (counted in the
+database), the minimum gain from the device's calibration, the queue of paired re-measurements
+(each stored before it starts, so a killed search redoes it on resume) and the refold of both
+sides' records after each decision (evolve/database/decisions.py). What is decided, and on what
+evidence, is the promotion policy's (evaluator/promotion_policy/): this module only feeds it.
+"""
+
+import time
+
+from evaluator.component_set import ComponentSet
+from evaluator.promotion import PromotionDecision
+from evaluator.promotion_policy.policy import PromotionPolicy, Standing
+from evaluator.promotion_policy.rule import DecisionContext
+from evolve.config import ExperimentConfig
+from evolve.database import decisions as promotion_records
+from evolve.database.records import PromotionInfo
+from evolve.database.store import Store
+from evolve.llm.client import Budget
+from evolve.search.executor import PromotionJob
+from evolve.search.panel import Panel
+from evolve.search.state import SearchState
+
+CALIBRATION_REFRESH_SECONDS = 60.0
+
+
+class Promotions:
+    """One paired comparison at a time; owns the queue and the one in progress."""
+
+    def __init__(self, config: ExperimentConfig, store: Store, experiment_id: int, state: SearchState, policy: PromotionPolicy,
+                 budget: Budget, panel: Panel):
+        self.config, self.store, self.experiment_id, self.state = config, store, experiment_id, state
+        self.policy, self.budget, self.panel = policy, budget, panel
+        self.queue: list[PromotionInfo] = store.promotions(experiment_id, "queued")
+        self.running: PromotionInfo | None = None
+        self._noise: tuple | None = None  # (champion id, when read, its device's calibrated time noise)
+
+    def due(self) -> bool:
+        return bool(self.queue) and self.running is None
+
+    def queued(self) -> None:
+        """A promotion was queued in the database (with an evaluation's result): read the queue again."""
+        self.queue = self.store.promotions(self.experiment_id, "queued")
+
+    def ensure_first_champion(self) -> None:
+        """A search killed between the seed's evaluation and its crowning: crown the best now."""
+        best = self.state.index.best()
+        if self.state.champion is None and best is not None:
+            self.crown_first(int(best.origin))
+
+    def crown_first(self, candidate_id: int) -> None:
+        self.store.record_champion(self.experiment_id, candidate_id, None, {"reason": "the first evaluated candidate"})
+        self.state.crown(candidate_id)
+        self.panel.champion_changed(self.state)
+
+    def minimum_gain(self) -> float:
+        """The champion's minimum gain: a setting, else its device's calibration, else the default. The
+        calibration is read again for a new champion and at most every CALIBRATION_REFRESH_SECONDS
+        (`evolve calibrate` may run beside a search), not for every evaluation."""
+        champion, now, cached = self.state.champion, time.monotonic(), self._noise
+        if cached is None or cached[0] != champion.id or now - cached[1] > CALIBRATION_REFRESH_SECONDS:
+            device = promotion_records.device_of(self.store, champion.id)
+            calibration = promotion_records.latest_calibration(self.store, device) if device else None
+            cached = self._noise = (champion.id, now, calibration.time_noise_seconds if calibration else None)
+        return self.policy.minimum_gain(champion.time_mean or 0.0, cached[2])[0]
+
+    def gate(self, candidate: Standing, candidate_times: list[float]) -> str | None:
+        """None where the candidate is worth a paired comparison with the champion, else why not."""
+        if self.state.champion is None:
+            return "no champion"
+        return self.policy.gate(candidate, candidate_times, self.state.champion_record, self.minimum_gain())
+
+    def next_job(self) -> PromotionJob | None:
+        """The next queued comparison as a job, stored as started; None where it is no longer worth one."""
+        promotion = self.queue.pop(0)
+        champion, candidate = self.state.champion, self.state.index.rows[promotion.candidate_id]
+        times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, candidate.id)]
+        standing = Standing(score=candidate.score, accuracy_lower_bound=candidate.accuracy_lower_bound)
+        if champion is None or champion.id == candidate.id or self.gate(standing, times) is not None:
+            reason = "the champion changed since it was queued, and it no longer scores above it"
+            self.store.finish_promotion(promotion.id, None, [], [], False, {"reason": reason}, 0.0)
+            return None
+        context = self._context()
+        pairs = self.policy.pairs(context)
+        self.store.start_promotion(promotion.id)  # before the measurement: a killed search redoes it on resume
+        sets = self.state.requests.sets([candidate.id, champion.id])
+        promotion_settings = self.config.promotion
+        job = PromotionJob(
+            candidate_id=candidate.id, incumbent_id=champion.id,
+            candidate_set=ComponentSet(sources=sets[candidate.id]), incumbent_set=ComponentSet(sources=sets[champion.id]),
+            harness=self.config.harness, score=self.config.score,
+            promotion=promotion_settings.model_copy(update={"pairs": pairs, "limits": self.state.run_limits(promotion_settings.limits)}),
+            context=context,
+        )
+        self.panel.event(f"#{candidate.id} scored above champion #{champion.id}: paired re-measurement ({pairs} pairs, "
+                         f"attempt {context.attempt}, alpha {context.alpha:.2g})")
+        self.running = promotion
+        return job
+
+    def _context(self) -> DecisionContext:
+        attempt = promotion_records.attempts_made(self.store, self.experiment_id) + 1
+        self.minimum_gain()  # the calibration of this champion's device, read if it is not yet
+        return self.policy.context(attempt, self.state.champion.time_mean or 0.0, self._noise[2], self.state.champion_record.samples)
+
+    def done(self, candidate_id: int, decision: PromotionDecision) -> None:
+        """Store the decision first (a decision lost to a crash would hand the next attempt too much alpha),
+        then the promotion, both sides' refolded records, and the champion."""
+        self.budget.add_gpu_seconds(decision.seconds)
+        promotion, self.running = self.running, None
+        champion = self.state.champion
+        promoted = decision.promoted and champion is not None
+        if champion is not None:
+            promotion_records.record_decision(self.store, self.experiment_id, candidate_id, champion.id, decision)
+        self.store.finish_promotion(
+            promotion.id, champion.id if champion else None, decision.candidate_samples, decision.incumbent_samples, promoted,
+            decision.model_dump(exclude={"candidate_samples", "incumbent_samples"}), decision.seconds,
+        )
+        if champion is not None:
+            for side in (candidate_id, champion.id):  # one record per candidate: all its samples make its statistics
+                promotion_records.refresh_record(self.store, side, self.config.score)
+                self.state.refresh(side)
+        if promoted:
+            self.state.crown(candidate_id)
+            self.panel.event(f"#{candidate_id} is the new champion: {decision.reason}")
+        else:
+            if champion is not None:
+                self.state.crown(champion.id)  # its record grew: its statistics and times follow
+            self.panel.event(f"#{candidate_id} not promoted: {decision.reason}")
+        self.panel.champion_changed(self.state)
