@@ -28,24 +28,37 @@ from evaluator.statistics import summarize  # noqa: E402
 from evolve.config import ExperimentConfig, LLMSettings, ModelSpec  # noqa: E402
 from evolve.database import Store  # noqa: E402
 from evolve.llm.client import Budget, LLMClient  # noqa: E402
-from evolve.search.executor import EvaluationJob  # noqa: E402
+from evolve.search.executor import EvaluationJob, Executor, JobProgress  # noqa: E402
 from evolve.search.loop import EvolutionLoop  # noqa: E402
 from evolve.search.progress import LoopStats, Progress  # noqa: E402
 from evolve.search.proposer import LLMProposer  # noqa: E402
 from tests.loopback_llm import LoopbackLLM, full_module, reply  # noqa: E402
 
 
-class StubExecutor:
+class StubExecutor(Executor):
     """Holds a slot for `seconds` per job and records when each slot was busy."""
 
     def __init__(self, slots: int, seconds: float):
-        self.slots, self.seconds = slots, seconds
+        self._slots, self.seconds = slots, seconds
         self.pool = ThreadPoolExecutor(max_workers=slots)
         self.busy: list[tuple[float, float]] = []
         self.lock = threading.Lock()
 
+    @property
+    def slots(self) -> int:
+        return self._slots
+
     def submit(self, job: EvaluationJob) -> Future:
         return self.pool.submit(self._run, job)
+
+    def job_progress(self) -> list[JobProgress]:
+        return []  # the panel shows each job as waiting for a worker: this benchmark does not look at it
+
+    def abandon(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)  # a job sleeping now ends within `seconds`
+
+    def describe(self) -> str:
+        return f"stub executor: {self.slots} slot(s) of {self.seconds:.2f} s each"
 
     def _run(self, job: EvaluationJob) -> Evaluation:
         start = time.perf_counter()
@@ -58,7 +71,7 @@ class StubExecutor:
                           stages=[StageVerdict(stage="timed", status="passed", seconds=self.seconds)])
 
     def shutdown(self, wait: bool = True) -> None:
-        self.pool.shutdown(wait=wait)
+        self.pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def idle_fraction(self) -> float:
         first, last = min(s for s, _ in self.busy), max(e for _, e in self.busy)

@@ -35,16 +35,16 @@ from evaluator.cascade import CascadeSettings  # noqa: E402
 from evaluator.component_set import ComponentSet  # noqa: E402
 from evaluator.data import synthetic_dataset  # noqa: E402
 from evaluator.settings import HarnessSettings, ScoreSettings  # noqa: E402
-from evolve.search.executor import EvaluationJob, Job, LocalPoolExecutor  # noqa: E402
+from evolve.search.executor import EvaluationJob, Executor, Job, JobProgress, LocalPoolExecutor  # noqa: E402
 from tests.ray_support import StubRunner, run_stub_search, start_cluster  # noqa: E402
 
 REFERENCE_SECONDS = 30.0
 
 
-class TimedExecutor:
+class TimedExecutor(Executor):
     """Any executor, with each job's submission and resolution times on the driver's clock."""
 
-    def __init__(self, inner):
+    def __init__(self, inner: Executor):
         self.inner = inner
         self.jobs: list[tuple[float, float, float]] = []  # submitted, resolved, seconds the evaluator held the slot
         self.lock = threading.Lock()
@@ -65,8 +65,17 @@ class TimedExecutor:
             with self.lock:
                 self.jobs.append((submitted, resolved, future.result().seconds))
 
+    def job_progress(self) -> list[JobProgress]:
+        return self.inner.job_progress()
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
     def shutdown(self, wait: bool = True) -> None:
         self.inner.shutdown(wait)
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} (timed)"
 
 
 def warm_up(executor, slots: int) -> float:

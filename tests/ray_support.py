@@ -6,6 +6,7 @@ installs the extra (like the PostgreSQL tests in tests/database_support.py).
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -13,11 +14,13 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from evaluator import cascade
+from evaluator.cascade import StageReport, no_report
 from evaluator.data import Dataset
 from evaluator.promotion import PromotionDecision
 from evaluator.results import Evaluation, RunSample, StageVerdict
 from evaluator.statistics import summarize
-from evolve.search.executor import EvaluationJob, Job
+from evolve.search.executor import EvaluationJob, Job, run_job
 
 # Node deaths are noticed within about a second instead of Ray's default half a minute.
 FAST_FAILURE_DETECTION = {"health_check_period_ms": 300, "health_check_failure_threshold": 3, "health_check_timeout_ms": 300}
@@ -73,7 +76,7 @@ class StubRunner(BaseModel):
     seconds_by_candidate: dict[int, float] = {}  # exceptions to `seconds`
     marker_dir: str | None = None
 
-    def __call__(self, job: Job, dataset: Dataset, gpu: int | None) -> Evaluation | PromotionDecision:
+    def __call__(self, job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Evaluation | PromotionDecision:
         start = time.perf_counter()
         if self.marker_dir:
             (Path(self.marker_dir) / f"{job.candidate_id}-{current_node()}-{uuid.uuid4().hex[:6]}").write_text("")
@@ -89,7 +92,23 @@ class StubRunner(BaseModel):
                                  candidate_samples=candidate, incumbent_samples=incumbent, seconds=elapsed)
 
 
-def crash_worker(job: Job, dataset: Dataset, gpu: int | None) -> None:
+class ChildProcessRunner(BaseModel):
+    """Starts a child that sleeps in its own session (as the sandbox starts its worker), writes the child's
+    pid to `marker_dir`, reports the stage `sleeping` and waits for the child; a failed evaluation once the
+    child is killed. For the tests of abandon(): the job ends only when something kills its process."""
+
+    marker_dir: str
+
+    def __call__(self, job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Evaluation:
+        child = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        (Path(self.marker_dir) / f"{job.candidate_id}-{child.pid}").write_text("")
+        report("sleeping")
+        code = child.wait()
+        return Evaluation(changed=job.changed, status="failed",
+                          stages=[StageVerdict(stage="timed", status="failed", message=f"the child ended with {code}")])
+
+
+def crash_worker(job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> None:
     """A runner whose process dies, as a Ray worker does when the machine's OOM killer picks it."""
     os._exit(3)
 
@@ -164,9 +183,6 @@ def stub_driver(address: str, url: str, marker_dir: str, seconds: float, seed_se
 class NoStaticCheckRunner(BaseModel):
     """run_job with the static check switched off inside the task, so that only the sandbox stands in the way."""
 
-    def __call__(self, job: Job, dataset: Dataset, gpu: int | None) -> Evaluation | PromotionDecision:
-        import evaluator.cascade as cascade
-        from evolve.search.executor import run_job
-
+    def __call__(self, job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Evaluation | PromotionDecision:
         cascade.check_source = lambda name, source: []
-        return run_job(job, dataset, gpu)
+        return run_job(job, dataset, gpu, report)

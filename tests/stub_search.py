@@ -7,7 +7,7 @@ smoke and 2 s of timed stages; each paired re-measurement 5 s, promoting the can
 stub time is lower. With `block_promotions`, a paired re-measurement never returns (a search to
 SIGKILL in the middle of one).
 
-Run as a script it is `evolve` with the stub in place of the local pool:
+Run as a script it is `evolve` with the stub in place of the executor it would make:
     python -m tests.stub_search start --component optimizer --device cpu ...
 (STUB_BLOCK_PROMOTIONS=1 in the environment blocks the paired re-measurements).
 """
@@ -23,7 +23,9 @@ from evaluator.component_set import ComponentSet
 from evaluator.promotion import PromotionDecision
 from evaluator.results import Evaluation, RunSample, StageVerdict
 from evaluator.statistics import summarize
-from evolve.search.executor import EvaluationJob, PromotionJob
+from evolve.cli import start_command
+from evolve.cli.app import app
+from evolve.search.executor import EvaluationJob, Executor, JobProgress, PromotionJob
 
 SMOKE_SECONDS, TIMED_SECONDS, PROMOTION_SECONDS = 1.0, 2.0, 5.0
 
@@ -45,13 +47,18 @@ def stub_samples(seconds: float, runs: int = 3) -> list[RunSample]:
                       torch_version="-") for i in range(runs)]
 
 
-class StubExecutor:
+class StubExecutor(Executor):
     """Synchronous stand-in for LocalPoolExecutor: results are ready when submit returns."""
 
     def __init__(self, slots: int = 1, block_promotions: bool = False):
-        self.slots, self.block_promotions = slots, block_promotions
+        self._slots, self.block_promotions = slots, block_promotions
         self.jobs: list = []
         self.never = threading.Event()
+        self.blocked: list[Future] = []  # the promotions that never complete, until abandon() cancels them
+
+    @property
+    def slots(self) -> int:
+        return self._slots
 
     def submit(self, job) -> Future:
         self.jobs.append(job)
@@ -60,9 +67,20 @@ class StubExecutor:
             future.set_result(self.evaluate(job))
         elif self.block_promotions:
             threading.Thread(target=self.never.wait, daemon=True).start()  # the future never completes
+            self.blocked.append(future)
         else:
             future.set_result(self.confirm(job))
         return future
+
+    def job_progress(self) -> list[JobProgress]:
+        return []  # nothing runs: every result is ready at once, a blocked promotion waits for no worker
+
+    def abandon(self) -> None:
+        for future in self.blocked:
+            future.cancel()
+
+    def describe(self) -> str:
+        return f"stub executor: {self.slots} slot(s), results at once"
 
     @staticmethod
     def evaluate(job: EvaluationJob) -> Evaluation:
@@ -88,11 +106,8 @@ class StubExecutor:
 
 
 def main(argv: list[str]) -> None:
-    import evolve.cli.start_command as start_command
-    from evolve.cli.app import app
-
     block = os.environ.get("STUB_BLOCK_PROMOTIONS") == "1"
-    start_command.LocalPoolExecutor = lambda gpus, dataset: StubExecutor(block_promotions=block)
+    start_command.make_executor = lambda config, dataset: StubExecutor(block_promotions=block)
     app(argv)
 
 

@@ -199,7 +199,7 @@ def test_sigkill_during_a_promotion_then_resume_without_flags(tmp_path, data_fil
     assert generations_before >= 1 and migrants_before  # the migration after generation 1 happened before the kill
     assert seconds_before == evaluated_before * (SMOKE_SECONDS + TIMED_SECONDS)
 
-    monkeypatch.setattr(start_command, "LocalPoolExecutor", lambda gpus, dataset: StubExecutor())
+    monkeypatch.setattr(start_command, "make_executor", lambda config, dataset: StubExecutor())
     result = CliRunner().invoke(app, ["start", "--resume", "killed", "--db", url])
     assert result.exit_code == 0, result.output
     assert "overrides" not in result.output

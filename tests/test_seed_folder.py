@@ -68,7 +68,7 @@ def start(url: str, *args: str):
 
 
 def test_a_search_starts_from_the_folder_stores_it_and_resumes_after_the_folder_is_gone(recipe, tmp_path, monkeypatch):
-    monkeypatch.setattr(start_command, "LocalPoolExecutor", lambda gpus, dataset: StubExecutor())
+    monkeypatch.setattr(start_command, "make_executor", lambda config, dataset: StubExecutor())
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
     result = start(url, "--components", str(recipe), "--generations", "1", "--name", "mine")
     assert result.exit_code == 0, result.output
@@ -89,7 +89,7 @@ def test_a_search_starts_from_the_folder_stores_it_and_resumes_after_the_folder_
 
 
 def test_a_missing_seed_folder_stops_the_start_and_stores_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(start_command, "LocalPoolExecutor", lambda gpus, dataset: StubExecutor())
+    monkeypatch.setattr(start_command, "make_executor", lambda config, dataset: StubExecutor())
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
     result = start(url, "--components", str(tmp_path / "nowhere"), "--generations", "1", "--name", "none")
     assert result.exit_code != 0
