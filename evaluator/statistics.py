@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+from scipy import stats
 
 from evaluator.results import RunSample, Summary
-from evaluator.score_defaults import (  # noqa: F401  (re-exported)
+from evaluator.score_defaults import (  # re-exported: the statistics's defaults
     DEFAULT_ACCURACY_STD_FLOOR,
     DEFAULT_CONFIDENCE,
     DEFAULT_PENALTY_BASE,
@@ -41,8 +42,6 @@ PENALTY_CAP_SECONDS = 1000.0
 @lru_cache(maxsize=4096)
 def t_quantile(q: float, df: int) -> float:
     """Student-t quantile, cached: the null simulations ask for the same few thousands of times."""
-    from scipy import stats  # imported here: the CLI starts without scipy (docs/BENCHMARKS.md)
-
     return float(stats.t.ppf(q, df))
 
 

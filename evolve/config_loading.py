@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from evolve.config import DEFAULT_LABEL, ENV_NESTING, ENV_PREFIX, MODEL_VARIABLE, ConfigError, ExperimentConfig, Path_
+from evolve.presets import preset_values
 
 
 class LoadedConfig(BaseModel):
@@ -46,8 +47,6 @@ def load_config(
     data: dict[str, Any] = {}
     sources: dict[str, str] = {}
     if preset is not None:
-        from evolve.presets import preset_values
-
         try:
             values = preset_values(preset)
         except ValueError as e:
@@ -145,7 +144,7 @@ def _set(data: dict[str, Any], sources: dict[str, str], keys: Path_, value: Any,
         node = node[key]
     node[keys[-1]] = value
     dotted = format_path(keys)
-    for existing in [s for s in sources if s == dotted or s.startswith(dotted + ".") or s.startswith(dotted + "[")]:
+    for existing in [s for s in sources if s == dotted or s.startswith((dotted + ".", dotted + "["))]:
         del sources[existing]
     sources[dotted] = label
 
@@ -165,7 +164,7 @@ def _lookup_source(sources: dict[str, str], dotted: str) -> str:
             return sources[candidate]
         cut = max(candidate.rfind("."), candidate.rfind("["))
         candidate = candidate[:cut] if cut > 0 else ""
-    inside = sorted({label for key, label in sources.items() if key.startswith(dotted + ".") or key.startswith(dotted + "[")})
+    inside = sorted({label for key, label in sources.items() if key.startswith((dotted + ".", dotted + "["))})
     return ", ".join(inside) if inside else DEFAULT_LABEL
 
 

@@ -60,6 +60,7 @@ nothing we have to trust beyond the kernel's documented structures (include/uapi
 
 import ctypes
 import functools
+import importlib.util
 import os
 import platform
 import runpy
@@ -356,8 +357,6 @@ def library_paths() -> list[str]:
 
 def project_package_dirs() -> dict[str, str]:
     """The project's own packages the worker imports, by name: their real directories."""
-    import importlib.util
-
     dirs = {}
     for name in PROJECT_PACKAGES:
         spec = importlib.util.find_spec(name)

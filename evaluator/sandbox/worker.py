@@ -34,11 +34,16 @@ import socket
 import sys
 import time
 import traceback
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from evaluator.harness import checked_logits
+from evaluator.behaviour import fingerprints
+from evaluator.component_set import ComponentSet
+from evaluator.contracts import run_contract
+from evaluator.harness import Speedrun, checked_logits
+from evaluator.profiling import profile_run
 from evaluator.sandbox import protocol
 from evaluator.sandbox.guard import Guard
 from evaluator.sandbox.run_data import ARRAYS, RunDataLayout, map_run_data
@@ -54,7 +59,7 @@ def describe_error(e: BaseException) -> str:
 
 class WorkerSession:
     # stage -> the messages allowed in it
-    ALLOWED = {
+    ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
         "new": ("setup",),
         "ready": ("contracts", "behaviour", "warmup"),
         "warm": ("go", "profile"),
@@ -90,8 +95,6 @@ class WorkerSession:
         torch.set_num_threads(message.get("threads", torch.get_num_threads()))
         if message["device"].startswith("cuda"):  # the GPU's share of a memory limit; RLIMIT_AS covers CPU workers
             torch.cuda.set_per_process_memory_fraction(message["gpu_memory_fraction"], torch.device(message["device"]))
-        from evaluator.component_set import ComponentSet
-
         self.component_set = ComponentSet(sources=message["sources"])
         self.settings = message
         self.device = torch.device(message["device"])
@@ -99,26 +102,20 @@ class WorkerSession:
         self.reply({"type": "ready"})
 
     def on_contracts(self, message: dict, payload: bytes) -> None:
-        from evaluator.contracts import run_contract
-
         results = {}
         for name in message["components"]:
             start = time.perf_counter()
             try:
                 run_contract(self.component_set, name)
                 results[name] = {"passed": True, "message": "", "seconds": time.perf_counter() - start}
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001  any failure of candidate code is the contract's verdict
                 results[name] = {"passed": False, "message": describe_error(e), "seconds": time.perf_counter() - start}
         self.reply({"type": "contracts", "results": results})
 
     def on_behaviour(self, message: dict, payload: bytes) -> None:
-        from evaluator.behaviour import fingerprints
-
         self.reply({"type": "behaviour", "fingerprints": fingerprints(self.component_set, message["hyperparams"])})
 
     def on_warmup(self, message: dict, payload: bytes) -> None:
-        from evaluator.harness import Speedrun
-
         start = time.perf_counter()
         self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
         self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]))
@@ -156,8 +153,6 @@ class WorkerSession:
         self.reply(header, logits.tobytes())
 
     def on_profile(self, message: dict, payload: bytes) -> None:
-        from evaluator.profiling import profile_run
-
         self.stage = "done"
         train_images, train_labels, test_images = self.run_data(message)
         summary = profile_run(self.speedrun, train_images, train_labels, test_images, int(message["seed"]))

@@ -39,6 +39,8 @@ model what to use instead.
 import re
 from functools import cache
 
+import torch
+
 RAW_MEMORY_FIX = (
     "use the tensor's own shape operations (view, reshape, permute, transpose, flip, unfold, expand, narrow, "
     "contiguous, clone) and the factories (torch.zeros, torch.empty, torch.tensor, torch.as_tensor), which "
@@ -260,8 +262,6 @@ UNREVIEWED_INDEX_FIX = (
 @cache
 def schema_index_ops() -> dict[str, tuple[str, ...]]:
     """Public aten op name -> its address arguments, for every op of the installed torch that has any."""
-    import torch
-
     found: dict[str, set[str]] = {}
     for schema in torch._C._jit_get_all_schemas():
         op = schema.name.removeprefix("aten::")

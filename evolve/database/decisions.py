@@ -113,7 +113,7 @@ def refresh_record(store: Store, candidate_id: int, score: ScoreSettings) -> Non
     samples = record_samples_of(store, candidate_id)
     if not samples:
         return
-    from evaluator.statistics import summarize_with  # numpy: not for the views that only read decisions
+    from evaluator.statistics import summarize_with  # numpy, scipy: not for the views (read only)
 
     summary = summarize_with([RunSample.model_validate(s.model_dump()) for s in samples], score)
     with store.db.session(write=True) as session:

@@ -8,12 +8,17 @@ every HTTP attempt is counted through an httpx event hook so the record shows th
 A call never raises for what the endpoint does: a failed call (timeout, connection error, HTTP
 error after the retries, an empty reply) returns an LLMCall with `error` set, and is logged as a
 warning. Programming errors still raise.
+
+The openai package is imported inside the three places that use it, not at the top: it takes about
+0.5 s to import (measured after torch and pydantic are loaded), and every search imports this module
+for LLMCall and Budget, also when the built-in mutator proposes and no call is ever made.
 """
 
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Self
 
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr
@@ -63,7 +68,7 @@ class LLMClient:
         self.endpoint = settings.base_url or OPENAI_DEFAULT_URL
         self._attempts = threading.local()  # per-thread counters: calls may run in several threads
         self._rng_lock = threading.Lock()  # numpy Generators are not thread-safe
-        import openai  # here, not at the top: the CLI starts without it (docs/BENCHMARKS.md)
+        import openai  # 0.5 s, only where an LLM is configured (module docstring)
 
         http_client = openai.DefaultHttpxClient(
             event_hooks={"request": [self._on_request], "response": [self._on_response]}
@@ -103,9 +108,9 @@ class LLMClient:
 
         spec = self.model_named(model) if model else self.choose_model()
         self._attempts.count, self._attempts.statuses = 0, []
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
         start = time.perf_counter()
-        record = dict(model=spec.name, endpoint=self.endpoint, messages=messages, started_at=started_at)
+        record = {"model": spec.name, "endpoint": self.endpoint, "messages": messages, "started_at": started_at}
         try:
             completion = self.client.chat.completions.create(
                 model=spec.name,
@@ -147,7 +152,7 @@ class LLMClient:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> "LLMClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
