@@ -1,4 +1,4 @@
-"""What one timed run per worker costs (issue 25): where a scored sample's seconds go.
+"""What one timed run per worker costs: where a scored sample's seconds go.
 
 Every scored sample now comes from a fresh worker (evaluator/runs.py `fresh_run`): start the
 jailed process and set it up, warm up on random data, one timed run, kill. Before, the runs of
@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator.component_set import ComponentSet  # noqa: E402
-from evaluator.data import load_dataset, synthetic_dataset  # noqa: E402
-from evaluator.runs import fresh_seed, timed_sample, warm_up_worker  # noqa: E402
-from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits  # noqa: E402
-from evaluator.settings import HarnessSettings  # noqa: E402
+from evaluator.component_set import ComponentSet
+from evaluator.data import load_dataset, synthetic_dataset
+from evaluator.runs import fresh_seed, timed_sample, warm_up_worker
+from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits
+from evaluator.settings import HarnessSettings
 
 
 def one_sample(component_set, dataset, harness, limits) -> dict:

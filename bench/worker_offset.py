@@ -3,7 +3,7 @@
 The same component set on both sides of a paired measurement, `--measurements` times, with
 `evaluator.promotion.measure_pairs`: a new worker for every run. (The "shared" protocol, two
 workers kept for all pairs, which evaluator/promotion.py used before 2026-12-02 and which showed
-the offset, is gone: since issue 25 no worker makes more than one timed run; its results stay
+the offset, is gone: now no worker makes more than one timed run; its results stay
 in docs/BENCHMARKS.md.)
 
 If pairs were independent and the sides exchangeable, one side would win all `--pairs` pairs of a

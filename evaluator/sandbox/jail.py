@@ -88,7 +88,7 @@ SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446), "arm64": (444
 PR_SET_NO_NEW_PRIVS = 38
 # seccomp (linux/audit.h, asm/unistd.h): per machine, the audit architecture, socket(2)'s number,
 # and the syscalls the worker is refused outright, by name: the kernel channels a worker could use
-# to reach another worker or outlive its own (issue 25), and interfaces it has no business with.
+# to reach another worker or outlive its own run, and interfaces it has no business with.
 SECCOMP_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "arm64": 0xC00000B7}
 SOCKET_SYSCALL = {"x86_64": 41, "aarch64": 198, "arm64": 198}
 REFUSED_SYSCALLS = {  # name: (x86_64, aarch64), and why

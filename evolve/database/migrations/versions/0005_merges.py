@@ -1,4 +1,4 @@
-"""A smarter search: merges, behavioural fingerprints, novelty skips and the model bandit's record.
+"""Merges, behavioural fingerprints, novelty skips and the model bandit's record.
 
 - candidates.behaviour: each component's behavioural fingerprint on the fixed probe inputs, as the
   sandboxed CPU stage measured it (evaluator/behaviour.py); a child whose changed component behaves
