@@ -4,13 +4,14 @@ Each command below is a declaration: its signature is what typer parses and prin
 the function of the same name in the module `@runs_in` names, imported when the command runs. That
 import is the CLI's one on-demand import, and the reason is start-up time: `evolve --help` and
 `evolve COMMAND --help` load typer and rich alone (about 0.15 s), whereas the modules that do the
-work import, at their tops, what they need. Measured on the development machine (2 CPUs, `python
--X importtime`, bench/cli_startup.py, docs/BENCHMARKS.md), each on its own: torch 1.2 s, scipy.stats
-0.75 s, openai 0.5 s, alembic 0.4 s, sqlalchemy 0.25 s, numpy 0.15 s. The inspection commands
-(experiments, lineage, show, top, status, diff) then pay for SQLAlchemy only.
+work import, at their tops, what they need. What those cost, each imported on its own on the
+development machine (2 CPUs, `time python -c "import X"`; docs/BENCHMARKS.md, "CLI start-up"):
+torch 1.25 s, scipy.stats 0.75 s, openai 0.5 s, alembic 0.4 s, sqlalchemy 0.25 s, numpy 0.15 s.
+The inspection commands (experiments, lineage, show, top, status, diff) pay for SQLAlchemy only;
+bench/cli_startup.py measures every command and the heavy modules it loads.
 
-This module imports nothing heavier than typer: the option types and the defaults they show
-(DEFAULT_URL, the score's defaults, the component names) come from modules that import nothing.
+This module imports nothing heavier than typer: the defaults its options show (DEFAULT_URL, the
+score's defaults) come from modules that import nothing.
 """
 
 import functools
