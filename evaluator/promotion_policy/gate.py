@@ -33,6 +33,8 @@ holds confirmation runs (the seed, before its first comparison) the score alone 
 
 from collections.abc import Sequence
 
+from scipy import stats
+
 
 def better_score(candidate: float, incumbent: float, candidate_lcb: float = 0.0, incumbent_lcb: float = 0.0) -> bool:
     """Higher score (scores are finite now; the bounds only break exact ties)."""
@@ -45,8 +47,6 @@ def screening_pvalue(candidate_times: Sequence[float], champion_times: Sequence[
     """One-sided p-value of 'the champion's runs are not slower than the candidate's by more than the gain'."""
     if len(candidate_times) == 0 or len(champion_times) == 0:
         return 1.0
-    from scipy import stats  # imported here: the CLI starts without scipy
-
     shifted = [t + min_gain_seconds for t in candidate_times]
     return float(stats.mannwhitneyu(champion_times, shifted, alternative="greater").pvalue)
 

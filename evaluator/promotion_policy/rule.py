@@ -42,6 +42,7 @@ from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel, Field
+from scipy import special, stats
 
 from evaluator.results import RunSample, Summary
 from evaluator.settings import RuleSettings, ScoreSettings
@@ -118,16 +119,12 @@ def minimum_gain(rule: RuleSettings, champion_time: float, calibrated_seconds: f
 @lru_cache(maxsize=4096)
 def wins_needed(n: int, alpha: float) -> int:
     """The least count c with P(Bin(n, 1/2) >= c) <= alpha (n + 1 when no count is rare enough)."""
-    from scipy import stats  # imported here, as everywhere the CLI reaches: `evolve --help` starts without scipy
-
     return int(stats.binom.isf(alpha, n, 0.5)) + 1
 
 
 @lru_cache(maxsize=4096)
 def sign_pvalue(n: int, wins: int) -> float:
     """P(at least `wins` heads in n fair coin flips)."""
-    from scipy import stats
-
     return float(stats.binom.sf(wins - 1, n, 0.5))
 
 
@@ -145,8 +142,6 @@ def sign_test(gains: Sequence[float], threshold: float, alpha: float, name: str)
 
 def t_lower_bound(mean: float, se: float, df: float, alpha: float, threshold: float, name: str) -> GainTest:
     statistic = (mean - threshold) / se
-    from scipy import special
-
     pvalue = float(special.stdtr(df, -statistic))  # Student-t survival function (scipy.special: fast)
     lower = mean - float(special.stdtrit(df, 1 - alpha)) * se
     return GainTest(name=name, estimate=mean, lower_bound=lower, threshold=threshold, pvalue=pvalue, passed=pvalue <= alpha)
