@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
-from evolve.search.mutation_sites import HYPERPARAMS_NAME
 from evaluator.python_parse import parse_python
+from evolve.search.mutation_sites import HYPERPARAMS_NAME, MutatorError, mutation_sites
 
 
 def overridden_keys(overrides: Mapping[str, object]) -> dict[str, str]:
@@ -155,8 +155,6 @@ def site_of(description: str) -> list[str]:
 
 def ineffective_changes(component: str, old: str, new: str, set_sources: Mapping[str, str], overrides: Mapping[str, object]) -> list[str]:
     """The changes from `old` to `new` (at mutator sites) that cannot take effect, each with why."""
-    from evolve.search.mutation_sites import MutatorError, mutation_sites
-
     try:
         before = {s.name: old[s.start:s.end] for s in mutation_sites(component, old)}
         after = {s.name: new[s.start:s.end] for s in mutation_sites(component, new)}

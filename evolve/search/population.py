@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel
+from scipy.stats import rankdata
 
 from evolve.config import PopulationSettings
 
@@ -114,8 +115,6 @@ def select_parent_from(pool: list[Individual], rng: np.random.Generator, setting
         return pool[int(rng.integers(len(pool)))]
     if settings.parent_selection == "best":
         return pool[0]
-    from scipy.stats import rankdata  # here: importing the search code stays fast for the CLI
-
     pool = softmax_head(pool, settings.selection_temperature)
     ranks = rankdata([-i.score for i in pool], method="average") - 1
     weights = np.exp(-ranks / settings.selection_temperature)
