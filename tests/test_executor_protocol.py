@@ -1,7 +1,7 @@
 """Every executor implements the whole protocol (evolve/search/executor.py Executor), and abandon() stops what runs.
 
 The executors are found by reading the source: any class of the product (evolve/, evaluator/) or of
-the tests and benchmarks that defines `submit` is an executor, so a new one that forgot to subclass
+the tests and benchmarks that defines `submit(self, job)` is an executor, so a new one that forgot to subclass
 Executor, or left a method out, fails here rather than on the rare path (a second Ctrl-C, a failing
 seed) that calls the missing method.
 """
@@ -32,7 +32,7 @@ STAND_INS = ("tests", "bench")
 
 
 def executor_classes(folders: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(module, class) of every module-level class under `folders` that defines a `submit` method, but the protocol itself."""
+    """(module, class) of every module-level class under `folders` that defines `submit(self, job)`, but the protocol itself."""
     found = []
     for folder in folders:
         for path in sorted((ROOT / folder).rglob("*.py")):
@@ -40,7 +40,8 @@ def executor_classes(folders: tuple[str, ...]) -> list[tuple[str, str]]:
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             for node in tree.body:
                 if isinstance(node, ast.ClassDef) and (module, node.name) != ("evolve.search.executor", "Executor") and any(
-                        isinstance(item, ast.FunctionDef) and item.name == "submit" for item in node.body):
+                        isinstance(item, ast.FunctionDef) and item.name == "submit" and len(item.args.args) == 2
+                        for item in node.body):  # a job in, a future out (the loop's Scheduler.submit takes more)
                     found.append((module, node.name))
     return found
 
