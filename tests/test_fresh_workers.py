@@ -2,6 +2,10 @@
 worker is gone once its logits are in."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -81,3 +85,34 @@ def cmdline(pid: int) -> str:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_a_worker_dies_with_the_search_that_started_it(tmp_path):
+    """A search killed with SIGKILL (no cleanup runs) leaves no worker behind to train on, even one that
+    is busy and would not notice its closed pipes for minutes."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from evaluator.component_set import ComponentSet\n"
+        "from evaluator.runs import worker_setup\n"
+        "from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerLimits\n"
+        "with SandboxedWorker(WorkerLimits(warmup_seconds=600), 'cpu') as worker:\n"
+        "    worker.request(worker_setup(ComponentSet.shipped('baseline'), 'cpu', False, {}, worker), 'ready', 300)\n"
+        "    worker.send({'type': 'warmup', 'seed': 0, 'num_train': 50000, 'num_test': 10000})  # busy: it reads no pipe\n"
+        "    print(worker.process.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    try:
+        worker_pid = int(parent.stdout.readline())
+        inside = descendants(worker_pid)
+        time.sleep(1.0)  # well into the warm-up
+        assert alive(worker_pid) and inside
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in [worker_pid, *inside]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in [worker_pid, *inside])
+    finally:
+        parent.kill()

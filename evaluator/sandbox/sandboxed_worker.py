@@ -14,6 +14,7 @@ from here and from the kernel (README, "Threat model"). `kill` returns only once
 of the worker's namespace is gone, so no process of one run is alive during the next.
 """
 
+import ctypes
 import functools
 import os
 import resource
@@ -31,6 +32,9 @@ from pathlib import Path
 from evaluator.data import cache_dir
 from evaluator.sandbox import jail, protocol
 from evaluator.sandbox.limits import WorkerLimits
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 ENVIRONMENT_PASSED = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME")
 
@@ -201,7 +205,13 @@ class SandboxedWorker:
         else:
             policy = "unjailed"
 
+        parent = os.getpid()
+
         def restrict() -> None:  # runs in the child before exec
+            # Dies with the thread that started it: a killed search (SIGKILL, a crash) leaves no worker
+            # training on; unshare's --kill-child then takes the whole namespace with it.
+            if LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+                os._exit(1)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
