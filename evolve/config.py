@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from components import COMPONENT_NAMES, SHIPPED_SETS
 from evaluator.settings import CascadeSettings, HarnessSettings, PromotionSettings, ScoreSettings
+from evolve.simulation.settings import SimulationSettings
 
 ENV_PREFIX = "EVOLVE_"
 MODEL_VARIABLE = "EVOLVE_MODEL"  # like --model: model names, comma-separated, for llm.models
@@ -210,11 +211,15 @@ class ExperimentConfig(BaseModel):
     gpus: list[int] = Field(
         default_factory=lambda: [0], min_length=1, description="CUDA device indices to evaluate on (local executor)"
     )
-    executor: Literal["local", "ray"] = Field(
-        "local", description="where evaluations run: local (this machine, one worker per GPU in `gpus`) or ray (a Ray "
-        "cluster, see `ray`; needs `pip install -e '.[ray]'`)",
+    executor: Literal["local", "ray", "simulated"] = Field(
+        "local", description="where evaluations run: local (this machine, one worker per GPU in `gpus`), ray (a Ray "
+        "cluster, see `ray`; needs `pip install -e '.[ray]'`) or simulated (nothing runs: times and accuracies drawn from "
+        "a stated landscape and noise model, see `simulation` and evolve/simulation; for studying the search itself)",
     )
     ray: RaySettings = Field(default_factory=RaySettings, description="the Ray cluster (executor = ray)")
+    simulation: SimulationSettings = Field(
+        default_factory=SimulationSettings, description="the simulated executor's landscape, noise and costs (executor = simulated)"
+    )
     database_url: str = Field("sqlite:///evolve.db", description="SQLAlchemy URL of the lineage database")
     prompts_dir: Path | None = Field(None, description="folder of prompt templates; none: the shipped prompts/")
     seed: int | None = Field(None, description="seed of the loop's random choices; none: fresh")

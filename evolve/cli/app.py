@@ -266,7 +266,7 @@ def start(
     ] = None,
     gpus: Annotated[str | None, typer.Option(metavar="0,1", help="CUDA devices to evaluate on \\[default: 0]")] = None,
     executor: Annotated[
-        str | None, typer.Option(metavar="local|ray", help="where evaluations run: this machine or a Ray cluster \\[default: local]")
+        str | None, typer.Option(metavar="local|ray|simulated", help="where evaluations run: this machine, a Ray cluster, or a simulation (nothing runs) \\[default: local]")
     ] = None,
     ray_address: Annotated[str | None, typer.Option(metavar="HOST:PORT", help="Ray head, or auto (with --executor ray)")] = None,
     device: Annotated[str | None, typer.Option(metavar="cuda|cpu", help="where to train \\[default: cuda]")] = None,

@@ -40,6 +40,8 @@ from evolve.search.interrupts import Interrupts
 from evolve.search.loop import EvolutionLoop, SeedFailed
 from evolve.search.progress import LoopStats, Progress
 from evolve.search.proposer import LLMProposer, MutatorProposer
+from evolve.simulation.data import simulated_dataset
+from evolve.simulation.proposer import SimulatedProposer
 
 console = errors  # the search reports on stderr; stdout stays free for what a script may parse
 
@@ -55,6 +57,8 @@ def gpu_text(config: ExperimentConfig) -> str:
 
 def device_unit(config: ExperimentConfig) -> str:
     """Device time named for the device that spends it."""
+    if config.executor == "simulated":
+        return "simulated GPU hours"
     return "CPU hours" if config.harness.device == "cpu" else "GPU hours"
 
 
@@ -67,8 +71,11 @@ def mutator_reason(config: ExperimentConfig) -> str:
     return f"an LLM endpoint is set ({endpoint}) but no model: add --model NAME (or EVOLVE_MODEL=NAME) to use it"
 
 
-def make_proposer(config: ExperimentConfig, rng: np.random.Generator) -> MutatorProposer | LLMProposer:
-    """The built-in mutator, or the LLM (with the mutator as its fallback where configured)."""
+def make_proposer(config: ExperimentConfig, rng: np.random.Generator) -> MutatorProposer | LLMProposer | SimulatedProposer:
+    """The built-in mutator, or the LLM (with the mutator as its fallback where configured); the simulated
+    proposer for the simulated executor unless simulation.proposer = configured."""
+    if config.executor == "simulated" and config.simulation.proposer == "simulated":
+        return SimulatedProposer(config.simulation, rng)
     if not config.llm.enabled:
         proposer = MutatorProposer(config.mutator, rng)
         proposer.name = f"built-in mutator ({mutator_reason(config)})"
@@ -147,7 +154,7 @@ def exit_now(code: int) -> None:
 
 def require_device(config: ExperimentConfig) -> None:
     """One line, before anything is stored or trained, when the search cannot run here."""
-    if config.harness.device != "cuda":
+    if config.harness.device != "cuda" or config.executor == "simulated":
         return
     if not torch.cuda.is_available():
         fail("no CUDA GPU is visible on this machine: pass --device cpu to search on the CPU (a tiny network, for "
@@ -167,7 +174,7 @@ def run(loaded: LoadedConfig, flags: dict, store: Store, name: str | None, resum
         except ComponentError as e:
             fail(f"--components: {e}")
     try:
-        dataset = load_dataset(config.harness.data)
+        dataset = simulated_dataset() if config.executor == "simulated" else load_dataset(config.harness.data)
     except DatasetError as e:
         fail(str(e))
     try:
@@ -283,6 +290,8 @@ def plan(config: ExperimentConfig, store: Store, experiment, slots: int):
 
 
 def device_text(config: ExperimentConfig) -> str:
+    if config.executor == "simulated":
+        return "simulated (evolve/simulation: nothing ran, every result was drawn)"
     if config.harness.device == "cuda" and not torch.cuda.is_available():
         return "cuda (not visible here)"
     name, driver = device_description(torch.device(config.harness.device))

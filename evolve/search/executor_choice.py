@@ -1,4 +1,4 @@
-"""Which executor runs a search's evaluations: the local pool or a Ray cluster, as the configuration says.
+"""Which executor runs a search's evaluations: the local pool, a Ray cluster or the simulation, as the configuration says.
 
 evolve.search.ray_executor is imported only for `executor = "ray"`: Ray is an optional extra.
 """
@@ -6,6 +6,7 @@ evolve.search.ray_executor is imported only for `executor = "ray"`: Ray is an op
 from evaluator.data import Dataset
 from evolve.config import ExperimentConfig
 from evolve.search.executor import Executor, LocalPoolExecutor
+from evolve.simulation.executor import SimulatedExecutor
 
 
 class ExecutorUnavailable(RuntimeError):
@@ -13,7 +14,10 @@ class ExecutorUnavailable(RuntimeError):
 
 
 def make_executor(config: ExperimentConfig, dataset: Dataset) -> Executor:
-    """The local pool (one worker per GPU of config.gpus, one on the CPU), or the Ray cluster of config.ray."""
+    """The local pool (one worker per GPU of config.gpus, one on the CPU), the Ray cluster of config.ray, or the
+    simulation of config.simulation (which reads no dataset)."""
+    if config.executor == "simulated":
+        return SimulatedExecutor(config.simulation)
     if config.executor == "local":
         return LocalPoolExecutor(config.gpus if config.harness.device != "cpu" else None, dataset)
     try:
