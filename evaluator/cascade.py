@@ -21,19 +21,18 @@ Every stage records its verdict and cost, so the GPU time the cascade saves can 
 import time
 from collections.abc import Callable
 
-import numpy as np
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from evaluator.behaviour import identical_behaviour, valid_fingerprints
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
-from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.early_stop import early_stop
+from evaluator.results import Evaluation, StageVerdict
 from evaluator.runs import fresh_profile, scored_runs, worker_setup
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import CascadeSettings, HarnessSettings, ScoreSettings
 from evaluator.static_check import check_source
-from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, summarize_with
+from evaluator.statistics import summarize_with
 
 # Called as report(stage, run, runs) when a stage (or a timed run, numbered from 1) begins, for live views.
 StageReport = Callable[[str, int | None, int | None], None]
@@ -90,20 +89,6 @@ def behaviour_stage(fingerprints: dict[str, str], parent: ParentBehaviour | None
     )
 
 
-def clearly_failing(accuracies: list[float], target: float, confidence: float, std_floor: float = DEFAULT_ACCURACY_STD_FLOOR) -> bool:
-    x = np.asarray(accuracies, dtype=float)
-    upper = x.mean() + stats.t.ppf(confidence, len(x) - 1) * floored_std(x, std_floor) / np.sqrt(len(x))
-    return bool(upper < target)
-
-
-def clearly_slower(times: list[float], champion_times: list[float] | None, confidence: float) -> bool:
-    if not champion_times or len(champion_times) < 2:
-        return False
-
-    result = stats.mannwhitneyu(times, champion_times, alternative="greater")
-    return bool(result.pvalue < 1 - confidence)
-
-
 def evaluate_candidate(
     component_set: ComponentSet,
     changed: list[str],
@@ -139,18 +124,6 @@ def evaluate_candidate(
     if evaluation.status == "evaluated" and evaluation.samples:
         evaluation.summary = summarize_with(evaluation.samples, score)
     return evaluation
-
-
-def early_stop(samples: list[RunSample], cascade: CascadeSettings, score: ScoreSettings, champion_times: list[float] | None) -> str:
-    """Why the timed runs stop after these samples ("" to go on): only after `min_runs`, before the last."""
-    done = len(samples)
-    if done < cascade.min_runs or done >= cascade.runs:
-        return ""
-    if clearly_failing([s.accuracy for s in samples], score.target, score.confidence, score.accuracy_std_floor):
-        return f"stopped after {done} runs: accuracy clearly below the target {score.target:.4f}"
-    if clearly_slower([s.time_seconds for s in samples], champion_times, score.confidence):
-        return f"stopped after {done} runs: clearly slower than the champion"
-    return ""
 
 
 def timed_runs(

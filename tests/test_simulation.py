@@ -8,17 +8,15 @@ import sys
 import numpy as np
 from typer.testing import CliRunner
 
-from evaluator.cascade import early_stop as real_early_stop
 from evaluator.component_set import ComponentSet
 from evaluator.promotion_policy.policy import PromotionPolicy
-from evaluator.results import RunSample
-from evaluator.settings import CascadeSettings, PromotionSettings, ScoreSettings
+from evaluator.settings import PromotionSettings, ScoreSettings
 from evolve.cli.app import app
 from evolve.config import ExperimentConfig
 from evolve.database import Store
 from evolve.database.decisions import decisions
 from evolve.search.executor_choice import make_executor
-from evolve.simulation.cascade import SIMULATED_FLAG, early_stop
+from evolve.simulation.cascade import SIMULATED_FLAG
 from evolve.simulation.landscape import Landscape, Truth
 from evolve.simulation.noise import NoiseModel
 from evolve.simulation.promotion import simulated_promotion
@@ -86,18 +84,6 @@ def test_the_noise_model_has_its_stated_accuracy_std():
     assert {s.device_name for s in samples} == {"simulated"}
 
 
-def test_the_simulated_early_stop_is_the_cascades():
-    rng = np.random.default_rng(0)
-    cascade, score = CascadeSettings(), ScoreSettings()
-    for _ in range(200):
-        n = int(rng.integers(2, 6))
-        accuracy, time = rng.choice([0.1, 0.935, 0.942]), rng.choice([3.0, 3.8, 4.5])
-        samples = [RunSample(run=i, seed=i, accuracy=accuracy + rng.normal(0, 0.002), time_seconds=time + rng.normal(0, 0.05),
-                             device_name="simulated", torch_version="simulated") for i in range(n)]
-        champion = list(3.8 + rng.normal(0, 0.05, int(rng.integers(0, 8))))
-        assert early_stop(samples, cascade, score, champion) == real_early_stop(samples, cascade, score, champion)
-
-
 def test_the_simulated_promotion_is_decided_by_the_real_policy():
     score, settings = ScoreSettings(), PromotionSettings(pairs=12)
     policy = PromotionPolicy(settings, score)
@@ -126,7 +112,9 @@ def simulated_search(tmp_path, name: str, generations: int, *settings: str) -> t
 
 
 def test_a_simulated_search_runs_end_to_end_and_says_simulated(tmp_path):
-    url, result = simulated_search(tmp_path, "sim", 30)
+    # helpful edits 4x as common as by default: a champion change is then all but certain in 240 proposals, whatever
+    # order the concurrent proposals finish in (a seeded search with a proposal pool is not deterministic)
+    url, result = simulated_search(tmp_path, "sim", 30, "simulation.landscape.helpful_share=0.2")
     assert "SIMULATED executor" in result.output and "simulated proposer" in result.output
     with Store.open(url) as store:
         experiment = store.experiment("sim")

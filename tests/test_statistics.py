@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from evaluator.early_stop import clearly_failing
 from evaluator.results import RunSample
-from evaluator.cascade import clearly_failing
-from evaluator.statistics import PENALTY_CAP_SECONDS, accuracy_penalty, lower_confidence_bound, mean_confidence_interval, summarize
+from evaluator.statistics import (
+    PENALTY_CAP_SECONDS,
+    accuracy_penalty,
+    lower_confidence_bound,
+    mean_confidence_interval,
+    summarize,
+)
 
 
 def samples(accuracies, times):

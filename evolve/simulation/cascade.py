@@ -7,14 +7,12 @@ repeated here because that module imports torch through the sandbox; tests/test_
 checks that both stop on the same samples).
 """
 
-from functools import lru_cache
 
-import numpy as np
-from scipy import stats
 
-from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.early_stop import early_stop
+from evaluator.results import Evaluation, StageVerdict
 from evaluator.settings import CascadeSettings, ScoreSettings
-from evaluator.statistics import floored_std, summarize_with
+from evaluator.statistics import summarize_with
 from evolve.simulation.landscape import Truth
 from evolve.simulation.noise import NoiseModel
 from evolve.simulation.settings import DeviceCosts
@@ -22,37 +20,6 @@ from evolve.simulation.settings import DeviceCosts
 SIMULATED_FLAG = "simulated: evolve/simulation drew these results, no code ran"
 SLOW_HOST_FLAG = "simulated slow host: every run of this job was slowed"
 SCREENING_SEED = 0  # screening runs on seeds SCREENING_SEED + run; promotions on seeds of their own (promotion.py)
-
-
-@lru_cache(maxsize=256)
-def t_quantile(confidence: float, df: int) -> float:
-    return float(stats.t.ppf(confidence, df))
-
-
-def clearly_failing(accuracies: list[float], target: float, confidence: float, std_floor: float) -> bool:
-    """evaluator/cascade.py clearly_failing: the upper confidence bound, std floored, below the target."""
-    x = np.asarray(accuracies, dtype=float)
-    upper = x.mean() + t_quantile(confidence, len(x) - 1) * floored_std(x, std_floor) / np.sqrt(len(x))
-    return bool(upper < target)
-
-
-def clearly_slower(times: list[float], champion_times: list[float] | None, confidence: float) -> bool:
-    """evaluator/cascade.py clearly_slower: one-sided Mann-Whitney against the champion's whole record."""
-    if not champion_times or len(champion_times) < 2:
-        return False
-    return bool(stats.mannwhitneyu(times, champion_times, alternative="greater").pvalue < 1 - confidence)
-
-
-def early_stop(samples: list[RunSample], cascade: CascadeSettings, score: ScoreSettings, champion_times: list[float] | None) -> str:
-    """evaluator/cascade.py early_stop: why the timed runs stop after these samples ("" to go on)."""
-    done = len(samples)
-    if done < cascade.min_runs or done >= cascade.runs:
-        return ""
-    if clearly_failing([s.accuracy for s in samples], score.target, score.confidence, score.accuracy_std_floor):
-        return f"stopped after {done} runs: accuracy clearly below the target {score.target:.4f}"
-    if clearly_slower([s.time_seconds for s in samples], champion_times, score.confidence):
-        return f"stopped after {done} runs: clearly slower than the champion"
-    return ""
 
 
 def simulated_evaluation(
