@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from components import COMPONENT_NAMES, SHIPPED_SETS
 from evaluator.settings import CascadeSettings, HarnessSettings, PromotionSettings, ScoreSettings
-from evolve.simulation.settings import SimulationSettings
+from evolve.simulation_settings import SimulationSettings
 
 ENV_PREFIX = "EVOLVE_"
 MODEL_VARIABLE = "EVOLVE_MODEL"  # like --model: model names, comma-separated, for llm.models

@@ -21,8 +21,8 @@ from evaluator.data import synthetic_dataset
 from evaluator.promotion import PromotionSettings
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evolve.config import ExperimentConfig
+from evolve.executor_choice import make_executor
 from evolve.search.executor import EvaluationJob, Executor, LocalPoolExecutor, PromotionJob
-from evolve.search.executor_choice import make_executor
 from tests.ray_support import ChildProcessRunner, import_ray, start_cluster
 from tests.stub_search import StubExecutor
 

@@ -15,15 +15,15 @@ from evolve.cli.app import app
 from evolve.config import ExperimentConfig
 from evolve.database import Store
 from evolve.database.decisions import decisions
-from evolve.search.executor_choice import make_executor
+from evolve.executor_choice import make_executor
 from evolve.simulation.cascade import SIMULATED_FLAG
 from evolve.simulation.landscape import Landscape, Truth
 from evolve.simulation.noise import NoiseModel
 from evolve.simulation.promotion import simulated_promotion
 from evolve.simulation.proposer import set_site
-from evolve.simulation.settings import DeviceCosts, LandscapeSettings, NoiseSettings, SimulationSettings
+from evolve.simulation_settings import DeviceCosts, LandscapeSettings, NoiseSettings, SimulationSettings
 
-SIMULATION_MODULES = ["evolve.simulation", "evolve.simulation.settings", "evolve.simulation.landscape",
+SIMULATION_MODULES = ["evolve.simulation", "evolve.simulation_settings", "evolve.simulation.landscape",
                       "evolve.simulation.noise", "evolve.simulation.cascade", "evolve.simulation.promotion",
                       "evolve.simulation.data"]
 

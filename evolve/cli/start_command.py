@@ -33,9 +33,9 @@ from evolve.config_loading import LoadedConfig, load_config, model_specs, parse_
 from evolve.database import DEFAULT_URL, DatabaseError, ExperimentInfo, Store
 from evolve.database.decisions import attempts_made
 from evolve.database.status import experiment_status
+from evolve.executor_choice import ExecutorUnavailable, make_executor
 from evolve.llm.client import Budget, LLMClient
 from evolve.search.estimate import Plan, mean
-from evolve.search.executor_choice import ExecutorUnavailable, make_executor
 from evolve.search.interrupts import Interrupts
 from evolve.search.loop import EvolutionLoop, SeedFailed
 from evolve.search.progress import LoopStats, Progress

@@ -15,7 +15,7 @@ from evaluator.settings import CascadeSettings, ScoreSettings
 from evaluator.statistics import summarize_with
 from evolve.simulation.landscape import Truth
 from evolve.simulation.noise import NoiseModel
-from evolve.simulation.settings import DeviceCosts
+from evolve.simulation_settings import DeviceCosts
 
 SIMULATED_FLAG = "simulated: evolve/simulation drew these results, no code ran"
 SLOW_HOST_FLAG = "simulated slow host: every run of this job was slowed"

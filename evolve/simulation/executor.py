@@ -11,7 +11,7 @@ from evolve.simulation.cascade import simulated_evaluation
 from evolve.simulation.landscape import Landscape, Truth
 from evolve.simulation.noise import NoiseModel
 from evolve.simulation.promotion import simulated_promotion
-from evolve.simulation.settings import SimulationSettings
+from evolve.simulation_settings import SimulationSettings
 
 
 class SimulatedExecutor(Executor):

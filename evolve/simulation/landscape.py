@@ -15,7 +15,7 @@ from itertools import combinations
 from statistics import NormalDist
 
 from evaluator.component_set import ComponentSet
-from evolve.simulation.settings import LandscapeSettings
+from evolve.simulation_settings import LandscapeSettings
 
 STANDARD_NORMAL = NormalDist()
 

@@ -10,7 +10,7 @@ import random
 
 from evaluator.results import RunSample
 from evolve.simulation.landscape import Truth
-from evolve.simulation.settings import NoiseSettings
+from evolve.simulation_settings import NoiseSettings
 
 DEVICE_NAME = "simulated"  # every simulated sample's device_name and torch_version
 

@@ -12,7 +12,7 @@ from evaluator.settings import PromotionSettings, ScoreSettings
 from evolve.simulation.cascade import SIMULATED_FLAG, SLOW_HOST_FLAG
 from evolve.simulation.landscape import Truth
 from evolve.simulation.noise import NoiseModel
-from evolve.simulation.settings import DeviceCosts
+from evolve.simulation_settings import DeviceCosts
 
 PROMOTION_SEED = 1_000_000  # pair p of attempt k runs on seed PROMOTION_SEED + 1000 k + p, apart from the screening's
 

@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from evolve.search.proposer import Proposal, ProposalRequest
-from evolve.simulation.settings import SimulationSettings
+from evolve.simulation_settings import SimulationSettings
 
 SITE_PREFIX = "SIMULATED_SITE_"
 
