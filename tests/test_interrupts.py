@@ -25,6 +25,14 @@ def wait_for(condition, timeout: float, what: str):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def command_line(process: psutil.Process) -> str:
+    """A process that ends while the tree is read (a finished worker left as a zombie) has no command line."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
+
+
 def test_two_ctrl_c_kill_every_worker_and_exit_130(tmp_path, data_file):  # noqa: F811
     url = f"sqlite:///{tmp_path / 'evolve.db'}"
     command = [sys.executable, "-m", "evolve", "start", "--component", "hyperparams", "--device", "cpu", "--data", str(data_file),
@@ -40,7 +48,7 @@ def test_two_ctrl_c_kill_every_worker_and_exit_130(tmp_path, data_file):  # noqa
                 found = store.find_experiment("interrupted")
                 statuses = [c.status for c in store.candidates(found.id)] if found else []
             # the worker starts as `python -m evaluator.sandbox.jail ...`, which enters the jail and runs it
-            workers = [p for p in parent.children(recursive=True) if "evaluator.sandbox.jail" in " ".join(p.cmdline())]
+            workers = [p for p in parent.children(recursive=True) if "evaluator.sandbox.jail" in command_line(p)]
             return workers if "champion" in statuses and "running" in statuses else False
 
         workers = wait_for(child_running, 300, "a child candidate in a worker")
@@ -60,7 +68,7 @@ def test_two_ctrl_c_kill_every_worker_and_exit_130(tmp_path, data_file):  # noqa
     assert code == 130, output
     assert "stopping: finishing" in output and "second Ctrl-C" in output and "Traceback" not in output, output
     alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert not alive, f"left running: {[command_line(p) for p in alive]}"
     with Store.open(url) as store:
         experiment = store.experiment("interrupted")
         candidates = store.candidates(experiment.id)
