@@ -10,7 +10,7 @@ from scipy import stats
 
 from evaluator.results import RunSample
 from evaluator.settings import CascadeSettings, ScoreSettings
-from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std
+from evaluator.statistics import DEFAULT_ACCURACY_STD_FLOOR, floored_std, rank_test_pvalue
 
 
 @lru_cache(maxsize=256)
@@ -29,7 +29,7 @@ def clearly_slower(times: list[float], champion_times: list[float] | None, confi
     """One-sided Mann-Whitney: these runs are slower than the champion's whole record."""
     if not champion_times or len(champion_times) < 2:
         return False
-    return bool(stats.mannwhitneyu(times, champion_times, alternative="greater").pvalue < 1 - confidence)
+    return rank_test_pvalue(times, champion_times) < 1 - confidence
 
 
 def early_stop(samples: list[RunSample], cascade: CascadeSettings, score: ScoreSettings, champion_times: list[float] | None) -> str:

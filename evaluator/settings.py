@@ -99,6 +99,12 @@ class RuleSettings(BaseModel):
 
 class PromotionSettings(RuleSettings):
     pairs: int = Field(16, ge=2, description="paired runs of candidate and incumbent on shared fresh seeds (at least what alpha needs)")
+    power: float = Field(
+        0.8, ge=0, lt=1, description="raise the pairs to what the candidate's screening gain needs for this chance of "
+        "confirming it (sign test at the attempt's alpha), up to max_pairs; a candidate that max_pairs could not confirm is "
+        "not compared and spends no error budget (evaluator/promotion_policy/policy.py); 0: always `pairs`"
+    )
+    max_pairs: int = Field(64, ge=2, description="most pairs a comparison sized by `power` may take")
     gate_pvalue: float = Field(
         0.2, gt=0, le=1, description="a candidate reaches a paired comparison only when its screening times beat the champion's "
         "record by the minimum gain at this p (one-sided Mann-Whitney; evaluator/promotion_policy/gate.py); 1: the score alone decides"

@@ -1,10 +1,11 @@
 """The gate to a paired comparison: neutral candidates rarely pass it, faster ones do."""
 
 import numpy as np
+import pytest
 
 from evaluator.component_set import ComponentSet
-from evaluator.promotion_policy.gate import screening_pvalue, worth_comparing
 from evaluator.promotion import PromotionDecision
+from evaluator.promotion_policy.gate import screening_pvalue, worth_comparing
 from evaluator.results import Evaluation, RunSample, StageVerdict
 from evaluator.statistics import summarize
 from evolve.search.executor import PromotionJob
@@ -67,6 +68,7 @@ class NeutralExecutor(StubExecutor):
 def comparisons_of_a_neutral_search(tmp_path, gate_pvalue: float) -> int:
     config = stub_config(60)
     config.promotion.gate_pvalue = gate_pvalue
+    config.promotion.power = 0.0  # the gate alone: sizing pairs by power would also skip most of these (test_promotion_power.py)
     config.search.novelty_enabled = False  # every child evaluated: the gate alone decides what is compared
     executor = NeutralExecutor()
     run_stub_search(executor, f"sqlite:///{tmp_path / f'gate-{gate_pvalue}.db'}", 60, config=config)
@@ -85,6 +87,7 @@ def test_the_panel_says_when_only_the_time_test_kept_a_candidate_from_a_comparis
     events: list[str] = []
     config = stub_config(20)
     config.search.novelty_enabled = False
+    config.promotion.power = 0.0  # the gate's own message (a comparison skipped for power says so in its own words)
     run_stub_search(NeutralExecutor(), f"sqlite:///{tmp_path / 'events.db'}", 20, config=config,
                     on_loop=lambda loop: setattr(loop.progress, "event", events.append))
     blocked = [e for e in events if "not compared" in e]
@@ -125,3 +128,16 @@ def test_the_time_test_waits_for_a_champion_record_with_paired_runs(tmp_path):
     compared = [job.candidate_id for job in executor.jobs if isinstance(job, PromotionJob)]
     assert len(compared) == 1, (compared, events)  # the first child that scored above the unconfirmed seed
     assert sum("not compared" in e for e in events) >= 3, events  # the rest: the record now spans fresh workers
+
+
+def test_the_rank_test_of_a_long_record_agrees_with_the_exact_one():
+    from scipy import stats
+
+    from evaluator.statistics import EXACT_RANK_TEST_LIMIT, rank_test_pvalue
+
+    rng = np.random.default_rng(3)
+    record, screening = rng.normal(3.0, 0.08, 2000), rng.normal(2.95, 0.08, 3)
+    assert len(record) * len(screening) > EXACT_RANK_TEST_LIMIT  # the approximation's side of the limit
+    exact = stats.mannwhitneyu(record, screening, alternative="greater", method="exact").pvalue
+    assert rank_test_pvalue(record, screening) == pytest.approx(exact, abs=0.01)
+    assert rank_test_pvalue([3.0, 3.1], [2.0, 2.1]) == stats.mannwhitneyu([3.0, 3.1], [2.0, 2.1], alternative="greater").pvalue

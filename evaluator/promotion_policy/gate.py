@@ -33,7 +33,7 @@ holds confirmation runs (the seed, before its first comparison) the score alone 
 
 from collections.abc import Sequence
 
-from scipy import stats
+from evaluator.statistics import rank_test_pvalue
 
 
 def better_score(candidate: float, incumbent: float, candidate_lcb: float = 0.0, incumbent_lcb: float = 0.0) -> bool:
@@ -48,7 +48,7 @@ def screening_pvalue(candidate_times: Sequence[float], champion_times: Sequence[
     if len(candidate_times) == 0 or len(champion_times) == 0:
         return 1.0
     shifted = [t + min_gain_seconds for t in candidate_times]
-    return float(stats.mannwhitneyu(champion_times, shifted, alternative="greater").pvalue)
+    return rank_test_pvalue(champion_times, shifted)
 
 
 def worth_comparing(

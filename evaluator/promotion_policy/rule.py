@@ -105,6 +105,26 @@ def pairs_for(alpha: float) -> int:
     return max(2, math.ceil(math.log2(1 / alpha)))
 
 
+def sign_test_power(pairs: int, alpha: float, win_chance: float) -> float:
+    """Chance that the sign test over `pairs` rejects at `alpha` when each pair favours the candidate with `win_chance`."""
+    return float(stats.binom.sf(wins_needed(pairs, alpha) - 1, pairs, win_chance))
+
+
+def pairs_for_power(alpha: float, win_chance: float, power: float, most: int) -> int | None:
+    """The fewest pairs (at least what alpha needs) whose sign test reaches `power` at `win_chance`; None where
+    even `most` pairs would not: an attempt that cannot succeed would spend its share of alpha for nothing."""
+    low = pairs_for(alpha)
+    if low > most or sign_test_power(most, alpha, win_chance) < power:
+        return None
+    while low < most:  # power grows with the pairs (up to the binomial's steps): bisect for the first that reaches it
+        middle = (low + most) // 2
+        if sign_test_power(middle, alpha, win_chance) >= power:
+            most = middle
+        else:
+            low = middle + 1
+    return low
+
+
 def minimum_gain(rule: RuleSettings, champion_time: float, calibrated_seconds: float | None) -> tuple[float, str]:
     """Seconds a candidate must gain per run: a setting, else the calibrated noise, else a fraction."""
     if rule.min_gain_seconds is not None:

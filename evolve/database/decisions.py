@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, or_, select
 
-from evaluator.results import RunSample
 from evaluator.settings import ScoreSettings
 from evolve.database.models import Calibration, Candidate, PromotionDecisionRow, Sample
 from evolve.database.records import StoredSample
@@ -103,19 +102,20 @@ def lost_comparisons(store: Store, experiment_id: int) -> dict[int, DecisionInfo
     return {cid: d for cid, d in latest.items() if not d.promoted}
 
 
-def record_samples_of(store: Store, candidate_id: int) -> list[StoredSample]:
-    """Every timed sample of the candidate: screening and every confirmation, oldest first."""
-    return store.samples(candidate_id, RECORD_STAGES)
+def record_samples_of(store: Store, candidate_id: int, skip: int = 0) -> list[StoredSample]:
+    """Every timed sample of the candidate: screening and every confirmation, oldest first (after the first `skip`)."""
+    return store.samples(candidate_id, RECORD_STAGES, skip)
 
 
-def refresh_record(store: Store, candidate_id: int, score: ScoreSettings) -> None:
-    """Recompute the stored summary and score from the candidate's whole record."""
-    samples = record_samples_of(store, candidate_id)
+def refresh_record(store: Store, candidate_id: int, score: ScoreSettings, samples: list[StoredSample] | None = None) -> None:
+    """Recompute the stored summary and score from the candidate's whole record (`samples`: that record, where the
+    caller holds it already)."""
+    samples = record_samples_of(store, candidate_id) if samples is None else samples
     if not samples:
         return
     from evaluator.statistics import summarize_with  # numpy, scipy: not for the views (read only)
 
-    summary = summarize_with([RunSample.model_validate(s.model_dump()) for s in samples], score)
+    summary = summarize_with(samples, score)
     with store.db.session(write=True) as session:
         candidate = session.get(Candidate, candidate_id)
         if candidate is None:

@@ -162,8 +162,11 @@ class SearchState:
             session.flush()
             return PromotionInfo.model_validate(request)
 
-    def promotions(self, experiment_id: int, status: str | Sequence[str] | None = None) -> list[PromotionInfo]:
+    def promotions(self, experiment_id: int, status: str | Sequence[str] | None = None,
+                   candidate_id: int | None = None) -> list[PromotionInfo]:
         query = select(PromotionRequest).where(PromotionRequest.experiment_id == experiment_id).order_by(PromotionRequest.id)
+        if candidate_id is not None:
+            query = query.where(PromotionRequest.candidate_id == candidate_id)
         if status is not None:
             query = query.where(PromotionRequest.status.in_([status] if isinstance(status, str) else list(status)))
         with self.db.session() as session:

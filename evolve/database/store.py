@@ -215,10 +215,14 @@ class Store(CandidateWrites, SearchState, ChampionHistory):
         with self.db.session() as session:
             return [CandidateInfo.model_validate(c) for c in session.scalars(query)]
 
-    def samples(self, candidate_id: int, stages: Sequence[str] | None = None) -> list[StoredSample]:
+    def samples(self, candidate_id: int, stages: Sequence[str] | None = None, skip: int = 0) -> list[StoredSample]:
+        """The candidate's samples in the order they were stored; `skip`: the first ones, read before (samples are
+        only ever added)."""
         query = select(Sample).where(Sample.candidate_id == candidate_id).order_by(Sample.id)
         if stages is not None:
             query = query.where(Sample.stage.in_(list(stages)))
+        if skip:
+            query = query.offset(skip)
         with self.db.session() as session:
             return [StoredSample.model_validate(s) for s in session.scalars(query)]
 

@@ -71,7 +71,7 @@ class Evaluations:
         parent = self.state.index.rows.get(candidate.parent_id) if candidate.parent_id is not None else None
         self.learning.evaluated(candidate, parent, device_seconds)
         if promote:
-            self.promotions.queued()
+            self.promotions.queued(candidate_id)
         if candidate.origin == "seed":
             self.state.seed_warmup = next((s.seconds for s in evaluation.stages if s.stage == "smoke" and s.status == "passed"), None)
         if evaluation.status != "evaluated":

@@ -40,9 +40,15 @@ class Promotions:
     def due(self) -> bool:
         return bool(self.queue) and self.running is None
 
-    def queued(self) -> None:
-        """A promotion was queued in the database (with an evaluation's result): read the queue again."""
-        self.queue = self.store.promotions(self.experiment_id, "queued")
+    def queued(self, candidate_id: int) -> None:
+        """The candidate's promotion was queued in the database (with its evaluation's result): add it."""
+        self.queue += self.store.promotions(self.experiment_id, "queued", candidate_id=candidate_id)
+
+    def _best_queued(self) -> int:
+        """The queued candidate with the best score goes first: after a champion change the others are gated again
+        against the new champion, and most no longer reach a comparison (FIFO spent the error budget in arrival order)."""
+        rows = self.state.index.rows
+        return max(range(len(self.queue)), key=lambda i: (rows[self.queue[i].candidate_id].score or -float("inf"), -i))
 
     def ensure_first_champion(self) -> None:
         """A search killed between the seed's evaluation and its crowning: crown the best now."""
@@ -74,16 +80,20 @@ class Promotions:
 
     def next_job(self) -> PromotionJob | None:
         """The next queued comparison as a job, stored as started; None where it is no longer worth one."""
-        promotion = self.queue.pop(0)
+        promotion = self.queue.pop(self._best_queued())
         champion, candidate = self.state.champion, self.state.index.rows[promotion.candidate_id]
-        times = [s.time_seconds for s in promotion_records.record_samples_of(self.store, candidate.id)]
+        times = [s.time_seconds for s in self.state.record(candidate.id)]
         standing = Standing(score=candidate.score, accuracy_lower_bound=candidate.accuracy_lower_bound)
         if champion is None or champion.id == candidate.id or self.gate(standing, times) is not None:
             reason = "the champion changed since it was queued, and it no longer scores above it"
             self.store.finish_promotion(promotion.id, None, [], [], False, {"reason": reason}, 0.0)
             return None
         context = self._context()
-        pairs = self.policy.pairs(context)
+        pairs, sizing = self.policy.pairs_for_candidate(context, times, self.state.champion_record)
+        if pairs is None:
+            self.store.finish_promotion(promotion.id, None, [], [], False, {"reason": sizing}, 0.0)
+            self.panel.event(f"#{candidate.id} scored above champion #{champion.id}, but {sizing}")
+            return None
         self.store.start_promotion(promotion.id)  # before the measurement: a killed search redoes it on resume
         sets = self.state.requests.sets([candidate.id, champion.id])
         promotion_settings = self.config.promotion
@@ -119,7 +129,7 @@ class Promotions:
         )
         if champion is not None:
             for side in (candidate_id, champion.id):  # one record per candidate: all its samples make its statistics
-                promotion_records.refresh_record(self.store, side, self.config.score)
+                promotion_records.refresh_record(self.store, side, self.config.score, self.state.record(side))
                 self.state.refresh(side)
         if promoted:
             self.state.crown(candidate_id)

@@ -10,11 +10,10 @@ writes to the database first, then tells the view (`add`, `refresh`, `crown`).
 from components import set_description
 from evaluator.component_set import ComponentSet
 from evaluator.promotion_policy.policy import ChampionRecord
-from evaluator.results import RunSample
 from evaluator.sandbox.limits import WorkerLimits
 from evolve.config import ExperimentConfig
 from evolve.database import decisions as promotion_records
-from evolve.database.records import CandidateInfo, ExperimentInfo
+from evolve.database.records import CandidateInfo, ExperimentInfo, StoredSample
 from evolve.database.store import Store
 from evolve.search.index import PopulationIndex, index_row
 from evolve.search.requests import RequestBuilder
@@ -30,6 +29,7 @@ class SearchState:
         self.champion: CandidateInfo | None = None
         self.champion_record: ChampionRecord | None = None
         self.seed_warmup: float | None = None  # seconds of the seed's warm-up: the run limit follows it
+        self._records: dict[int, list[StoredSample]] = {}  # record samples read so far (the champion's grows with each comparison)
 
     @classmethod
     def load(cls, store: Store, experiment: ExperimentInfo, config: ExperimentConfig, event) -> "SearchState":
@@ -71,15 +71,22 @@ class SearchState:
     def component_set(self, candidate_id: int) -> ComponentSet:
         return ComponentSet(sources=self.requests.sets([candidate_id])[candidate_id])
 
+    def record(self, candidate_id: int) -> list[StoredSample]:
+        """The candidate's record samples, oldest first. Records only grow: what was read before is kept and only
+        the samples stored since are read, so a champion compared a thousand times is not read a thousand times."""
+        known = self._records.setdefault(candidate_id, [])
+        known.extend(promotion_records.record_samples_of(self.store, candidate_id, skip=len(known)))
+        return known
+
     def crown(self, candidate_id: int) -> None:
         """The champion is now this candidate (stored already), or its record grew: read both again."""
         if self.champion is not None and self.champion.id != candidate_id:
             self.index.set_status(self.champion.id, "evaluated")
         self.index.set_status(candidate_id, "champion")
         self.champion = self.store.candidate(candidate_id)
-        record = promotion_records.record_samples_of(self.store, candidate_id)
+        self._records = {candidate_id: self._records.get(candidate_id, [])}  # the others' are read when next needed
+        record = self.record(candidate_id)
         self.champion_record = ChampionRecord(
             id=candidate_id, score=self.champion.score, accuracy_lower_bound=self.champion.accuracy_lower_bound,
-            time_mean=self.champion.time_mean, samples=[RunSample.model_validate(s.model_dump()) for s in record],
-            confirmed=any(s.stage == "confirm" for s in record),
+            time_mean=self.champion.time_mean, samples=list(record), confirmed=any(s.stage == "confirm" for s in record),
         )
