@@ -147,3 +147,28 @@ def test_an_aa_landscape_promotes_no_false_champion(tmp_path):
         stored = decisions(store, experiment.id)
         assert stored and not any(d.promoted for d in stored)
         assert sum(d.alpha_spent for d in stored) <= ExperimentConfig().promotion.experiment_alpha
+
+
+def test_the_simulated_clock_hands_results_back_in_the_order_their_device_time_says():
+    from evolve.simulation.clock import SimulatedClock
+
+    clock = SimulatedClock(slots=3)
+    slow, fast = clock.submit("slow", 10.0), clock.submit("fast", 1.0)
+    assert not slow.done() and not fast.done()  # two of three slots busy: the loop may still submit
+    medium = clock.submit("medium", 5.0)  # every slot busy: the earliest finish is handed back at once
+    assert fast.done() and fast.result() == "fast" and not medium.done() and clock.now == 1.0
+    later = clock.submit("later", 2.0)  # starts at 1.0, ends at 3.0: before medium (5.0) and slow (10.0)
+    assert later.done() and not medium.done() and clock.now == 3.0
+    assert medium.result(timeout=5) == "medium" and slow.result(timeout=5) == "slow"  # the loop waits: the rest follow
+    assert clock.now == 10.0 and clock.device_seconds == 18.0
+    clock.close()
+
+
+def test_the_paced_clock_measures_the_slots_idle_share():
+    from evolve.simulation.clock import SimulatedClock
+
+    clock = SimulatedClock(slots=2, wall_seconds_per_device_second=0.01)
+    first = [clock.submit(i, 10.0) for i in range(2)]  # 0.1 s of wall time each, both slots busy
+    [f.result(timeout=5) for f in first]
+    assert 0.0 <= clock.idle_share() < 0.5
+    clock.close()

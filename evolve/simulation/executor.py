@@ -1,13 +1,16 @@
-"""SimulatedExecutor: the executor protocol answered by the simulation, every future done when submit returns.
+"""SimulatedExecutor: the executor protocol answered by the simulation.
 
-The truths it drew are kept (`truths`: candidate id -> Truth) for benchmarks that measure the
-search against them; the search itself never sees them.
+A job's result is drawn when it is submitted and handed back when its simulated device time has
+passed, in the order a cluster of `slots` devices would finish them (clock.py). The truths it
+drew are kept (`truths`: candidate id -> Truth) for benchmarks that measure the search against
+them; the search itself never sees them.
 """
 
 from concurrent.futures import Future
 
 from evolve.search.executor import EvaluationJob, Executor, Job, JobProgress, Result
 from evolve.simulation.cascade import simulated_evaluation
+from evolve.simulation.clock import SimulatedClock
 from evolve.simulation.landscape import Landscape, Truth
 from evolve.simulation.noise import NoiseModel
 from evolve.simulation.promotion import simulated_promotion
@@ -23,16 +26,16 @@ class SimulatedExecutor(Executor):
         self.noise = NoiseModel(self.settings.noise, self.settings.noise_seed)
         self.truths: dict[int, Truth] = {}
         self.submitted = 0
+        self.clock = SimulatedClock(self.settings.slots, self.settings.wall_seconds_per_device_second)
 
     @property
     def slots(self) -> int:
         return self.settings.slots
 
     def submit(self, job: Job) -> "Future[Result]":
-        future: Future = Future()
-        future.set_result(self.run(job))
+        result = self.run(job)
         self.submitted += 1
-        return future
+        return self.clock.submit(result, result.seconds)
 
     def run(self, job: Job) -> Result:
         """The job's simulated result."""
@@ -44,13 +47,13 @@ class SimulatedExecutor(Executor):
         return simulated_promotion(candidate, incumbent, job.score, job.promotion, job.context, self.noise, costs)
 
     def job_progress(self) -> list[JobProgress]:
-        return []  # nothing runs: every result is ready when submit returns
+        return []  # nothing runs: a result waits only for its simulated device time
 
     def abandon(self) -> None:
-        pass  # no worker to kill
+        self.clock.drop()  # no worker to kill: the results in flight are dropped
 
     def shutdown(self, wait: bool = True) -> None:
-        pass
+        self.clock.close()
 
     def describe(self) -> str:
         s = self.settings

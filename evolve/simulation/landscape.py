@@ -64,6 +64,7 @@ class Landscape:
         self.settings, self.seed = settings, seed
         self._effect = lru_cache(maxsize=200_000)(self._draw_effect)
         self._truth = lru_cache(maxsize=100_000)(self._compute)
+        self._interaction = lru_cache(maxsize=2_000_000)(self._draw_interaction)  # a child shares most pairs with its parent
 
     def effect(self, component: str, line: str) -> Effect:
         """The effect of one site (a line of `component`'s module)."""
@@ -86,7 +87,10 @@ class Landscape:
         s = self.settings
         if s.interaction_share == 0 or s.interaction_log_std == 0:
             return 0.0
-        low, high = sorted((first, second))
+        return self._interaction(*sorted((first, second)))
+
+    def _draw_interaction(self, low: tuple[str, str], high: tuple[str, str]) -> float:
+        s = self.settings
         u, a, _ = uniforms(self.seed, "pair", *low, *high)
         return s.interaction_log_std * STANDARD_NORMAL.inv_cdf(a) if u < s.interaction_share else 0.0
 
