@@ -100,6 +100,10 @@ class SimulationSettings(BaseModel):
         "simulated", description="who proposes: simulated (evolve/simulation/proposer.py: thousands a minute; the "
         "landscape decides each edit's effect) or configured (the built-in mutator or the LLM, as without simulation: "
         "real edits, about 6 a second from the mutator on 2 CPU cores)")
+    wall_seconds_per_device_second: float = Field(
+        0.0, ge=0, description="0: virtual time, a result is handed back as soon as every slot is busy (or the loop waits "
+        "for one), as fast as the loop goes; above 0: a simulated device second takes this many wall seconds, so the "
+        "slots' idle share measures what the loop and the database cost a cluster (evolve/simulation/clock.py)")
     sites_per_component: int = Field(
         20, ge=1, description="simulated sites per component the simulated proposer edits (like a module's constants)")
     landscape_seed: int = Field(0, description="seed of the landscape: the same seed and set give the same truth")
