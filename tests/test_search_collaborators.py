@@ -124,3 +124,28 @@ def test_the_search_state_is_rebuilt_from_the_database_alone(tmp_path):
         assert again.champion_record.id == seed.id and not again.champion_record.confirmed
         assert again.component_set(seed.id).sources == state.seed_sources
         assert again.champion_record.times == [3.0, 3.01, 2.99] and again.seed_warmup == 1.5
+
+
+def test_a_long_promotion_moves_the_estimate_pair_by_pair():
+    """The first promotion of a search has no measured cost: the estimate must not freeze at the evaluation's."""
+    import time
+
+    from evolve.search.executor import JobProgress
+    from evolve.search.panel import Panel
+
+    class Reporting(CountingExecutor):
+        pair = 1
+
+        def job_progress(self):
+            return [JobProgress(candidate_id=2, kind="promotion", stage="pair", run=self.pair, runs=16,
+                                started=time.monotonic() - 60.0 * (self.pair - 1))]  # a minute a pair
+
+    executor = Reporting(slots=1)
+    scheduler = Scheduler(executor, evaluation_seconds=[60.0], promotion_seconds=[])
+    scheduler.submit("promotion", 2, "job")
+    expected = {"evaluation": 60.0, "promotion": 60.0}
+    still_needed = []
+    for pair in (2, 5, 9, 16):
+        executor.pair = pair
+        still_needed.append(60.0 - Panel.in_progress(scheduler, expected))  # what this job still needs
+    assert still_needed == pytest.approx([15 * 60, 12 * 60, 8 * 60, 1 * 60], rel=0.01)  # falls as the pairs are done

@@ -61,8 +61,9 @@ def remaining(
     """Wall-clock time of the jobs left on `slots` workers, cut short where a budget ends first.
 
     device_seconds_left and usd_left are what the budgets still allow (None: no limit);
-    seconds_in_progress is the work already done on the running jobs counted in evaluations_left
-    (each at most its expected cost), so that the estimate falls while a job runs.
+    seconds_in_progress is the running jobs' (counted in evaluations_left) expected cost minus what
+    they still need, so that the estimate falls while a job runs; negative where a running job
+    needs more than its kind's average (Panel.in_progress: a long promotion, pair by pair).
     """
     if costs.evaluation_seconds is None:
         return Remaining(evaluations=evaluations_left, seconds=None)

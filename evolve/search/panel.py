@@ -96,7 +96,24 @@ class Panel:
         device_left = None if budget.gpu_hours_limit is None else (budget.gpu_hours_limit - budget.gpu_hours_spent) * 3600
         usd_left = None if budget.usd_limit is None else budget.usd_limit - budget.usd_spent
         expected = {"evaluation": costs.evaluation_seconds or 0.0, "promotion": costs.promotion_seconds or costs.evaluation_seconds or 0.0}
-        now = time.monotonic()
-        in_progress = sum(min(now - scheduler.started.get(future, now), expected.get(kind, 0.0))
-                          for future, (kind, _) in scheduler.running.items())
-        return remaining(costs, left, scheduler.executor.slots, device_left, usd_left, in_progress)
+        return remaining(costs, left, scheduler.executor.slots, device_left, usd_left, self.in_progress(scheduler, expected))
+
+    @staticmethod
+    def in_progress(scheduler: Scheduler, expected: dict[str, float]) -> float:
+        """The running jobs' expected cost minus what they still need (remaining() subtracts it from the work left).
+
+        A job that reports which of its runs or pairs it measures is extrapolated from the share done, so a
+        16-pair promotion moves the estimate pair by pair and one longer than the average (more pairs at a later
+        attempt, or the first, when no promotion was measured yet) adds what it still needs; any other job counts
+        its elapsed time, up to its kind's expected cost."""
+        progress = {p.candidate_id: p for p in scheduler.executor.job_progress()}
+        now, done = time.monotonic(), 0.0
+        for future, (kind, candidate_id) in scheduler.running.items():
+            p, typical = progress.get(candidate_id), expected.get(kind, 0.0)
+            elapsed = now - (p.started if p is not None else scheduler.started.get(future, now))
+            if p is not None and p.run is not None and p.runs and p.run > 1:
+                still_needed = elapsed * (p.runs - (p.run - 1)) / (p.run - 1)
+                done += typical - still_needed
+            else:
+                done += min(elapsed, typical)
+        return done
