@@ -184,7 +184,7 @@ def report(results: list[dict]) -> Table:
     table = Table(title="simulated search dynamics (mean ± 95 % t interval over seeds)")
     for column in ["policy", "slots", "candidates", "seeds", "device-s (M)", "comparisons", "true promotions",
                    "false promotions", "runs with a false champion", "device-s per true improvement (k)", "final regret (s)",
-                   "regret at 1e5 s", "regret at 1e6 s"]:
+                   "regret at 1e5 device-s", "regret at 3e5 device-s", "regret at 1e6 device-s"]:
         table.add_column(column)
     groups: dict[tuple, list[dict]] = {}
     for r in results:
@@ -197,7 +197,7 @@ def report(results: list[dict]) -> Table:
             f"{sum(r['false_promotions'] > 0 for r in runs)}/{len(runs)}",
             interval([r["device_seconds"] / 1e3 / r["true_promotions"] if r["true_promotions"] else None for r in runs]),
             interval([r["final_regret"] for r in runs]),
-            interval([r["regret_at"]["100000.0"] for r in runs]), interval([r["regret_at"]["1000000.0"] for r in runs]),
+            *(interval([r["regret_at"][mark] for r in runs]) for mark in ("100000.0", "300000.0", "1000000.0")),
         )
     return table
 
@@ -222,7 +222,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "champion change is a false promotion (the false-champion rate)")
     parser.add_argument("--jobs", type=int, default=1, help="searches run at once (processes)")
     parser.add_argument("--out", type=Path, default=None, help="also write every result (with histories) as JSON here")
+    parser.add_argument("--report", type=Path, nargs="+", default=None, help="run nothing: the table of these --out files")
     args = parser.parse_args(argv)
+    if args.report:
+        results = [r for path in args.report for r in json.loads(path.read_text())]
+        Console(width=400).print(report(results))
+        print(markdown(report(results)))
+        return results
     grid = [(p, s, n, args.candidates, args.paced, args.null) for n in args.slots for p in args.policies
             for s in range(args.first_seed, args.first_seed + args.seeds)]
     console = Console(width=400)
