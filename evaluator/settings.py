@@ -102,7 +102,10 @@ class PromotionSettings(RuleSettings):
     power: float = Field(
         0.8, ge=0, lt=1, description="raise the pairs to what the candidate's screening gain needs for this chance of "
         "confirming it (sign test at the attempt's alpha), up to max_pairs; a candidate that max_pairs could not confirm is "
-        "not compared and spends no error budget (evaluator/promotion_policy/policy.py); 0: always `pairs`"
+        "not compared and spends no error budget (evaluator/promotion_policy/policy.py); 0: always `pairs`. The default "
+        "since the simulated searches of docs/BENCHMARKS.md (issue 27): with 16 fixed pairs, failed attempts on real but "
+        "small gains shrank every later alpha until nothing could be promoted (10,000 candidates: 3-7 true promotions "
+        "for 1.5-1.8 M device-s, against 12 for 0.4 M with power sizing, no false champion in either)"
     )
     max_pairs: int = Field(64, ge=2, description="most pairs a comparison sized by `power` may take")
     gate_pvalue: float = Field(
