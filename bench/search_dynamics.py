@@ -159,7 +159,24 @@ def run_one(policy: str, seed: int, slots: int, candidates: int, pace: float = 0
         "regret_at": {str(m): regret_at(history, best, m, executor.clock.device_seconds) for m in MARKS},
         "history": history, "wall_seconds": wall, "cpu_seconds": cpu, "cpu_ms_per_proposal_by_1000": windows,
         "slot_idle_share": executor.clock.idle_share() if pace else None,
+        "steady_slot_idle_share": executor.clock.steady_idle_share() if pace else None,
+        "refill_ms": refill_ms(executor.clock.refill_seconds) if pace else None,
     }
+
+
+def refill_ms(seconds: list[float]) -> dict | None:
+    """The loop's reaction time per slot: a result's hand-back to the next job on that slot."""
+    if not seconds:
+        return None
+    ms = np.array(seconds) * 1000
+    return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)), "max": float(ms.max()), "n": len(ms)}
+
+
+def idle_words(result: dict) -> str:
+    steady, refill = result["steady_slot_idle_share"], result["refill_ms"]
+    return (f", slot idle {result['slot_idle_share']:.1%} over the run, "
+            + (f"{steady:.1%} in the steady state" if steady is not None else "no steady state (the slots never all filled)")
+            + (f", refill median {refill['median']:.1f} ms / p95 {refill['p95']:.1f} ms / max {refill['max']:.0f} ms" if refill else ""))
 
 
 def regret_at(history: list[dict], best: float, device_seconds: float, spent: float) -> float | None:
@@ -239,7 +256,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           f"{result['true_promotions']} true / {result['false_promotions']} false promotions, final regret "
                           f"{result['final_regret']:.3f} s, {result['device_seconds'] / 1e6:.2f} M device-s, {result['wall_seconds']:.0f} s "
                           f"wall, CPU ms/proposal {[round(w, 1) for w in result['cpu_ms_per_proposal_by_1000']]}"
-                          + (f", slot idle {result['slot_idle_share']:.1%}" if result["slot_idle_share"] is not None else ""))
+                          + (idle_words(result) if result["slot_idle_share"] is not None else ""))
             results.append(result)
     console.print(report(results))
     print(markdown(report(results)))

@@ -13,12 +13,20 @@ parents from a population that lags behind the work under way. Two modes:
 - paced (> 0): a simulated device second takes that many wall seconds; a job is handed back when
   its wall deadline passes, whether the loop is ready or not. The slots' idle share then measures
   what the loop and the database cost a cluster (bench/search_dynamics.py --paced).
+
+Two idle figures, because a search's start (the seed screened alone) and end (the last jobs
+draining) leave slots idle whatever the loop costs: `idle_share` over the whole run, and
+`steady_idle_share` from the moment every slot first held a job to the last moment every slot
+did, the stretch in which an idle slot means the loop did not refill it in time (after it, the
+slots drain: the search has nothing more to start, or only its last comparisons). `refill_seconds` are the
+wall delays from a result's hand-back to the next submission (the loop's reaction time per slot).
 """
 
 import heapq
 import itertools
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -45,6 +53,12 @@ class SimulatedClock:
         self.busy_wall_seconds = 0.0  # wall seconds the handed-back jobs held a slot (paced mode's idle share)
         self.first_wall: float | None = None
         self.last_wall: float | None = None
+        self.refill_seconds: list[float] = []  # paced mode: hand-back to the next submission, per refilled slot
+        self._busy_integral = 0.0  # slot-wall-seconds with a job on the slot, up to `_changed_wall`
+        self._changed_wall: float | None = None
+        self._first_full: tuple[float, float] | None = None  # (wall, busy integral) when every slot first held a job
+        self._last_full: tuple[float, float] | None = None  # the same at the latest submission that filled every slot
+        self._handed_back: deque[float] = deque()  # walls of hand-backs not yet followed by a submission
         self._pending: list[PendingJob] = []
         self._order = itertools.count()
         self._lock = threading.Condition()
@@ -60,8 +74,14 @@ class SimulatedClock:
         with self._lock:
             self.first_wall = wall if self.first_wall is None else self.first_wall
             start = self._wall_now(wall) if self.pace else self.now
+            self._count_busy(wall)
             heapq.heappush(self._pending, PendingJob(start + seconds, next(self._order), future, result, seconds, wall))
             self._last_submit = wall
+            if self._handed_back:
+                self.refill_seconds.append(wall - self._handed_back.popleft())
+            if len(self._pending) >= self.slots:
+                self._first_full = self._first_full or (wall, self._busy_integral)
+                self._last_full = (wall, self._busy_integral)
             if not self.pace and len(self._pending) >= self.slots:
                 self._hand_back()
             self._lock.notify_all()
@@ -76,6 +96,15 @@ class SimulatedClock:
         if self.first_wall is None or self.last_wall is None or self.last_wall <= self.first_wall:
             return None
         return max(0.0, 1.0 - self.busy_wall_seconds / (self.slots * (self.last_wall - self.first_wall)))
+
+    def steady_idle_share(self) -> float | None:
+        """Idle share from every slot first busy to every slot last busy: the start and the final drain left out."""
+        if self._first_full is None or self._last_full is None:
+            return None
+        (start, busy_start), (end, busy_end) = self._first_full, self._last_full
+        if end <= start:
+            return None
+        return max(0.0, 1.0 - (busy_end - busy_start) / (self.slots * (end - start)))
 
     def drop(self) -> None:
         """Abandon every job in flight (their results are no verdicts)."""
@@ -94,13 +123,21 @@ class SimulatedClock:
 
     def _hand_back(self) -> None:
         """The earliest-finishing job's result is ready (called with the lock held)."""
-        job = heapq.heappop(self._pending)
         wall = time.monotonic()
+        self._count_busy(wall)
+        job = heapq.heappop(self._pending)
+        self._handed_back.append(wall)
         self.now = max(self.now, job.finish)
         self.device_seconds += job.seconds
         self.busy_wall_seconds += wall - job.submitted_wall
         self.last_wall = wall
         job.future.set_result(job.result)
+
+    def _count_busy(self, wall: float) -> None:
+        """Add the slots held since the last change (called with the lock held, before the count changes)."""
+        if self._changed_wall is not None:
+            self._busy_integral += min(len(self._pending), self.slots) * (wall - self._changed_wall)
+        self._changed_wall = wall
 
     def _watch(self) -> None:
         while True:
