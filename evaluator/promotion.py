@@ -30,6 +30,7 @@ same rule serves the search, `evolve calibrate` and the null simulations in the 
 """
 
 import time
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
@@ -53,6 +54,7 @@ class PairedMeasurement(BaseModel):
     incumbent_samples: list[RunSample] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
     error: str | None = None
+    stopped: str | None = Field(default=None, description="why the pairs stopped before the last (the sequential test)")
     seconds: float = 0.0
 
 
@@ -70,25 +72,30 @@ def measure_pairs(
     gpu: int | None = None,
     report: StageReport = no_report,
     attempt: int = 1,
+    stop: Callable[[list[RunSample], list[RunSample]], str | None] = lambda candidate, incumbent: None,
 ) -> PairedMeasurement:
     """Measure both sets side by side on shared seeds; never raises for a worker's failure.
 
     The seeds are the promotion stream of `attempt` (evaluator/training.py `evaluation_seeds`):
-    with a fixed harness seed, the same for the same attempt; always apart from the screening's."""
+    with a fixed harness seed, the same for the same attempt; always apart from the screening's.
+    After every complete pair `stop(candidate samples, incumbent samples)` may end the measurement
+    with its reason (the sequential test: the answer is already clear); no worker is left running."""
     start = time.perf_counter()
     flags: list[str] = []
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}
-    error = None
+    error = stopped = None
     try:  # fresh workers for every run: the module docstring, points 1 and 2
         for side, sample in scored_runs({"candidate": candidate, "incumbent": incumbent}, dataset, harness, settings.limits,
                                         settings.pairs, flags, clock_tolerance=settings.clock_tolerance, gpu=gpu,
                                         promotion_attempt=attempt, on_seed=lambda pair: report("pair", pair + 1, settings.pairs)):
             samples[side].append(sample)
+            if len(samples["candidate"]) == len(samples["incumbent"]) and (stopped := stop(samples["candidate"], samples["incumbent"])):
+                break
     except WorkerFailure as e:
         error = str(e)[:2000]
     pairs = min(len(samples["candidate"]), len(samples["incumbent"]))  # a pair counts only when both sides ran
     return PairedMeasurement(candidate_samples=samples["candidate"][:pairs], incumbent_samples=samples["incumbent"][:pairs],
-                             flags=flags, error=error, seconds=time.perf_counter() - start)
+                             flags=flags, error=error, stopped=stopped, seconds=time.perf_counter() - start)
 
 
 def confirm_promotion(
@@ -102,10 +109,16 @@ def confirm_promotion(
     context: DecisionContext | None = None,
     report: StageReport = no_report,
 ) -> PromotionDecision:
-    """Measure the pairs, then apply the rule; a failed measurement promotes nothing and spends nothing."""
+    """Measure the pairs, tested as they come (the sequential plan of `settings.pairs` at most), then apply the rule
+    at the look where they stopped; a failed measurement promotes nothing and spends nothing."""
     settings = settings or PromotionSettings()
-    measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu, report, context.attempt if context else 1)
     policy = PromotionPolicy(settings, score)
+    plan = policy.plan(context, settings.pairs) if context is not None else None  # a lone comparison: its context needs the pairs
+
+    def stop(candidate_samples: list[RunSample], incumbent_samples: list[RunSample]) -> str | None:
+        return policy.stop_reason(candidate_samples, incumbent_samples, context, plan) if plan is not None else None
+
+    measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu, report, context.attempt if context else 1, stop)
     context = context or policy.lone_context(measured.incumbent_samples)
     if measured.error is not None or len(measured.candidate_samples) < 2:
         return PromotionDecision(
@@ -119,6 +132,7 @@ def confirm_promotion(
             flags=measured.flags,
             seconds=measured.seconds,
         )
-    decision = policy.decide(measured.candidate_samples, measured.incumbent_samples, context)
+    decision = policy.decide(measured.candidate_samples, measured.incumbent_samples, context,
+                             plan or policy.plan(context, settings.pairs), measured.stopped)
     decision.flags, decision.seconds = measured.flags, measured.seconds
     return decision

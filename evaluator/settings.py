@@ -108,6 +108,19 @@ class PromotionSettings(RuleSettings):
         "for 1.5-1.8 M device-s, against 12 for 0.4 M with power sizing, no false champion in either)"
     )
     max_pairs: int = Field(64, ge=2, description="most pairs a comparison sized by `power` may take")
+    looks: int = Field(
+        8, ge=1, description="the pairs are tested at this many points as they come (about every pairs/looks pairs), and the "
+        "comparison stops at the first that passes, the experiment's error rate kept by alpha spending within the attempt "
+        "(evaluator/promotion_policy/sequential.py); 1: one test after all the pairs, as for a comparison whose pairs are not "
+        "sized by `power`. 8 because every pair (64) saved under "
+        "0.5 pairs on average over 4 in the exact operating figures of docs/BENCHMARKS.md, and a look's pairs can run at once "
+        "on several slots"
+    )
+    futility: float = Field(
+        0.2, ge=0, lt=1, description="stop a comparison as a loser after any pair when its chance of passing a later look, at "
+        "the pair win chance its screening promised, is below this (it cannot raise the error rate; the power sizing counts "
+        "its cost); without a promise (power 0) it stops only where no later look can pass. 0: never stop early as a loser"
+    )
     gate_pvalue: float = Field(
         0.2, gt=0, le=1, description="a candidate reaches a paired comparison only when its screening times beat the champion's "
         "record by the minimum gain at this p (one-sided Mann-Whitney; evaluator/promotion_policy/gate.py); 1: the score alone decides"

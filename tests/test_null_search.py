@@ -66,4 +66,6 @@ def test_a_search_of_no_op_candidates_keeps_the_seed_as_champion(tmp_path, monke
         assert sum(d.alpha_spent for d in stored) <= EXPERIMENT_ALPHA
         for d in stored:  # both sides' samples, side by side on the same seeds
             pairs = d.decision["candidate_samples"], d.decision["incumbent_samples"]
-            assert [s["seed"] for s in pairs[0]] == [s["seed"] for s in pairs[1]] and len(pairs[0]) >= 6
+            assert [s["seed"] for s in pairs[0]] == [s["seed"] for s in pairs[1]] and len(pairs[0]) >= 2
+            # the pairs stop as soon as no later look can pass (sequential.py); a comparison that ran short says why
+            assert len(pairs[0]) == d.decision["planned_pairs"] or "stopped at" in d.decision["stopped"]

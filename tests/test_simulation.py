@@ -4,6 +4,8 @@ searches through the real loop, database, promotion rule and CLI."""
 import statistics
 import subprocess
 import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, wait
 
 import numpy as np
 from typer.testing import CliRunner
@@ -91,7 +93,7 @@ def test_the_simulated_promotion_is_decided_by_the_real_policy():
     decision = simulated_promotion(Truth(3.2, 0.942), Truth(3.83, 0.942), score, settings, context, NoiseModel(NoiseSettings(), 1),
                                    DeviceCosts())
     assert decision.promoted and decision.pairs == 12 and SIMULATED_FLAG in decision.flags
-    again = policy.decide(decision.candidate_samples, decision.incumbent_samples, context)
+    again = policy.decide(decision.candidate_samples, decision.incumbent_samples, context, policy.plan(context, 12))
     assert again.model_dump(exclude={"flags", "seconds"}) == decision.model_dump(exclude={"flags", "seconds"})
     assert decision.seconds > 24 * 3.2
 
@@ -175,3 +177,25 @@ def test_the_paced_clock_measures_the_slots_idle_share():
     [f.result(timeout=5) for f in first]
     assert 0.0 <= clock.idle_share() < 0.5
     clock.close()
+
+
+def test_the_steady_idle_share_counts_a_slow_refill_and_leaves_out_the_start_and_the_drain():
+    from evolve.simulation.clock import SimulatedClock
+
+    def search(refill_delay: float) -> SimulatedClock:
+        clock = SimulatedClock(slots=2, wall_seconds_per_device_second=0.01)  # a 10 s job takes 0.1 s of wall time
+        time.sleep(0.05)  # nothing submitted yet: not counted anywhere
+        running = [clock.submit(i, 10.0) for i in range(2)]
+        for _ in range(3):  # each result, then a loop that takes `refill_delay` to start the next job on that slot
+            done, _ = wait(running, timeout=5, return_when=FIRST_COMPLETED)
+            running.remove(next(iter(done)))
+            time.sleep(refill_delay)
+            running.append(clock.submit(0, 10.0))
+        [f.result(timeout=5) for f in running]  # the drain: one slot idle while the other finishes
+        clock.close()
+        return clock
+
+    quick, slow = search(0.0), search(0.06)
+    assert slow.steady_idle_share() > quick.steady_idle_share() + 0.1  # the slow loop's slots wait for it
+    assert quick.steady_idle_share() < 0.2
+    assert min(slow.refill_seconds) >= 0.06 and len(slow.refill_seconds) == 3

@@ -24,8 +24,8 @@ from evaluator.promotion_policy.rule import (
     decide,
     minimum_gain,
     pairs_for,
-    pairs_for_power,
 )
+from evaluator.promotion_policy.sequential import SequentialPlan, futile, pairs_for_power, plan
 from evaluator.results import RunSample
 from evaluator.settings import PromotionSettings, ScoreSettings
 
@@ -97,20 +97,50 @@ class PromotionPolicy:
         optimistic (the gate let it through on those runs), so the real power is lower. Only the
         number of pairs depends on the screening: the decision is made on the fresh pairs alone."""
         pairs, s = self.pairs(context), self.settings
-        times = champion.times
-        if s.power <= 0 or not champion.confirmed or len(candidate_times) < 2 or len(times) < 3 \
-                or self.branch(champion.samples) != "time":
+        win_chance = self.win_chance(context, candidate_times, champion)
+        if win_chance is None:
             return pairs, f"{pairs} pairs (promotion.pairs, raised to what alpha needs)"
+        most = max(s.max_pairs, pairs)
+        needed = pairs_for_power(context.alpha, win_chance, s.power, most, s.looks, s.futility, least=pairs_for(context.alpha))
+        if needed is None:
+            return None, (f"its screening promises each pair to it with chance {win_chance:.2f}, too little for {most} pairs "
+                          f"to confirm at alpha {context.alpha:.2g} with power {s.power:g}: not compared, no error budget spent")
+        pairs = max(pairs, needed)
+        return pairs, f"at most {pairs} pairs (power {s.power:g} at the pair win chance {win_chance:.2f} its screening promises)"
+
+    def win_chance(self, context: DecisionContext, candidate_times: list[float], champion: ChampionRecord) -> float | None:
+        """The chance that a pair favours the candidate by the minimum gain, estimated from its screening (see
+        pairs_for_candidate); None where the pairs are not sized by power."""
+        times = champion.times
+        if self.settings.power <= 0 or not champion.confirmed or len(candidate_times) < 2 or len(times) < 3 \
+                or self.branch(champion.samples) != "time":
+            return None
         gain = float(np.mean(times) - np.mean(candidate_times))
         pair_std = max(float(np.std(times, ddof=1)) * 2 ** 0.5, 1e-9)
-        win_chance = NormalDist().cdf((gain - context.min_gain_seconds) / pair_std)
-        needed = pairs_for_power(context.alpha, win_chance, s.power, max(s.max_pairs, pairs))
-        if needed is None:
-            return None, (f"its screening gain {gain:.4f} s (minimum gain {context.min_gain_seconds:.4f} s, paired noise "
-                          f"{pair_std:.4f} s) is too small for {max(s.max_pairs, pairs)} pairs to confirm at alpha "
-                          f"{context.alpha:.2g} with power {s.power:g}: not compared, no error budget spent")
-        pairs = max(pairs, needed)
-        return pairs, f"{pairs} pairs (power {s.power:g} at its screening gain {gain:.4f} s)"
+        return NormalDist().cdf((gain - context.min_gain_seconds) / pair_std)
+
+    def plan(self, context: DecisionContext, pairs: int) -> SequentialPlan:
+        """Where the attempt's pairs are tested (sequential.py): `promotion.looks` looks, the last at `pairs`, where the
+        pairs were sized for a promised win chance; else one look after all of them (the accuracy tests' share of alpha
+        at a look follows the promise: without one, looks would split it blindly), stopping early only as a loser."""
+        return plan(pairs, context.alpha, self.settings.looks if context.win_chance is not None else 1)
+
+    def stop_reason(self, candidate: list[RunSample], incumbent: list[RunSample], context: DecisionContext,
+                    plan_: SequentialPlan) -> str | None:
+        """Why the pairs measured so far are enough (None: measure the next pair): a look passed, or no later one can."""
+        n = len(candidate)
+        if n < 2 or n >= plan_.pairs:
+            return None  # the last look decides whatever it shows
+        if plan_.look(n) is not None and self.decide(candidate, incumbent, context, plan_).promoted:
+            return f"passed at {n} of at most {plan_.pairs} pairs"
+        record = context.incumbent_record or incumbent
+        if self.branch(record) != "time":
+            return None  # the accuracy branch's t-test has no walk to curtail: it waits for its looks
+        wins = sum(b.time_seconds - a.time_seconds > context.min_gain_seconds for a, b in zip(candidate, incumbent))
+        if futile(plan_, n, wins, context.win_chance, self.settings.futility):
+            promise = "at all" if context.win_chance is None else f"with chance {self.settings.futility:g} at its promised pair win chance {context.win_chance:.2f}"
+            return f"stopped at {n} of at most {plan_.pairs} pairs ({wins} won): no later look can pass {promise}"
+        return None
 
     def pairs_for_attempt(self, attempt: int) -> int:
         return max(self.settings.pairs, pairs_for(attempt_alpha(self.settings.experiment_alpha, attempt)))
@@ -136,6 +166,7 @@ class PromotionPolicy:
                 f"champion's {len(times)} by the minimum gain {gain:.4f} s (p = {pvalue:.2f} > "
                 f"promotion.gate_pvalue {self.settings.gate_pvalue:g}): not compared")
 
-    def decide(self, candidate: list[RunSample], incumbent: list[RunSample], context: DecisionContext) -> PromotionDecision:
-        """The rule on paired samples (rule.py decide)."""
-        return decide(candidate, incumbent, self.score, context)
+    def decide(self, candidate: list[RunSample], incumbent: list[RunSample], context: DecisionContext,
+               plan_: SequentialPlan | None = None, stopped: str | None = None) -> PromotionDecision:
+        """The rule on paired samples (rule.py decide), at the plan's look for this many pairs where there is a plan."""
+        return decide(candidate, incumbent, self.score, context, plan_, stopped)

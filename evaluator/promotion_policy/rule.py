@@ -44,6 +44,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy import special, stats
 
+from evaluator.promotion_policy.sequential import SequentialPlan, accuracy_alphas
 from evaluator.results import RunSample, Summary
 from evaluator.settings import RuleSettings, ScoreSettings
 from evaluator.statistics import floored_std, lower_confidence_bound, summarize_with
@@ -59,6 +60,10 @@ class DecisionContext(BaseModel):
     accuracy_margin: float = Field(ge=0)
     incumbent_record: list[RunSample] = Field(
         default_factory=list, description="the champion's samples before this comparison (screening and confirmations)"
+    )
+    win_chance: float | None = Field(
+        default=None, description="the per-pair win chance the pairs were sized for (policy.py); the sequential test's "
+        "futility stop is judged at it (sequential.py); None: it stops only where no later look can pass"
     )
 
 
@@ -79,6 +84,8 @@ class PromotionDecision(BaseModel):
     promoted: bool
     reason: str
     pairs: int
+    planned_pairs: int | None = Field(default=None, description="the most pairs the sequential plan allowed (None: a fixed count)")
+    stopped: str | None = Field(default=None, description="why the pairs stopped before the plan's last look, if they did")
     confidence: float = Field(description="the score's confidence (for the summaries); the tests use alpha")
     attempt: int | None = None
     alpha_spent: float = Field(0.0, description="error budget this decision spent (0 when it could not test)")
@@ -148,16 +155,17 @@ def sign_pvalue(n: int, wins: int) -> float:
     return float(stats.binom.sf(wins - 1, n, 0.5))
 
 
-def sign_test(gains: Sequence[float], threshold: float, alpha: float, name: str) -> GainTest:
-    """One-sided exact sign test of 'median gain <= threshold', and the order-statistic bound."""
+def sign_test(gains: Sequence[float], threshold: float, alpha: float, name: str, needed: int | None = None) -> GainTest:
+    """One-sided exact sign test of 'median gain <= threshold', and the order-statistic bound; `needed`: the wins a
+    sequential look requires (sequential.py) in place of the fixed-sample test's."""
     x = np.sort(np.asarray(gains, dtype=float))
     n = len(x)
     wins = int(np.sum(x > threshold))
-    pvalue = sign_pvalue(n, wins)
-    needed = wins_needed(n, alpha)  # the bound is the (n - needed + 1)-th smallest gain
+    pvalue = sign_pvalue(n, wins)  # the fixed-sample p-value, for the record; a sequential look passes on `needed`
+    needed = wins_needed(n, alpha) if needed is None else needed  # the bound is the (n - needed + 1)-th smallest gain
     lower = float(x[n - needed]) if needed <= n else -math.inf
     return GainTest(name=name, estimate=float(np.median(x)), lower_bound=lower, threshold=threshold, pvalue=pvalue,
-                    passed=pvalue <= alpha)
+                    passed=wins >= needed)
 
 
 def t_lower_bound(mean: float, se: float, df: float, alpha: float, threshold: float, name: str) -> GainTest:
@@ -188,12 +196,19 @@ def branch_of(record_accuracies: Sequence[float], score: ScoreSettings) -> str:
 
 
 def decide(
-    candidate: list[RunSample], incumbent: list[RunSample], score: ScoreSettings, context: DecisionContext
+    candidate: list[RunSample], incumbent: list[RunSample], score: ScoreSettings, context: DecisionContext,
+    plan: SequentialPlan | None = None, stopped: str | None = None,
 ) -> PromotionDecision:
-    """The rule of the module docstring, on paired samples (same seeds, same order)."""
+    """The rule of the module docstring, on paired samples (same seeds, same order). With a sequential `plan`
+    the tests are the look's at this many pairs (sequential.py); between looks (a futility stop) nothing passes."""
     if len(candidate) != len(incumbent) or len(candidate) < 2:
         raise ValueError(f"need at least 2 pairs of samples, got {len(candidate)} and {len(incumbent)}")
-    alpha, floor = context.alpha, score.accuracy_std_floor
+    floor, needed = score.accuracy_std_floor, None
+    alpha = context.alpha  # the accuracy tests' level: the attempt's, or the look's increment of its spending
+    if plan is not None:
+        look = plan.look(len(candidate))
+        needed = len(candidate) + 1 if look is None else plan.wins_needed[look]
+        alpha = context.alpha if look is None else accuracy_alphas(plan, context.win_chance)[look]
     before = context.incumbent_record or incumbent  # a lone comparison (no record) reads the branch from its own pairs
     record = [*context.incumbent_record, *incumbent]
     c, i = summarize_with(candidate, score), summarize_with(record, score)
@@ -202,17 +217,22 @@ def decide(
     if branch == "time":
         tests = [
             sign_test([b.time_seconds - a.time_seconds for a, b in zip(candidate, incumbent)], context.min_gain_seconds, alpha,
-                      "time gain (sign test)"),
+                      "time gain (sign test)", needed),
             accuracy_non_inferiority(c_acc, i_acc, context.accuracy_margin, alpha, floor),
         ]
     else:
         tests = [paired_accuracy_gain(c_acc, i_acc, alpha, floor)]
+    if plan is not None and plan.look(len(candidate)) is None:
+        tests = [t.model_copy(update={"passed": False}) for t in tests]  # stopped between looks: no test was made
     score_ok = c.score >= i.score
     promoted = score_ok and all(t.passed for t in tests)
+    reason = explain(promoted, branch, tests, score_ok, c, i, context, plan, len(candidate))
     return PromotionDecision(
         promoted=promoted,
-        reason=explain(promoted, branch, tests, score_ok, c, i, context),
+        reason=f"{stopped}; {reason}" if stopped else reason,
         pairs=len(candidate),
+        planned_pairs=plan.pairs if plan is not None else None,
+        stopped=stopped,
         confidence=score.confidence,
         attempt=context.attempt,
         alpha_spent=alpha,
@@ -228,8 +248,13 @@ def decide(
     )
 
 
-def explain(promoted: bool, branch: str, tests: list[GainTest], score_ok: bool, c: Summary, i: Summary, context: DecisionContext) -> str:
+def explain(promoted: bool, branch: str, tests: list[GainTest], score_ok: bool, c: Summary, i: Summary, context: DecisionContext,
+            plan: SequentialPlan | None = None, pairs: int = 0) -> str:
     budget = f"attempt {context.attempt}, alpha {context.alpha:.2g}"
+    if plan is not None:
+        look = plan.look(pairs)
+        where = f"look {look + 1} of {len(plan.looks)}" if look is not None else "between looks"
+        budget = f"{pairs} of at most {plan.pairs} pairs, {where}; {budget}"
     if not score_ok:
         return f"not promoted: its paired score {c.score:.4f} is below the champion's record {i.score:.4f} ({budget})"
     first = tests[0]

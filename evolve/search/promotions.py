@@ -90,6 +90,8 @@ class Promotions:
             return None
         context = self._context()
         pairs, sizing = self.policy.pairs_for_candidate(context, times, self.state.champion_record)
+        # the promise the pairs were sized for: the sequential test's looks and futility stop are judged at it
+        context.win_chance = self.policy.win_chance(context, times, self.state.champion_record)
         if pairs is None:
             self.store.finish_promotion(promotion.id, None, [], [], False, {"reason": sizing}, 0.0)
             self.panel.event(f"#{candidate.id} scored above champion #{champion.id}, but {sizing}")
@@ -104,7 +106,7 @@ class Promotions:
             promotion=promotion_settings.model_copy(update={"pairs": pairs, "limits": self.state.run_limits(promotion_settings.limits)}),
             context=context,
         )
-        self.panel.event(f"#{candidate.id} scored above champion #{champion.id}: paired re-measurement ({pairs} pairs, "
+        self.panel.event(f"#{candidate.id} scored above champion #{champion.id}: paired re-measurement (at most {pairs} pairs, "
                          f"attempt {context.attempt}, alpha {context.alpha:.2g})")
         self.running = promotion
         return job

@@ -21,16 +21,22 @@ def simulated_promotion(
     candidate: Truth, incumbent: Truth, score: ScoreSettings, settings: PromotionSettings, context: DecisionContext | None,
     noise: NoiseModel, costs: DeviceCosts,
 ) -> PromotionDecision:
-    """`settings.pairs` simulated pairs, then the real rule; every result labelled simulated."""
+    """Simulated pairs, tested as they come by the real policy's sequential plan (at most `settings.pairs`), then
+    the real rule at the look where they stopped; every result labelled simulated."""
     host = noise.host_factor()
     attempt = context.attempt if context else 1
+    policy = PromotionPolicy(settings, score)
+    plan = policy.plan(context, settings.pairs) if context is not None else None  # as confirm_promotion: a lone one runs all
     candidate_samples, incumbent_samples = [], []
+    stopped = None
     for pair in range(settings.pairs):
         seed = PROMOTION_SEED + 1000 * attempt + pair
         candidate_samples.append(noise.sample(candidate, pair, seed, host))
         incumbent_samples.append(noise.sample(incumbent, pair, seed, host))
-    policy = PromotionPolicy(settings, score)
-    decision = policy.decide(candidate_samples, incumbent_samples, context or policy.lone_context(incumbent_samples))
+        if plan is not None and (stopped := policy.stop_reason(candidate_samples, incumbent_samples, context, plan)):
+            break
+    context = context or policy.lone_context(incumbent_samples)
+    decision = policy.decide(candidate_samples, incumbent_samples, context, plan or policy.plan(context, settings.pairs), stopped)
     decision.flags = [SIMULATED_FLAG] + ([SLOW_HOST_FLAG] if host > 1 else [])
     decision.seconds = sum(s.time_seconds + costs.worker_seconds for s in candidate_samples + incumbent_samples)
     return decision
