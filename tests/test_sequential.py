@@ -100,3 +100,11 @@ def test_the_policy_stops_the_pairs_at_the_first_look_that_passes_and_decides_th
     assert n <= 4 and not policy.decide(losing[:n], incumbent[:n], context, p, "stopped").promoted
     # no promised win chance: one look after all the pairs, as the fixed-sample rule
     assert policy.plan(policy.context(1, 3.0, None, record), 16).looks == (16,)
+
+
+def test_the_sequential_bench_prints_the_saving_against_the_fixed_test(capsys):
+    from bench.sequential_promotion import main
+
+    main(["--looks", "4"])
+    out = capsys.readouterr().out
+    assert "| 1 | 0.025 | 0.85 |" in out and "of 15" in out  # the fixed test needs 15 pairs there; the sequential row says its average

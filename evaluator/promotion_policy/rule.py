@@ -30,10 +30,13 @@ any number of attempts, so the chance that a search ever promotes a candidate th
 faster by delta (or, on the accuracy branch, not more accurate) is at most alpha (default 5 %),
 however long it runs, with no horizon to declare and nothing to adjust on resume. Each test of
 an attempt runs at alpha_k (an intersection-union test: all must reject, so the attempt's error
-is at most alpha_k). We chose spending over a sequential test because the loop compares a
-changing champion with a stream of candidates of unknown length, and a fixed series needs
-neither. The price: later attempts need more pairs; `pairs_for(alpha_k)` gives the least number
-of pairs that can reach alpha_k at all (the sign test's smallest p-value is 2 ** -pairs).
+is at most alpha_k). Across attempts we chose spending over one sequential test because the
+loop compares a changing champion with a stream of candidates of unknown length, and a fixed
+series needs neither. Within an attempt the pairs are tested as they come (sequential.py: a
+group-sequential plan that spends alpha_k over its looks and stops early either way), so the
+attempt's error stays at most alpha_k. The price of spending: later attempts need more pairs;
+`pairs_for(alpha_k)` gives the least number of pairs that can reach alpha_k at all (the sign
+test's smallest p-value is 2 ** -pairs).
 """
 
 import math
