@@ -17,6 +17,8 @@ Policies (`--policies`), each over `--seeds` (landscape, noise and loop seeds al
 - fixed-16 / fixed-8 / fixed-32: promotion.power = 0, so every comparison takes promotion.pairs (16, 8, 32;
   still raised to what the attempt's alpha needs): the policy before pairs were sized by power;
 - power-0.5: pairs sized for a 50 % chance of confirming the screening's gain (the shipped: 80 %);
+- one-look: the pairs sized by power but tested once after all of them, no futility stop (the shipped
+  tests them as they come: evaluator/promotion_policy/sequential.py);
 - one-island: population.islands = 1 (the shipped default is 4);
 - greedy: hill-climbing without statistics: the best candidate is the parent, and any candidate whose
   screening score beats the champion's becomes champion (no paired comparison, no gate);
@@ -48,7 +50,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluator.component_set import ComponentSet
-from evaluator.promotion_policy.rule import PromotionDecision
+from evaluator.promotion_policy.policy import PromotionPolicy
 from evaluator.statistics import accuracy_penalty
 from evolve.config import ExperimentConfig
 from evolve.config_display import masked_dump
@@ -70,6 +72,7 @@ POLICIES: dict[str, dict] = {
     "fixed-8": {"promotion": {"pairs": 8, "power": 0.0}},
     "fixed-32": {"promotion": {"pairs": 32, "power": 0.0}},
     "power-0.5": {"promotion": {"power": 0.5}},
+    "one-look": {"promotion": {"looks": 1, "futility": 0.0}},  # pairs sized by power, tested once after all of them
     "one-island": {"population": {"islands": 1}},
     "greedy": {"promotion": {"gate_pvalue": 1.0}, "population": {"parent_selection": "best"}},
     "random": {"promotion": {"gate_pvalue": 1.0}, "population": {"parent_selection": "seed", "islands": 1}},
@@ -78,15 +81,26 @@ UNSTATISTICAL = {"greedy", "random"}  # the champion is the best screening score
 MARKS = [1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7]  # device-seconds at which regret is read
 
 
-class UnstatisticalExecutor(SimulatedExecutor):
+class UnstatisticalPolicy(PromotionPolicy):
     """The baselines without statistics: a candidate that passes the gate (its screening score above the
-    champion's) is promoted at once, with no pairs and no device time."""
+    champion's) is promoted on the 2 pairs the loop needs to record, whatever they show."""
+
+    def pairs_for_candidate(self, context, candidate_times, champion):
+        return 2, "no statistics: 2 pairs, for the record"
+
+    def decide(self, candidate, incumbent, context, plan_=None, stopped=None):
+        decision = super().decide(candidate, incumbent, context, plan_, stopped)
+        return decision.model_copy(update={"promoted": True, "reason": "no statistics: its screening score is above the champion's"})
+
+
+class UnstatisticalExecutor(SimulatedExecutor):
+    """Its pairs cost no device time: the baselines without statistics spend it on screening alone."""
 
     def run(self, job):
+        result = super().run(job)
         if isinstance(job, PromotionJob):
-            return PromotionDecision(promoted=True, reason="no statistics: its screening score is above the champion's",
-                                     pairs=0, confidence=job.score.confidence)
-        return super().run(job)
+            result.seconds = 0.0
+        return result
 
 
 def true_score(truth: Truth, target: float, penalty_base: float) -> float:
@@ -121,6 +135,8 @@ def run_one(policy: str, seed: int, slots: int, candidates: int, pace: float = 0
         with Progress(Console(stderr=True, quiet=True), LoopStats(experiment=name, proposer="simulated")) as progress:
             loop = EvolutionLoop(config, store, experiment, executor, SimulatedProposer(config.simulation, np.random.default_rng(seed)),
                                  progress, Budget(), np.random.default_rng(seed))
+            if policy in UNSTATISTICAL:
+                loop.promotions.policy = UnstatisticalPolicy(config.promotion, config.score)
             crown = loop.state.crown
 
             def noted_crown(candidate_id: int) -> None:  # every champion change, with the device-seconds spent so far

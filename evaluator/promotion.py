@@ -32,30 +32,17 @@ same rule serves the search, `evolve calibrate` and the null simulations in the 
 import time
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field
-
 from evaluator.cascade import StageReport, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.promotion_policy.policy import PromotionPolicy
-from evaluator.promotion_policy.rule import DecisionContext, PromotionDecision
-from evaluator.results import RunSample
+from evaluator.promotion_policy.rule import DecisionContext, PromotionDecision, failed_decision
+from evaluator.results import PairedMeasurement, RunSample
 from evaluator.runs import scored_runs, side_order
 from evaluator.sandbox.sandboxed_worker import WorkerFailure
 from evaluator.settings import HarnessSettings, PromotionSettings, ScoreSettings
 
-__all__ = ["PairedMeasurement", "PromotionDecision", "PromotionSettings", "confirm_promotion", "measure_pairs"]
-
-
-class PairedMeasurement(BaseModel):
-    """Both sides' samples on shared seeds, and why the measurement stopped early, if it did."""
-
-    candidate_samples: list[RunSample] = Field(default_factory=list)
-    incumbent_samples: list[RunSample] = Field(default_factory=list)
-    flags: list[str] = Field(default_factory=list)
-    error: str | None = None
-    stopped: str | None = Field(default=None, description="why the pairs stopped before the last (the sequential test)")
-    seconds: float = 0.0
+__all__ = ["PairedMeasurement", "PromotionDecision", "PromotionSettings", "confirm_promotion", "failed_decision", "measure_pairs"]
 
 
 def pair_order(first: int) -> tuple[str, str]:
@@ -73,29 +60,37 @@ def measure_pairs(
     report: StageReport = no_report,
     attempt: int = 1,
     stop: Callable[[list[RunSample], list[RunSample]], str | None] = lambda candidate, incumbent: None,
+    first: int = 0,
 ) -> PairedMeasurement:
     """Measure both sets side by side on shared seeds; never raises for a worker's failure.
 
     The seeds are the promotion stream of `attempt` (evaluator/training.py `evaluation_seeds`):
     with a fixed harness seed, the same for the same attempt; always apart from the screening's.
     After every complete pair `stop(candidate samples, incumbent samples)` may end the measurement
-    with its reason (the sequential test: the answer is already clear); no worker is left running."""
+    with its reason (the sequential test: the answer is already clear); no worker is left running.
+    `first` > 0 measures pairs `first` to `settings.pairs` - 1 of the series only (the search spreads
+    an attempt's pairs over its slots, one job a pair: evolve/search/comparison.py)."""
     start = time.perf_counter()
     flags: list[str] = []
     samples: dict[str, list[RunSample]] = {"candidate": [], "incumbent": []}
     error = stopped = None
+
+    def on_seed(pair: int) -> None:  # the job's own pairs: "pair 1/1" for one pair of a series spread over slots
+        report("pair", pair + 1 - first, settings.pairs - first)
+
     try:  # fresh workers for every run: the module docstring, points 1 and 2
         for side, sample in scored_runs({"candidate": candidate, "incumbent": incumbent}, dataset, harness, settings.limits,
                                         settings.pairs, flags, clock_tolerance=settings.clock_tolerance, gpu=gpu,
-                                        promotion_attempt=attempt, on_seed=lambda pair: report("pair", pair + 1, settings.pairs)):
+                                        promotion_attempt=attempt, on_seed=on_seed, first=first):
             samples[side].append(sample)
-            if len(samples["candidate"]) == len(samples["incumbent"]) and (stopped := stop(samples["candidate"], samples["incumbent"])):
+            paired = len(samples["candidate"]) == len(samples["incumbent"])
+            if paired and (stopped := stop(samples["candidate"], samples["incumbent"])):
                 break
     except WorkerFailure as e:
         error = str(e)[:2000]
     pairs = min(len(samples["candidate"]), len(samples["incumbent"]))  # a pair counts only when both sides ran
-    return PairedMeasurement(candidate_samples=samples["candidate"][:pairs], incumbent_samples=samples["incumbent"][:pairs],
-                             flags=flags, error=error, stopped=stopped, seconds=time.perf_counter() - start)
+    return PairedMeasurement(attempt=attempt, first_pair=first, candidate_samples=samples["candidate"][:pairs],
+                             incumbent_samples=samples["incumbent"][:pairs], flags=flags, error=error, stopped=stopped, seconds=time.perf_counter() - start)
 
 
 def confirm_promotion(
@@ -121,18 +116,9 @@ def confirm_promotion(
     measured = measure_pairs(candidate, incumbent, dataset, harness, settings, gpu, report, context.attempt if context else 1, stop)
     context = context or policy.lone_context(measured.incumbent_samples)
     if measured.error is not None or len(measured.candidate_samples) < 2:
-        return PromotionDecision(
-            promoted=False,
-            reason=f"the paired re-measurement failed: {measured.error or 'fewer than 2 pairs'}",
-            pairs=len(measured.candidate_samples),
-            confidence=score.confidence,
-            attempt=context.attempt,
-            candidate_samples=measured.candidate_samples,
-            incumbent_samples=measured.incumbent_samples,
-            flags=measured.flags,
-            seconds=measured.seconds,
-        )
+        return failed_decision(measured, score, context)
     decision = policy.decide(measured.candidate_samples, measured.incumbent_samples, context,
                              plan or policy.plan(context, settings.pairs), measured.stopped)
     decision.flags, decision.seconds = measured.flags, measured.seconds
     return decision
+

@@ -91,3 +91,16 @@ class Evaluation(BaseModel):
     @property
     def seconds(self) -> float:
         return sum(stage.seconds for stage in self.stages)
+
+
+class PairedMeasurement(BaseModel):
+    """Both sides' samples on shared seeds, and why the measurement stopped early, if it did."""
+
+    attempt: int = Field(1, description="the promotion attempt whose seed series these pairs ran on")
+    first_pair: int = Field(0, description="the index of its first pair in the attempt's series (pairs spread over slots)")
+    candidate_samples: list[RunSample] = Field(default_factory=list)
+    incumbent_samples: list[RunSample] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    error: str | None = None
+    stopped: str | None = Field(default=None, description="why the pairs stopped before the last (the sequential test)")
+    seconds: float = 0.0

@@ -192,8 +192,10 @@ def scored_runs(
     sides: Mapping[str, ComponentSet], dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits, runs: int,
     flags: list[str], *, clock_tolerance: float = 0.05, gpu: int | None = None, promotion_attempt: int | None = None,
     on_seed: Callable[[int], None] = lambda run: None, on_warm: Callable[[int, str], None] = lambda run, side: None,
+    first: int = 0,
 ) -> Iterator[tuple[str, RunSample]]:
-    """The one loop over scored samples: yields (side, sample) for `runs` seeds, every side on each.
+    """The one loop over scored samples: yields (side, sample) for seeds `first` to `runs` - 1, every side on each
+    (`first` > 0: the rest of a series whose first seeds ran elsewhere, a promotion's pairs spread over slots).
 
     The seeds are `evaluation_seeds(harness.seed, runs, promotion_attempt)`: every worker warms up
     on the warm-up seed, and seed i is run i of every side. One side (a baseline, a screening) runs
@@ -205,7 +207,7 @@ def scored_runs(
     """
     warm_up_seed, seeds = evaluation_seeds(harness.seed, runs, promotion_attempt)
     names = tuple(sides)
-    for run, seed in enumerate(seeds):
+    for run, seed in enumerate(seeds[first:], start=first):
         on_seed(run)
         order = names if len(names) == 1 else side_order(names, secrets.randbelow(len(names)))
         for side in order:

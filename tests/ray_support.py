@@ -17,8 +17,7 @@ from pydantic import BaseModel
 from evaluator import cascade
 from evaluator.cascade import StageReport, no_report
 from evaluator.data import Dataset
-from evaluator.promotion import PromotionDecision
-from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.results import Evaluation, PairedMeasurement, RunSample, StageVerdict
 from evaluator.statistics import summarize
 from evolve.search.executor import EvaluationJob, Job, run_job
 
@@ -76,7 +75,7 @@ class StubRunner(BaseModel):
     seconds_by_candidate: dict[int, float] = {}  # exceptions to `seconds`
     marker_dir: str | None = None
 
-    def __call__(self, job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Evaluation | PromotionDecision:
+    def __call__(self, job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Evaluation | PairedMeasurement:
         start = time.perf_counter()
         if self.marker_dir:
             (Path(self.marker_dir) / f"{job.candidate_id}-{current_node()}-{uuid.uuid4().hex[:6]}").write_text("")
@@ -87,8 +86,9 @@ class StubRunner(BaseModel):
             summary = summarize(samples, job.score.confidence, job.score.target, job.score.penalty_base)
             return Evaluation(changed=job.changed, status="evaluated", samples=samples, summary=summary,
                               stages=[StageVerdict(stage="timed", status="passed", seconds=elapsed)])
-        candidate, incumbent = stub_samples(job, 2), stub_samples(job.model_copy(update={"candidate_id": job.incumbent_id}), 2)
-        return PromotionDecision(promoted=job.candidate_id % 2 == 0, reason="stub decision", pairs=2, confidence=0.95,
+        pairs = job.promotion.pairs - job.first_pair
+        candidate, incumbent = stub_samples(job, pairs), stub_samples(job.model_copy(update={"candidate_id": job.incumbent_id}), pairs)
+        return PairedMeasurement(attempt=job.context.attempt if job.context else 1, first_pair=job.first_pair,
                                  candidate_samples=candidate, incumbent_samples=incumbent, seconds=elapsed)
 
 
@@ -183,6 +183,6 @@ def stub_driver(address: str, url: str, marker_dir: str, seconds: float, seed_se
 class NoStaticCheckRunner(BaseModel):
     """run_job with the static check switched off inside the task, so that only the sandbox stands in the way."""
 
-    def __call__(self, job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Evaluation | PromotionDecision:
+    def __call__(self, job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Evaluation | PairedMeasurement:
         cascade.check_source = lambda name, source: []
         return run_job(job, dataset, gpu, report)

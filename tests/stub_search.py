@@ -3,9 +3,10 @@
 StubExecutor answers every job at once with a made-up but well-formed result: the shipped seed
 set runs in 3 s, any other set in 2 s plus a jitter drawn from its identity, so every child
 scores above the seed and the children differ among themselves. Each evaluation reports 1 s of
-smoke and 2 s of timed stages; each paired re-measurement 5 s, promoting the candidate when its
-stub time is lower. With `block_promotions`, a paired re-measurement never returns (a search to
-SIGKILL in the middle of one).
+smoke and 2 s of timed stages; each pair of a paired re-measurement 1 s, both sides at their stub
+times (the real policy then promotes a candidate whose stub time is lower by the minimum gain).
+With `block_promotions`, a paired re-measurement never returns (a search to SIGKILL in the middle
+of one).
 
 Run as a script it is `evolve` with the stub in place of the executor it would make:
     python -m tests.stub_search start --component optimizer --device cpu ...
@@ -20,14 +21,13 @@ from concurrent.futures import Future
 from functools import lru_cache
 
 from evaluator.component_set import ComponentSet
-from evaluator.promotion import PromotionDecision
-from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.results import Evaluation, PairedMeasurement, RunSample, StageVerdict
 from evaluator.statistics import summarize
 from evolve.cli import start_command
 from evolve.cli.app import app
 from evolve.search.executor import EvaluationJob, Executor, JobProgress, PromotionJob
 
-SMOKE_SECONDS, TIMED_SECONDS, PROMOTION_SECONDS = 1.0, 2.0, 5.0
+SMOKE_SECONDS, TIMED_SECONDS, PAIR_SECONDS = 1.0, 2.0, 1.0
 
 
 @lru_cache(maxsize=1)
@@ -45,6 +45,19 @@ def stub_time(component_set: ComponentSet) -> float:
 def stub_samples(seconds: float, runs: int = 3) -> list[RunSample]:
     return [RunSample(run=i, seed=i, accuracy=0.95 + 0.001 * i, time_seconds=seconds + 0.001 * i, device_name="stub",
                       torch_version="-") for i in range(runs)]
+
+
+def stub_pairs(job: PromotionJob, candidate: float, incumbent: float, accuracy: float = 0.95,
+               seconds_per_pair: float = PAIR_SECONDS) -> PairedMeasurement:
+    """The job's pairs, each side at its given time and the same accuracy, undecided (the loop decides)."""
+    pairs = range(job.first_pair, job.promotion.pairs)
+
+    def side(seconds: float) -> list[RunSample]:
+        return [RunSample(run=i, seed=i, accuracy=accuracy, time_seconds=seconds, device_name="stub", torch_version="-") for i in pairs]
+
+    return PairedMeasurement(attempt=job.context.attempt if job.context else 1, first_pair=job.first_pair,
+                             candidate_samples=side(candidate), incumbent_samples=side(incumbent),
+                             seconds=seconds_per_pair * len(pairs))
 
 
 class StubExecutor(Executor):
@@ -93,13 +106,8 @@ class StubExecutor(Executor):
         )
 
     @staticmethod
-    def confirm(job: PromotionJob) -> PromotionDecision:
-        candidate, incumbent = stub_time(job.candidate_set), stub_time(job.incumbent_set)
-        return PromotionDecision(
-            promoted=candidate < incumbent, reason=f"stub: {candidate:.3f} s against {incumbent:.3f} s", pairs=2,
-            confidence=0.95, candidate_samples=stub_samples(candidate, 2), incumbent_samples=stub_samples(incumbent, 2),
-            seconds=PROMOTION_SECONDS,
-        )
+    def confirm(job: PromotionJob) -> PairedMeasurement:
+        return stub_pairs(job, stub_time(job.candidate_set), stub_time(job.incumbent_set))
 
     def shutdown(self, wait: bool = True) -> None:
         pass

@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 
 from evaluator.component_set import ComponentSet
-from evaluator.promotion import PromotionDecision
 from evaluator.promotion_policy.gate import screening_pvalue, worth_comparing
-from evaluator.results import Evaluation, RunSample, StageVerdict
+from evaluator.results import Evaluation, PairedMeasurement, RunSample, StageVerdict
 from evaluator.statistics import summarize
 from evolve.search.executor import PromotionJob
 from tests.ray_support import run_stub_search, stub_config
-from tests.stub_search import StubExecutor
+from tests.stub_search import StubExecutor, stub_pairs
 
 
 def pass_rate(gain_in_stds: float, min_gain_in_stds: float, candidate_runs: int, champion_runs: int, trials: int = 2000) -> float:
@@ -61,8 +60,9 @@ class NeutralExecutor(StubExecutor):
                           stages=[StageVerdict(stage="timed", status="passed", seconds=1.0)])
 
     def confirm(self, job):
-        return PromotionDecision(promoted=False, reason="neutral", pairs=4, confidence=0.95, candidate_samples=self.draw(4),
-                                 incumbent_samples=self.draw(4), seconds=1.0, alpha_spent=0.01)
+        pairs = job.promotion.pairs - job.first_pair
+        return PairedMeasurement(attempt=job.context.attempt, first_pair=job.first_pair, candidate_samples=self.draw(pairs),
+                                 incumbent_samples=self.draw(pairs), seconds=1.0)
 
 
 def comparisons_of_a_neutral_search(tmp_path, gate_pvalue: float) -> int:
@@ -72,7 +72,7 @@ def comparisons_of_a_neutral_search(tmp_path, gate_pvalue: float) -> int:
     config.search.novelty_enabled = False  # every child evaluated: the gate alone decides what is compared
     executor = NeutralExecutor()
     run_stub_search(executor, f"sqlite:///{tmp_path / f'gate-{gate_pvalue}.db'}", 60, config=config)
-    return sum(isinstance(job, PromotionJob) for job in executor.jobs)
+    return sum(isinstance(job, PromotionJob) and job.first_pair == 0 for job in executor.jobs)  # a comparison's first pair
 
 
 def test_the_gate_keeps_lucky_neutral_candidates_from_the_paired_comparison(tmp_path):
@@ -110,9 +110,7 @@ class LuckySeedExecutor(StubExecutor):
                           stages=[StageVerdict(stage="timed", status="passed", seconds=1.0)])
 
     def confirm(self, job):
-        return PromotionDecision(promoted=False, reason="stub: no faster in the pairs", pairs=4, confidence=0.95,
-                                 candidate_samples=self.runs([3.0] * 4), incumbent_samples=self.runs([3.0] * 4),
-                                 seconds=1.0, alpha_spent=0.01)
+        return stub_pairs(job, 3.0, 3.0)  # no faster in the pairs
 
 
 def test_the_time_test_waits_for_a_champion_record_with_paired_runs(tmp_path):
@@ -125,7 +123,7 @@ def test_the_time_test_waits_for_a_champion_record_with_paired_runs(tmp_path):
     executor = LuckySeedExecutor()
     run_stub_search(executor, f"sqlite:///{tmp_path / 'lucky.db'}", 5, config=config,
                     on_loop=lambda loop: setattr(loop.progress, "event", events.append))
-    compared = [job.candidate_id for job in executor.jobs if isinstance(job, PromotionJob)]
+    compared = [job.candidate_id for job in executor.jobs if isinstance(job, PromotionJob) and job.first_pair == 0]
     assert len(compared) == 1, (compared, events)  # the first child that scored above the unconfirmed seed
     assert sum("not compared" in e for e in events) >= 3, events  # the rest: the record now spans fresh workers
 

@@ -21,7 +21,7 @@ from evolve.executor_choice import make_executor
 from evolve.simulation.cascade import SIMULATED_FLAG
 from evolve.simulation.landscape import Landscape, Truth
 from evolve.simulation.noise import NoiseModel
-from evolve.simulation.promotion import simulated_promotion
+from evolve.simulation.promotion import simulated_pairs
 from evolve.simulation.proposer import set_site
 from evolve.simulation_settings import DeviceCosts, LandscapeSettings, NoiseSettings, SimulationSettings
 
@@ -86,16 +86,16 @@ def test_the_noise_model_has_its_stated_accuracy_std():
     assert {s.device_name for s in samples} == {"simulated"}
 
 
-def test_the_simulated_promotion_is_decided_by_the_real_policy():
+def test_the_simulated_pairs_are_decided_by_the_real_policy():
     score, settings = ScoreSettings(), PromotionSettings(pairs=12)
     policy = PromotionPolicy(settings, score)
     context = policy.context(1, 3.83, None)
-    decision = simulated_promotion(Truth(3.2, 0.942), Truth(3.83, 0.942), score, settings, context, NoiseModel(NoiseSettings(), 1),
-                                   DeviceCosts())
-    assert decision.promoted and decision.pairs == 12 and SIMULATED_FLAG in decision.flags
-    again = policy.decide(decision.candidate_samples, decision.incumbent_samples, context, policy.plan(context, 12))
-    assert again.model_dump(exclude={"flags", "seconds"}) == decision.model_dump(exclude={"flags", "seconds"})
-    assert decision.seconds > 24 * 3.2
+    measured = simulated_pairs(Truth(3.2, 0.942), Truth(3.83, 0.942), 1, 0, 12, NoiseModel(NoiseSettings(), 1), DeviceCosts())
+    assert len(measured.candidate_samples) == 12 and SIMULATED_FLAG in measured.flags and measured.seconds > 24 * 3.2
+    decision = policy.decide(measured.candidate_samples, measured.incumbent_samples, context, policy.plan(context, 12))
+    assert decision.promoted and decision.pairs == 12
+    later = simulated_pairs(Truth(3.2, 0.942), Truth(3.83, 0.942), 1, 8, 12, NoiseModel(NoiseSettings(), 1), DeviceCosts())
+    assert later.first_pair == 8 and [s.run for s in later.candidate_samples] == [8, 9, 10, 11]  # the rest of the series
 
 
 def test_make_executor_returns_the_simulation_labelled_so():

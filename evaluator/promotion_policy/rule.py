@@ -48,7 +48,7 @@ from pydantic import BaseModel, Field
 from scipy import special, stats
 
 from evaluator.promotion_policy.sequential import SequentialPlan, accuracy_alphas
-from evaluator.results import RunSample, Summary
+from evaluator.results import PairedMeasurement, RunSample, Summary
 from evaluator.settings import RuleSettings, ScoreSettings
 from evaluator.statistics import floored_std, lower_confidence_bound, summarize_with
 
@@ -274,3 +274,17 @@ def explain(promoted: bool, branch: str, tests: list[GainTest], score_ok: bool, 
     failed = [t.name for t in tests if not t.passed]
     verdict = "promoted" if promoted else f"not promoted ({', '.join(failed)} not shown)"
     return f"{verdict}: {text} ({budget})"
+
+def failed_decision(measured: PairedMeasurement, score: ScoreSettings, context: DecisionContext) -> PromotionDecision:
+    """A measurement that failed (a worker's failure, fewer than 2 pairs) promotes nothing and spends nothing."""
+    return PromotionDecision(
+        promoted=False,
+        reason=f"the paired re-measurement failed: {measured.error or 'fewer than 2 pairs'}",
+        pairs=len(measured.candidate_samples),
+        confidence=score.confidence,
+        attempt=context.attempt,
+        candidate_samples=measured.candidate_samples,
+        incumbent_samples=measured.incumbent_samples,
+        flags=measured.flags,
+        seconds=measured.seconds,
+    )

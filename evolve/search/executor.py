@@ -29,9 +29,9 @@ from pydantic import BaseModel, Field
 from evaluator.cascade import CascadeSettings, ParentBehaviour, StageReport, evaluate_candidate, no_report
 from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset, load_dataset
-from evaluator.promotion import PromotionDecision, PromotionSettings, confirm_promotion
+from evaluator.promotion import PromotionSettings, measure_pairs
 from evaluator.promotion_policy.rule import DecisionContext
-from evaluator.results import Evaluation
+from evaluator.results import Evaluation, PairedMeasurement
 from evaluator.settings import HarnessSettings, ScoreSettings
 from evolve.search.interrupts import kill_process_tree
 
@@ -50,9 +50,12 @@ class EvaluationJob(BaseModel):
 
 
 class PromotionJob(BaseModel):
-    """The paired re-measurement of a candidate against the incumbent champion."""
+    """Pairs of a candidate's paired re-measurement against the incumbent champion: pairs `first_pair` to
+    `promotion.pairs` - 1 of the attempt's seed series. The search hands out one pair a job, so that an attempt's
+    pairs run on several slots at once; the loop decides on them as they come (evolve/search/comparison.py)."""
 
     candidate_id: int
+    first_pair: int = Field(0, ge=0, description="the first pair this job measures (its index in the attempt's series)")
     incumbent_id: int
     candidate_set: ComponentSet
     incumbent_set: ComponentSet
@@ -77,7 +80,7 @@ class JobProgress(BaseModel):
     started: float = Field(description="time.monotonic() when the job began running")
 
 
-Result = Evaluation | PromotionDecision
+Result = Evaluation | PairedMeasurement
 # What runs one job: run_job, or a stand-in with the same signature (tests, benchmarks), which
 # may ignore the report (the stage it reaches, for job_progress).
 JobRunner = Callable[[Job, Dataset, int | None, StageReport], Result]
@@ -89,15 +92,14 @@ def job_kind(job: Job) -> str:
 
 
 def run_job(job: Job, dataset: Dataset, gpu: int | None, report: StageReport = no_report) -> Result:
-    """One job through the evaluator: the cascade for a candidate, the paired runs for a promotion."""
+    """One job through the evaluator: the cascade for a candidate, its pairs for a promotion (never decided here)."""
     if isinstance(job, EvaluationJob):
         return evaluate_candidate(
             job.component_set, job.changed, dataset, job.harness, job.score, job.cascade, job.champion_times, gpu, report,
             job.parent,
         )
-    return confirm_promotion(
-        job.candidate_set, job.incumbent_set, dataset, job.harness, job.score, job.promotion, gpu, job.context, report
-    )
+    return measure_pairs(job.candidate_set, job.incumbent_set, dataset, job.harness, job.promotion, gpu, report,
+                         job.context.attempt if job.context else 1, first=job.first_pair)
 
 
 class Executor(ABC):

@@ -168,7 +168,8 @@ class EvolutionLoop:
         return bool(self.state.index.count("pending")) or bool(self.promotions.queue) or self.proposals.more_to_propose()
 
     def _start_evaluations(self) -> None:
-        """Fill the free slots: a queued promotion first (one at a time), then pending candidates."""
+        """Fill the free slots: the pairs of a promotion first (one comparison at a time, its pairs on as many slots as
+        its next look needs), then pending candidates."""
         while self.scheduler.has_free_slot():
             if self.promotions.due():
                 job = self.promotions.next_job()
@@ -187,8 +188,8 @@ class EvolutionLoop:
         kind, candidate_id = self.scheduler.finished(future)
         if kind == "evaluation":
             self.evaluations.done(candidate_id, future.result())
-        else:
-            self.promotions.done(candidate_id, future.result())
+        elif (seconds := self.promotions.done(candidate_id, future.result())) is not None:
+            self.scheduler.measured["promotion"].append(seconds)  # a whole comparison: its pairs' slot-seconds
 
     def _refresh(self) -> None:
         config = self.config

@@ -22,6 +22,7 @@ from evolve.search.identity import set_identity
 from evolve.search.index import PopulationIndex
 from evolve.search.novelty import context_key
 
+
 class MergePlan(BaseModel):
     first_parent_id: int  # bx: the set kept
     second_parent_id: int  # by: whose version of `component` joins it

@@ -86,7 +86,7 @@ class Panel:
     def remaining(self, scheduler: Scheduler, budget: Budget, left: int) -> Remaining:
         measured = scheduler.measured
         evaluations = measured["evaluation"]
-        promotions_started = len(measured["promotion"]) + sum(1 for kind, _ in scheduler.running.values() if kind == "promotion")
+        promotions_started = len(measured["promotion"]) + any(kind == "promotion" for kind, _ in scheduler.running.values())
         costs = Costs(
             evaluation_seconds=mean(evaluations),
             promotion_seconds=mean(measured["promotion"]),

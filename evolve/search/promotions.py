@@ -11,14 +11,15 @@ evidence, is the promotion policy's (evaluator/promotion_policy/): this module o
 import time
 
 from evaluator.component_set import ComponentSet
-from evaluator.promotion import PromotionDecision
 from evaluator.promotion_policy.policy import PromotionPolicy, Standing
-from evaluator.promotion_policy.rule import DecisionContext
+from evaluator.promotion_policy.rule import DecisionContext, PromotionDecision
+from evaluator.results import PairedMeasurement
 from evolve.config import ExperimentConfig
 from evolve.database import decisions as promotion_records
 from evolve.database.records import PromotionInfo
 from evolve.database.store import Store
 from evolve.llm.client import Budget
+from evolve.search.comparison import Comparison
 from evolve.search.executor import PromotionJob
 from evolve.search.panel import Panel
 from evolve.search.state import SearchState
@@ -27,18 +28,19 @@ CALIBRATION_REFRESH_SECONDS = 60.0
 
 
 class Promotions:
-    """One paired comparison at a time; owns the queue and the one in progress."""
+    """One paired comparison at a time, its pairs spread over the free slots; owns the queue and the one in progress."""
 
     def __init__(self, config: ExperimentConfig, store: Store, experiment_id: int, state: SearchState, policy: PromotionPolicy,
                  budget: Budget, panel: Panel):
         self.config, self.store, self.experiment_id, self.state = config, store, experiment_id, state
         self.policy, self.budget, self.panel = policy, budget, panel
         self.queue: list[PromotionInfo] = store.promotions(experiment_id, "queued")
-        self.running: PromotionInfo | None = None
+        self.comparison: Comparison | None = None  # the attempt in progress (comparison.py)
         self._noise: tuple | None = None  # (champion id, when read, its device's calibrated time noise)
 
     def due(self) -> bool:
-        return bool(self.queue) and self.running is None
+        """A pair can be handed out: of the comparison in progress, or of the next queued one."""
+        return self.comparison.has_job() if self.comparison is not None else bool(self.queue)
 
     def queued(self, candidate_id: int) -> None:
         """The candidate's promotion was queued in the database (with its evaluation's result): add it."""
@@ -79,7 +81,10 @@ class Promotions:
         return self.policy.gate(candidate, candidate_times, self.state.champion_record, self.minimum_gain())
 
     def next_job(self) -> PromotionJob | None:
-        """The next queued comparison as a job, stored as started; None where it is no longer worth one."""
+        """The next pair of the comparison in progress, or the first of the next queued one (stored as started); None
+        where the queued one is no longer worth a comparison."""
+        if self.comparison is not None:
+            return self.comparison.next_job()
         promotion = self.queue.pop(self._best_queued())
         champion, candidate = self.state.champion, self.state.index.rows[promotion.candidate_id]
         times = [s.time_seconds for s in self.state.record(candidate.id)]
@@ -99,28 +104,41 @@ class Promotions:
         self.store.start_promotion(promotion.id)  # before the measurement: a killed search redoes it on resume
         sets = self.state.requests.sets([candidate.id, champion.id])
         promotion_settings = self.config.promotion
-        job = PromotionJob(
+        template = PromotionJob(
             candidate_id=candidate.id, incumbent_id=champion.id,
             candidate_set=ComponentSet(sources=sets[candidate.id]), incumbent_set=ComponentSet(sources=sets[champion.id]),
             harness=self.config.harness, score=self.config.score,
             promotion=promotion_settings.model_copy(update={"pairs": pairs, "limits": self.state.run_limits(promotion_settings.limits)}),
             context=context,
         )
+        plan = self.policy.plan(context, pairs)
         self.panel.event(f"#{candidate.id} scored above champion #{champion.id}: paired re-measurement (at most {pairs} pairs, "
-                         f"attempt {context.attempt}, alpha {context.alpha:.2g})")
-        self.running = promotion
-        return job
+                         f"tested at {len(plan.looks)} look(s), attempt {context.attempt}, alpha {context.alpha:.2g})")
+        self.comparison = Comparison(promotion, template, self.policy, context, plan)
+        return self.comparison.next_job()
 
     def _context(self) -> DecisionContext:
         attempt = promotion_records.attempts_made(self.store, self.experiment_id) + 1
         self.minimum_gain()  # the calibration of this champion's device, read if it is not yet
         return self.policy.context(attempt, self.state.champion.time_mean or 0.0, self._noise[2], self.state.champion_record.samples)
 
-    def done(self, candidate_id: int, decision: PromotionDecision) -> None:
+    def done(self, candidate_id: int, measured: PairedMeasurement) -> float | None:
+        """A pair is back. Where it decides the comparison: the decision stored, and the slot-seconds of all its pairs
+        returned (the estimate's cost of a promotion); else None. A pair of a comparison already decided is dropped."""
+        self.budget.add_gpu_seconds(measured.seconds)
+        comparison = self.comparison
+        if comparison is None or comparison.candidate_id != candidate_id or comparison.context.attempt != measured.attempt:
+            return None  # the rest of a look its comparison did not need
+        decision = comparison.add(measured)
+        if decision is None:
+            return None
+        self.comparison = None
+        self._decided(comparison.promotion, candidate_id, decision)
+        return decision.seconds
+
+    def _decided(self, promotion: PromotionInfo, candidate_id: int, decision: PromotionDecision) -> None:
         """Store the decision first (a decision lost to a crash would hand the next attempt too much alpha),
         then the promotion, both sides' refolded records, and the champion."""
-        self.budget.add_gpu_seconds(decision.seconds)
-        promotion, self.running = self.running, None
         champion = self.state.champion
         promoted = decision.promoted and champion is not None
         if champion is not None:

@@ -44,8 +44,7 @@ from pydantic import BaseModel
 
 from evaluator.cascade import no_report
 from evaluator.data import Dataset
-from evaluator.promotion import PromotionDecision
-from evaluator.results import Evaluation, StageVerdict
+from evaluator.results import Evaluation, PairedMeasurement, StageVerdict
 from evolve.config import RaySettings
 from evolve.search.executor import EvaluationJob, Executor, Job, JobProgress, JobRunner, Result, job_kind, run_job
 
@@ -73,7 +72,7 @@ class RayClusterError(RuntimeError):
 class TaskOutcome(BaseModel):
     """What a task sends back: the evaluator's result and where it ran."""
 
-    result: Evaluation | PromotionDecision
+    result: Evaluation | PairedMeasurement
     node_id: str
     host: str
 
@@ -191,8 +190,8 @@ def failed_result(job: Job, reasons: list[str]) -> Result:
     text = f"the Ray task failed {len(reasons)} time(s), not retried further: " + "; ".join(reasons)
     if isinstance(job, EvaluationJob):
         return Evaluation(changed=job.changed, status="failed", stages=[StageVerdict(stage="cluster", status="failed", message=text)])
-    return PromotionDecision(promoted=False, reason=f"the paired re-measurement did not run: {text}", pairs=0,
-                             confidence=job.score.confidence)
+    return PairedMeasurement(attempt=job.context.attempt if job.context else 1, first_pair=job.first_pair,
+                             error=f"the paired re-measurement did not run: {text}")
 
 
 def _describe(error: BaseException) -> str:

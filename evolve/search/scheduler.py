@@ -27,9 +27,12 @@ class Scheduler:
         self.started[future] = time.monotonic()
 
     def finished(self, future: Future) -> tuple[str, int]:
-        """A job's future is done: its kind and candidate, its duration noted."""
+        """A job's future is done: its kind and candidate, an evaluation's duration noted (a promotion's pairs run as
+        several jobs: the loop notes the whole comparison's when it is decided)."""
         kind, candidate_id = self.running.pop(future)
-        self.measured[kind].append(time.monotonic() - self.started.pop(future, time.monotonic()))
+        started = self.started.pop(future, time.monotonic())
+        if kind == "evaluation":
+            self.measured[kind].append(time.monotonic() - started)
         return kind, candidate_id
 
     def abandon(self) -> int:

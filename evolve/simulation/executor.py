@@ -13,7 +13,7 @@ from evolve.simulation.cascade import simulated_evaluation
 from evolve.simulation.clock import SimulatedClock
 from evolve.simulation.landscape import Landscape, Truth
 from evolve.simulation.noise import NoiseModel
-from evolve.simulation.promotion import simulated_promotion
+from evolve.simulation.promotion import simulated_pairs
 from evolve.simulation_settings import SimulationSettings
 
 
@@ -44,7 +44,8 @@ class SimulatedExecutor(Executor):
             truth = self.truths[job.candidate_id] = self.landscape.truth(job.component_set)
             return simulated_evaluation(truth, job.changed, job.score, job.cascade, job.champion_times, self.noise, costs)
         candidate, incumbent = self.landscape.truth(job.candidate_set), self.landscape.truth(job.incumbent_set)
-        return simulated_promotion(candidate, incumbent, job.score, job.promotion, job.context, self.noise, costs)
+        attempt = job.context.attempt if job.context else 1
+        return simulated_pairs(candidate, incumbent, attempt, job.first_pair, job.promotion.pairs, self.noise, costs)
 
     def job_progress(self) -> list[JobProgress]:
         return []  # nothing runs: a result waits only for its simulated device time
