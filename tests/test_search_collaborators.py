@@ -61,9 +61,14 @@ def test_the_scheduler_fills_the_slots_and_times_each_job():
     scheduler.submit("promotion", 2, "job 2")
     assert not scheduler.has_free_slot()
     future = executor.submitted[1][1]
-    future.set_result("decision")
+    future.set_result("pair")
     assert scheduler.finished(future) == ("promotion", 2)
-    assert len(scheduler.measured["promotion"]) == 1 and scheduler.has_free_slot()
+    # one pair of a comparison spread over slots: the loop notes the whole comparison's cost once it is decided
+    assert scheduler.measured["promotion"] == [] and scheduler.has_free_slot()
+    evaluation = executor.submitted[0][1]
+    evaluation.set_result("evaluation")
+    assert scheduler.finished(evaluation) == ("evaluation", 1) and len(scheduler.measured["evaluation"]) == 51
+    scheduler.submit("evaluation", 3, "job 3")
     assert scheduler.abandon() == 1 and executor.abandoned and not scheduler.running
 
 
