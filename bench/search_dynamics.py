@@ -176,7 +176,7 @@ def run_one(policy: str, seed: int, slots: int, candidates: int, pace: float = 0
         "history": history, "wall_seconds": wall, "cpu_seconds": cpu, "cpu_ms_per_proposal_by_1000": windows,
         "slot_idle_share": executor.clock.idle_share() if pace else None,
         "steady_slot_idle_share": executor.clock.steady_idle_share() if pace else None,
-        "refill_ms": refill_ms(executor.clock.refill_seconds) if pace else None,
+        "refill_ms": refill_ms(executor.clock.refill_seconds()) if pace else None,
     }
 
 

@@ -45,6 +45,11 @@ def test_the_pairs_of_a_look_are_handed_out_together_one_job_each():
         jobs.append(c.next_job())
     assert [j.first_pair for j in jobs] == list(range(first_look))
     assert all(j.promotion.pairs == j.first_pair + 1 for j in jobs)  # each job measures its one pair of the series
+    # a slot with nothing else to do takes later pairs too, up to the last; the stop rule still reads them in order
+    assert c.has_job(idle_slots=True) and c.next_job().first_pair == first_look
+    while c.has_job(idle_slots=True):
+        c.next_job()
+    assert c.handed_out == c.plan.pairs
 
 
 def test_pairs_back_in_any_order_are_decided_in_the_series_order():

@@ -198,4 +198,4 @@ def test_the_steady_idle_share_counts_a_slow_refill_and_leaves_out_the_start_and
     quick, slow = search(0.0), search(0.06)
     assert slow.steady_idle_share() > quick.steady_idle_share() + 0.1  # the slow loop's slots wait for it
     assert quick.steady_idle_share() < 0.2
-    assert min(slow.refill_seconds) >= 0.06 and len(slow.refill_seconds) == 3
+    assert min(slow.refill_seconds()) >= 0.06 and len(slow.refill_seconds()) == 3

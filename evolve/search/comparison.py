@@ -2,7 +2,9 @@
 slots at once, and decided as they come back.
 
 The attempt's sequential plan (evaluator/promotion_policy/sequential.py) tests at looks; the pairs
-up to the next look are handed out together (as many slots as are free take them), and each pair
+up to the next look are handed out together (as many slots as are free take them), slots with
+nothing else to do take later pairs of the series too (a search's last comparisons would otherwise
+run a look at a time while the other slots wait), and each pair
 that completes the series so far (pairs come back in any order; the tests read them in the
 series' order) is put to the policy's stop rule: a look that passes, or a futility stop, ends the
 attempt there. A pair still running when the attempt ends is not waited for; its result, when it
@@ -36,8 +38,9 @@ class Comparison:
         """Pairs that may be handed out now: up to the first look after the pairs tested."""
         return next(look for look in self.plan.looks if look > self.tested)
 
-    def has_job(self) -> bool:
-        return self.handed_out < self.horizon()
+    def has_job(self, idle_slots: bool = False) -> bool:
+        """A pair to hand out: up to the next look, or, for slots that would otherwise idle, up to the last."""
+        return self.handed_out < (self.plan.pairs if idle_slots else self.horizon())
 
     def next_job(self) -> PromotionJob:
         """The next pair of the series, as a job of its own."""

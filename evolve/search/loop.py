@@ -169,7 +169,7 @@ class EvolutionLoop:
 
     def _start_evaluations(self) -> None:
         """Fill the free slots: the pairs of a promotion first (one comparison at a time, its pairs on as many slots as
-        its next look needs), then pending candidates."""
+        its next look needs), then pending candidates, then, where none is pending, the comparison's later pairs."""
         while self.scheduler.has_free_slot():
             if self.promotions.due():
                 job = self.promotions.next_job()
@@ -177,7 +177,10 @@ class EvolutionLoop:
                     self.scheduler.submit("promotion", job.candidate_id, job)
                 continue
             job = self.evaluations.next_job()
-            if job is None:
+            if job is None:  # nothing to screen: a free slot measures later pairs of the comparison in progress
+                if self.promotions.due(idle_slots=True) and (pair := self.promotions.next_job()) is not None:
+                    self.scheduler.submit("promotion", pair.candidate_id, pair)
+                    continue
                 return
             self.scheduler.submit("evaluation", job.candidate_id, job)
 

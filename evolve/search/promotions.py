@@ -38,9 +38,10 @@ class Promotions:
         self.comparison: Comparison | None = None  # the attempt in progress (comparison.py)
         self._noise: tuple | None = None  # (champion id, when read, its device's calibrated time noise)
 
-    def due(self) -> bool:
-        """A pair can be handed out: of the comparison in progress, or of the next queued one."""
-        return self.comparison.has_job() if self.comparison is not None else bool(self.queue)
+    def due(self, idle_slots: bool = False) -> bool:
+        """A pair can be handed out: of the comparison in progress (`idle_slots`: beyond its next look, for slots
+        with nothing else to do), or of the next queued one."""
+        return self.comparison.has_job(idle_slots) if self.comparison is not None else bool(self.queue)
 
     def queued(self, candidate_id: int) -> None:
         """The candidate's promotion was queued in the database (with its evaluation's result): add it."""

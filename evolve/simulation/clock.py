@@ -18,8 +18,9 @@ Two idle figures, because a search's start (the seed screened alone) and end (th
 draining) leave slots idle whatever the loop costs: `idle_share` over the whole run, and
 `steady_idle_share` from the moment every slot first held a job to the last moment every slot
 did, the stretch in which an idle slot means the loop did not refill it in time (after it, the
-slots drain: the search has nothing more to start, or only its last comparisons). `refill_seconds` are the
-wall delays from a result's hand-back to the next submission (the loop's reaction time per slot).
+slots drain: the search has nothing more to start, or only its last comparisons). `refill_seconds()`
+are the wall delays, in that stretch, from a result's hand-back to the next submission (the loop's
+reaction time per slot).
 """
 
 import heapq
@@ -53,7 +54,7 @@ class SimulatedClock:
         self.busy_wall_seconds = 0.0  # wall seconds the handed-back jobs held a slot (paced mode's idle share)
         self.first_wall: float | None = None
         self.last_wall: float | None = None
-        self.refill_seconds: list[float] = []  # paced mode: hand-back to the next submission, per refilled slot
+        self._refills: list[tuple[float, float]] = []  # (submission wall, delay since the hand-back it refilled)
         self._busy_integral = 0.0  # slot-wall-seconds with a job on the slot, up to `_changed_wall`
         self._changed_wall: float | None = None
         self._first_full: tuple[float, float] | None = None  # (wall, busy integral) when every slot first held a job
@@ -78,7 +79,7 @@ class SimulatedClock:
             heapq.heappush(self._pending, PendingJob(start + seconds, next(self._order), future, result, seconds, wall))
             self._last_submit = wall
             if self._handed_back:
-                self.refill_seconds.append(wall - self._handed_back.popleft())
+                self._refills.append((wall, wall - self._handed_back.popleft()))
             if len(self._pending) >= self.slots:
                 self._first_full = self._first_full or (wall, self._busy_integral)
                 self._last_full = (wall, self._busy_integral)
@@ -96,6 +97,12 @@ class SimulatedClock:
         if self.first_wall is None or self.last_wall is None or self.last_wall <= self.first_wall:
             return None
         return max(0.0, 1.0 - self.busy_wall_seconds / (self.slots * (self.last_wall - self.first_wall)))
+
+    def refill_seconds(self) -> list[float]:
+        """Hand-back to the next submission, per slot refilled between every slot first and last busy."""
+        if self._first_full is None or self._last_full is None:
+            return []
+        return [delay for wall, delay in self._refills if self._first_full[0] <= wall <= self._last_full[0]]
 
     def steady_idle_share(self) -> float | None:
         """Idle share from every slot first busy to every slot last busy: the start and the final drain left out."""
