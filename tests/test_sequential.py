@@ -108,3 +108,28 @@ def test_the_sequential_bench_prints_the_saving_against_the_fixed_test(capsys):
     main(["--looks", "4"])
     out = capsys.readouterr().out
     assert "| 1 | 0.025 | 0.85 |" in out and "of 15" in out  # the fixed test needs 15 pairs there; the sequential row says its average
+
+
+def test_a_no_op_candidate_stopped_and_decided_by_the_policy_is_promoted_at_most_alpha_of_the_time():
+    """1,500 comparisons at the edge of the null through the policy's stop rule and decision (time and accuracy
+    tests, as the search runs them): the candidate faster by exactly the minimum gain, so that each pair is a fair
+    coin (the worst case of "no gain"), with the pairs sized for a promised win chance of 0.9 it does not have."""
+    rng = np.random.default_rng(7)
+    settings, score = PromotionSettings(experiment_alpha=0.1), ScoreSettings()
+    policy = PromotionPolicy(settings, score)
+    record = [RunSample(run=i, seed=i, accuracy=0.95, time_seconds=float(t), device_name="test", torch_version="-")
+              for i, t in enumerate(rng.normal(3.0, 0.03, 12))]
+    context = policy.context(1, 3.0, None, record).model_copy(update={"win_chance": 0.9})
+    plan_ = policy.plan(context, 24)
+    promoted, pairs_used = 0, []
+    for _ in range(1500):
+        times, accuracies = rng.normal(3.0, 0.03, (2, 24)), rng.normal(0.95, 0.0014, (2, 24))
+        times[0] -= context.min_gain_seconds
+        sides = [[RunSample(run=i, seed=i, accuracy=float(accuracies[s, i]), time_seconds=float(times[s, i]),
+                            device_name="test", torch_version="-") for i in range(24)] for s in (0, 1)]
+        n = next((n for n in range(2, 25) if policy.stop_reason(sides[0][:n], sides[1][:n], context, plan_)), 24)
+        stopped = policy.stop_reason(sides[0][:n], sides[1][:n], context, plan_) if n < 24 else None
+        promoted += policy.decide(sides[0][:n], sides[1][:n], context, plan_, stopped).promoted
+        pairs_used.append(n)
+    assert promoted / 1500 <= context.alpha + 0.017, promoted  # alpha 0.05 here; 3 binomial standard deviations above it
+    assert np.mean(pairs_used) < 0.75 * 24, np.mean(pairs_used)  # and they stop early: the fixed test would use all 24
