@@ -4,11 +4,11 @@ slots at once, and decided as they come back.
 The attempt's sequential plan (evaluator/promotion_policy/sequential.py) tests at looks; the pairs
 up to the next look are handed out together (as many slots as are free take them), slots with
 nothing else to do take later pairs of the series too (a search's last comparisons would otherwise
-run a look at a time while the other slots wait), and each pair
-that completes the series so far (pairs come back in any order; the tests read them in the
-series' order) is put to the policy's stop rule: a look that passes, or a futility stop, ends the
-attempt there. A pair still running when the attempt ends is not waited for; its result, when it
-comes, is dropped (at most the rest of one look). The decision itself is the policy's, on the pairs
+run a look at a time while the other slots wait), and each pair that completes the series so far
+(pairs come back in any order; the tests read them in the series' order) is put to the policy's
+stop rule: a look that passes, or a futility stop, ends the attempt there. A pair still running
+when the attempt ends is not waited for; its result, when it comes, is dropped (the rest of the
+look, and what idle slots took beyond it). The decision itself is the policy's, on the pairs
 in the series' order, exactly as when one job measures them all (evaluator/promotion.py
 `confirm_promotion`).
 """
