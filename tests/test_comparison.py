@@ -85,6 +85,16 @@ def test_a_loser_stops_at_its_futility_point_and_a_failed_pair_fails_the_attempt
     broken.next_job()
     failed = broken.add(PairedMeasurement(attempt=1, first_pair=0, error="worker died"))
     assert failed is not None and not failed.promoted and "worker died" in failed.reason and failed.alpha_spent == 0.0
+    # a pair an idle slot took beyond where the rule stops fails: the decision on the pairs before it stands
+    late = comparison(0.9)
+    while late.has_job(idle_slots=True):
+        late.next_job()
+    assert late.add(PairedMeasurement(attempt=1, first_pair=15, error="worker died")) is None
+    decision, index = None, 0
+    while decision is None:
+        decision = late.add(pair(index, 3.5))
+        index += 1
+    assert not decision.promoted and "stopped at" in decision.stopped and "failed" not in decision.reason
 
 
 class SlowPairsExecutor(StubExecutor):

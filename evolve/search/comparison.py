@@ -31,6 +31,7 @@ class Comparison:
         self.handed_out = 0  # pairs 0 .. handed_out - 1 are running or back
         self.pairs: dict[int, tuple[RunSample, RunSample]] = {}  # pair index -> (candidate's, incumbent's sample)
         self.tested = 0  # pairs 0 .. tested - 1 were put to the stop rule, in order
+        self.failures: dict[int, PairedMeasurement] = {}  # pair index -> its failed measurement
         self.flags: list[str] = []
         self.seconds = 0.0  # device time of the pairs back so far
 
@@ -50,16 +51,22 @@ class Comparison:
         return self.template.model_copy(update={"first_pair": index, "promotion": settings})
 
     def add(self, measured: PairedMeasurement) -> PromotionDecision | None:
-        """A pair is back: the decision, where the pairs now say enough (or one failed), else None."""
+        """A pair is back: the decision, where the pairs now say enough (or the next pair the rule needs failed), else
+        None. A failed pair beyond where the rule stops (one an idle slot took early) changes nothing."""
         self.seconds += measured.seconds
         self.flags += [flag for flag in measured.flags if flag not in self.flags]
         if measured.error is not None or not measured.candidate_samples:
-            failed = measured.model_copy(update={"candidate_samples": self._samples(0), "incumbent_samples": self._samples(1),
-                                                 "seconds": self.seconds, "flags": self.flags})
-            return failed_decision(failed, self.policy.score, self.context)
+            self.failures.setdefault(measured.first_pair + len(measured.candidate_samples), measured)  # it fails the attempt once the rule reaches it
         for offset, pair in enumerate(zip(measured.candidate_samples, measured.incumbent_samples)):
             self.pairs[measured.first_pair + offset] = pair
-        while self.tested in self.pairs:
+        while True:
+            if self.tested in self.failures:  # the next pair the rule needs failed: the attempt fails, spends nothing
+                failed = self.failures[self.tested].model_copy(update={
+                    "candidate_samples": self._samples(0), "incumbent_samples": self._samples(1), "seconds": self.seconds,
+                    "flags": self.flags})
+                return failed_decision(failed, self.policy.score, self.context)
+            if self.tested not in self.pairs:
+                return None
             self.tested += 1
             candidate, incumbent = self._samples(0), self._samples(1)
             stopped = self.policy.stop_reason(candidate, incumbent, self.context, self.plan)
@@ -67,7 +74,6 @@ class Comparison:
                 decision = self.policy.decide(candidate, incumbent, self.context, self.plan, stopped)
                 decision.flags, decision.seconds = self.flags, self.seconds
                 return decision
-        return None
 
     def _samples(self, side: int) -> list[RunSample]:
         return [self.pairs[i][side] for i in range(self.tested)]
