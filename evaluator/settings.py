@@ -121,6 +121,12 @@ class PromotionSettings(RuleSettings):
         "the pair win chance its screening promised, is below this (it cannot raise the error rate; the power sizing counts "
         "its cost); without a promise (power 0) it stops only where no later look can pass. 0: never stop early as a loser"
     )
+    queue_limit: int = Field(
+        16, ge=1, description="most candidates waiting for a paired comparison; beyond it the worst-scoring is refused at once "
+        "(comparisons run one at a time and the best queued goes first, so the rest would only wait to be gated out by the "
+        "next champion). At 64 simulated slots an unbounded queue held 55,000 of 83,000 candidates (docs/BENCHMARKS.md, "
+        "issue 27)"
+    )
     gate_pvalue: float = Field(
         0.2, gt=0, le=1, description="a candidate reaches a paired comparison only when its screening times beat the champion's "
         "record by the minimum gain at this p (one-sided Mann-Whitney; evaluator/promotion_policy/gate.py); 1: the score alone decides"

@@ -6,7 +6,8 @@ scores above the seed and the children differ among themselves. Each evaluation 
 smoke and 2 s of timed stages; each pair of a paired re-measurement 1 s, both sides at their stub
 times (the real policy then promotes a candidate whose stub time is lower by the minimum gain).
 With `block_promotions`, a paired re-measurement never returns (a search to SIGKILL in the middle
-of one).
+of one). SlowPairsExecutor answers each pair on a 50 ms timer instead, so that pairs run side by side and
+evaluations go on meanwhile.
 
 Run as a script it is `evolve` with the stub in place of the executor it would make:
     python -m tests.stub_search start --component optimizer --device cpu ...
@@ -111,6 +112,26 @@ class StubExecutor(Executor):
 
     def shutdown(self, wait: bool = True) -> None:
         pass
+
+
+class SlowPairsExecutor(StubExecutor):
+    """The stub executor whose promotion pairs take 50 ms each on a timer, so that a pair handed out while
+    another runs is seen running beside it; evaluations are answered at once."""
+
+    def __init__(self, slots: int):
+        super().__init__(slots=slots)
+        self.running_pairs: list[Future] = []
+        self.most_at_once = 0
+
+    def submit(self, job):
+        if not isinstance(job, PromotionJob):
+            return super().submit(job)
+        self.jobs.append(job)
+        future: Future = Future()
+        self.running_pairs = [f for f in self.running_pairs if not f.done()] + [future]
+        self.most_at_once = max(self.most_at_once, len(self.running_pairs))
+        threading.Timer(0.05, lambda: future.set_result(self.confirm(job))).start()
+        return future
 
 
 def main(argv: list[str]) -> None:

@@ -1,8 +1,6 @@
 """A promotion attempt's pairs spread over slots (evolve/search/comparison.py): handed out a look at a time,
 read in the series' order whatever order they come back in, and decided as one job deciding them all would."""
 
-import threading
-from concurrent.futures import Future
 
 from evaluator.component_set import ComponentSet
 from evaluator.promotion_policy.policy import PromotionPolicy
@@ -13,7 +11,7 @@ from evolve.database.records import PromotionInfo
 from evolve.search.comparison import Comparison
 from evolve.search.executor import PromotionJob
 from tests.ray_support import run_stub_search, stub_config
-from tests.stub_search import StubExecutor
+from tests.stub_search import SlowPairsExecutor
 
 
 def sample(run: int, seconds: float) -> RunSample:
@@ -95,26 +93,6 @@ def test_a_loser_stops_at_its_futility_point_and_a_failed_pair_fails_the_attempt
         decision = late.add(pair(index, 3.5))
         index += 1
     assert not decision.promoted and "stopped at" in decision.stopped and "failed" not in decision.reason
-
-
-class SlowPairsExecutor(StubExecutor):
-    """The stub executor whose promotion pairs take 50 ms each on a timer, so that a pair handed out while
-    another runs is seen running beside it; evaluations are answered at once."""
-
-    def __init__(self, slots: int):
-        super().__init__(slots=slots)
-        self.running_pairs: list[Future] = []
-        self.most_at_once = 0
-
-    def submit(self, job):
-        if not isinstance(job, PromotionJob):
-            return super().submit(job)
-        self.jobs.append(job)
-        future: Future = Future()
-        self.running_pairs = [f for f in self.running_pairs if not f.done()] + [future]
-        self.most_at_once = max(self.most_at_once, len(self.running_pairs))
-        threading.Timer(0.05, lambda: future.set_result(self.confirm(job))).start()
-        return future
 
 
 def test_a_search_runs_a_comparisons_pairs_on_several_slots_at_once(tmp_path):

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from evaluator.results import RunSample
 from evolve.database.candidate_writes import INSERT_PROPOSAL
@@ -199,6 +199,17 @@ class SearchState:
             request.status, request.promoted, request.gpu_seconds, request.finished_at = "done", promoted, gpu_seconds, utcnow()
             if promoted and incumbent_id is not None:
                 self._change_champion(session, request.experiment_id, request.candidate_id, incumbent_id, statistics)
+
+    def refuse_promotions(self, promotion_ids: Sequence[int]) -> None:
+        """Queued promotions that will not be compared (no longer above the champion, or too many better ones queued):
+        done and not promoted, in one statement, however many."""
+        if not promotion_ids:
+            return
+        statement = (update(PromotionRequest)
+                     .where(PromotionRequest.id.in_(list(promotion_ids)), PromotionRequest.status == "queued")
+                     .values(status="done", promoted=False, finished_at=utcnow()))
+        with self.db.session(write=True) as session:
+            session.execute(statement)
 
     # generations and migrants
 

@@ -22,6 +22,7 @@ from evolve.llm.client import Budget
 from evolve.search.comparison import Comparison
 from evolve.search.executor import PromotionJob
 from evolve.search.panel import Panel
+from evolve.search.promotion_queue import PromotionQueue
 from evolve.search.state import SearchState
 
 CALIBRATION_REFRESH_SECONDS = 60.0
@@ -34,9 +35,11 @@ class Promotions:
                  budget: Budget, panel: Panel):
         self.config, self.store, self.experiment_id, self.state = config, store, experiment_id, state
         self.policy, self.budget, self.panel = policy, budget, panel
-        self.queue: list[PromotionInfo] = store.promotions(experiment_id, "queued")
+        self.queue = PromotionQueue(config.promotion.queue_limit)  # best screening score first (promotion_queue.py)
+        self._gated_against: tuple[int | None, int] | None = None  # (champion, its record's samples) the queue was last gated at
         self.comparison: Comparison | None = None  # the attempt in progress (comparison.py)
         self._noise: tuple | None = None  # (champion id, when read, its device's calibrated time noise)
+        self._add(store.promotions(experiment_id, "queued"))
 
     def due(self, idle_slots: bool = False) -> bool:
         """A pair can be handed out: of the comparison in progress (`idle_slots`: beyond its next look, for slots
@@ -45,13 +48,35 @@ class Promotions:
 
     def queued(self, candidate_id: int) -> None:
         """The candidate's promotion was queued in the database (with its evaluation's result): add it."""
-        self.queue += self.store.promotions(self.experiment_id, "queued", candidate_id=candidate_id)
+        self._add(self.store.promotions(self.experiment_id, "queued", candidate_id=candidate_id))
 
-    def _best_queued(self) -> int:
-        """The queued candidate with the best score goes first: after a champion change the others are gated again
-        against the new champion, and most no longer reach a comparison (FIFO spent the error budget in arrival order)."""
+    def _add(self, promotions: list[PromotionInfo]) -> None:
+        """Into the queue by score; what does not fit (`promotion.queue_limit` better ones queued) refused at once."""
         rows = self.state.index.rows
-        return max(range(len(self.queue)), key=lambda i: (rows[self.queue[i].candidate_id].score or -float("inf"), -i))
+        dropped = [d for p in promotions for d in self.queue.add(p, rows[p.candidate_id].score)]
+        self.store.refuse_promotions([p.id for p in dropped])
+
+    def _gate_queue(self) -> None:
+        """Gate the queue again where the champion or its record changed since it was last gated: the best queued goes
+        first, so after a champion change most of the others no longer score above it; they are refused in one write
+        instead of one by one as they come up (FIFO spent the error budget in arrival order)."""
+        champion = self.state.champion
+        key = (champion.id, len(self.state.champion_record.samples)) if champion is not None else (None, 0)
+        if key == self._gated_against:
+            return
+        self._gated_against = key
+        refused = self.queue.remove(lambda promotion: self._refusal(promotion.candidate_id) is not None)
+        self.store.refuse_promotions([p.id for p in refused])
+        if refused:
+            self.panel.event(f"{len(refused)} queued comparison(s) refused: no longer above champion #{key[0]}")
+
+    def _refusal(self, candidate_id: int) -> str | None:
+        """Why the candidate is no longer worth a comparison with the champion; None where it still is."""
+        if self.state.champion is None or candidate_id == self.state.champion.id:
+            return "no champion to compare with" if self.state.champion is None else "it is the champion"
+        candidate = self.state.index.rows[candidate_id]
+        standing = Standing(score=candidate.score, accuracy_lower_bound=candidate.accuracy_lower_bound)
+        return self.gate(standing, [s.time_seconds for s in self.state.record(candidate_id)])
 
     def ensure_first_champion(self) -> None:
         """A search killed between the seed's evaluation and its crowning: crown the best now."""
@@ -86,14 +111,12 @@ class Promotions:
         where the queued one is no longer worth a comparison."""
         if self.comparison is not None:
             return self.comparison.next_job()
-        promotion = self.queue.pop(self._best_queued())
+        self._gate_queue()
+        if not self.queue:
+            return None
+        promotion = self.queue.pop()
         champion, candidate = self.state.champion, self.state.index.rows[promotion.candidate_id]
         times = [s.time_seconds for s in self.state.record(candidate.id)]
-        standing = Standing(score=candidate.score, accuracy_lower_bound=candidate.accuracy_lower_bound)
-        if champion is None or champion.id == candidate.id or self.gate(standing, times) is not None:
-            reason = "the champion changed since it was queued, and it no longer scores above it"
-            self.store.finish_promotion(promotion.id, None, [], [], False, {"reason": reason}, 0.0)
-            return None
         context = self._context()
         pairs, sizing = self.policy.pairs_for_candidate(context, times, self.state.champion_record)
         # the promise the pairs were sized for: the sequential test's looks and futility stop are judged at it
