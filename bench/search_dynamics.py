@@ -156,6 +156,11 @@ def run_one(policy: str, seed: int, slots: int, candidates: int, pace: float = 0
                 done(*args)
                 if (n := next(finished)) % 1000 == 0:
                     marks.append((n, time.process_time()))
+                    if n % 10_000 == 0:  # a long run shows its flatness as it goes (the table comes at its end)
+                        (n0, c0), (_, c1) = marks[-2], marks[-1]
+                        print(f"simulation: {policy} seed {seed} slots {slots}: {n} proposals, "
+                              f"{1000 * (c1 - c0) / (n - n0):.1f} ms loop CPU a proposal over the last {n - n0}, "
+                              f"{len(loop.promotions.queue)} comparison(s) queued", file=sys.stderr, flush=True)
 
             loop.proposals.done = timed_done
             started, cpu = time.perf_counter(), time.process_time()
