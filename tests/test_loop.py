@@ -15,6 +15,8 @@ from evaluator.data import synthetic_dataset
 from evolve.cli.app import app
 from evolve.database import Store
 from tests.loopback_llm import LoopbackLLM, full_module, http_error, reply, search_replace
+from tests.ray_support import run_stub_search, stub_config
+from tests.stub_search import StubExecutor
 
 FAST = [
     "--set", "candidates_per_generation=2", "--set", "cascade.runs=2", "--set", "cascade.min_runs=2",
@@ -165,3 +167,25 @@ def test_throughput_bench_measures_idle_evaluation_slots():
 
     idle = main(["--slots", "2", "--eval-seconds", "0.3", "--llm-seconds", "0.05", "--candidates", "6"])
     assert 0.0 <= idle < 1.0
+
+
+
+def test_every_generation_finishes_though_some_proposals_make_no_candidate(tmp_path, monkeypatch):
+    """An unusable reply, a duplicate or a near-copy is one of its generation's proposals: counted in candidates
+    alone, the last generation never finished (and its migration never ran)."""
+    from evolve.search.proposer import MutatorProposer, Unusable
+
+    propose, calls = MutatorProposer.propose, iter(range(10**6))
+
+    def every_third_unusable(self, request):
+        return Unusable(request=request, reason="no live edit (test)") if next(calls) % 3 == 2 else propose(self, request)
+
+    monkeypatch.setattr(MutatorProposer, "propose", every_third_unusable)
+    config = stub_config(12).model_copy(update={"generations": 6, "candidates_per_generation": 2})
+    url = f"sqlite:///{tmp_path / 'generations.db'}"
+    run_stub_search(StubExecutor(), url, 12, config=config)
+    with Store.open(url) as store:
+        experiment = store.experiment("stub")
+        counts = store.proposal_counts(experiment.id)
+        assert counts["unusable"] == 4 and sum(counts.values()) == 12
+        assert experiment.completed_generations == 6

@@ -1,12 +1,18 @@
 """Generations: once a generation's candidates are all finished, its migration and its count,
 stored together (so that `--resume` replays no migration). Migration is the one step that moves
-candidates between islands; the rule itself is in population.py."""
+candidates between islands; the rule itself is in population.py.
+
+A generation is its `candidates_per_generation` proposals: one that made no candidate (unusable, a
+duplicate, a near-copy) is finished when it is stored, one that made a candidate when that candidate
+is; counting candidates alone, a search with one near-copy never finished its last generation."""
 
 from evolve.config import ExperimentConfig
 from evolve.database.store import Store
 from evolve.search.panel import Panel
 from evolve.search.population import migration_due, plan_migration_from
 from evolve.search.state import SearchState
+
+NO_CANDIDATE = ("unusable", "duplicate", "near-copy")  # proposal outcomes with no candidate of their own to wait for
 
 
 class Generations:
@@ -15,11 +21,18 @@ class Generations:
     def __init__(self, config: ExperimentConfig, store: Store, experiment, state: SearchState, panel: Panel):
         self.config, self.store, self.experiment_id, self.state, self.panel = config, store, experiment.id, state, panel
         self.completed = store.experiment(experiment.name).completed_generations
+        counts = store.proposal_counts(experiment.id)
+        self.without_candidate = sum(counts.get(outcome, 0) for outcome in NO_CANDIDATE)
+
+    def proposal_without_candidate(self) -> None:
+        """A proposal ended with no candidate of its own: it is finished, and may finish its generation."""
+        self.without_candidate += 1
+        self.advance()
 
     def advance(self) -> None:
-        """Every generation whose candidates are all finished: its migration and its count, stored together."""
+        """Every generation whose proposals are all finished: its migration and its count, stored together."""
         index, settings = self.state.index, self.config.population
-        generations = index.finished_children // self.config.candidates_per_generation
+        generations = (index.finished_children + self.without_candidate) // self.config.candidates_per_generation
         while self.completed < generations:
             generation = self.completed + 1
             moves = []

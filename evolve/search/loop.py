@@ -87,7 +87,7 @@ class EvolutionLoop:
         self.generations = Generations(config, store, experiment, state, panel)
         self.evaluations = Evaluations(config, store, experiment.id, state, self.promotions, self.learning, self.generations,
                                        budget, panel)
-        self.proposals = Proposals(config, store, experiment.id, state, proposer, self.learning, budget, panel, rng)
+        self.proposals = Proposals(config, store, experiment.id, state, proposer, self.learning, self.generations, budget, panel, rng)
         panel.champion_changed(state)
         # proposals wait on the network: enough run ahead that a slow model still keeps every slot fed
         self.lookahead = executor.slots + config.llm.concurrent_calls

@@ -16,6 +16,7 @@ from evolve.database.records import LLMCallRecord, NewCandidate, ProposalRecord
 from evolve.database.serialize import unified_diff
 from evolve.database.store import Store
 from evolve.llm.client import Budget, LLMCall
+from evolve.search.generations import Generations
 from evolve.search.identity import set_identity
 from evolve.search.learning import Learning
 from evolve.search.merge import Merger, merge_due
@@ -31,8 +32,8 @@ class Proposals:
     """Makes the experiment's `generations * candidates_per_generation` proposals; owns their count and the calls in flight."""
 
     def __init__(self, config: ExperimentConfig, store: Store, experiment_id: int, state: SearchState, proposer: Proposer,
-                 learning: Learning, budget: Budget, panel: Panel, rng: np.random.Generator):
-        self.config, self.store, self.experiment_id, self.state = config, store, experiment_id, state
+                 learning: Learning, generations: Generations, budget: Budget, panel: Panel, rng: np.random.Generator):
+        self.config, self.store, self.experiment_id, self.state, self.generations = config, store, experiment_id, state, generations
         self.proposer, self.learning, self.budget, self.panel, self.rng = proposer, learning, budget, panel, rng
         self.total = config.generations * config.candidates_per_generation
         self.pool = ThreadPoolExecutor(max_workers=config.llm.concurrent_calls, thread_name_prefix="proposal")
@@ -147,6 +148,8 @@ class Proposals:
     def _outcome(self, request: ProposalRequest, outcome: str, cost: float | None, candidate_id: int | None) -> None:
         self.state.requests.proposed(request.parent_id, outcome)
         self.learning.proposed(request.model, cost or 0.0, candidate_id)
+        if candidate_id is None:
+            self.generations.proposal_without_candidate()
 
     def _new_candidate(self, request: ProposalRequest, parent_set: dict[str, str], outcome: Proposal, call_id: int | None) -> NewCandidate:
         component = request.component
