@@ -85,8 +85,14 @@ class Reader:
                 found = cursor.fetchall()
             finally:
                 cursor.close()
-        return [{name: (json.loads(value) if name in JSON_COLUMNS and isinstance(value, str) else value)
-                 for name, value in zip(names, row)} for row in found]
+        decoded = [i for i, name in enumerate(names) if name in JSON_COLUMNS]
+        result = [dict(zip(names, row)) for row in found]
+        for i in decoded:  # SQLite hands back JSON columns as text, psycopg as values
+            name = names[i]
+            for row in result:
+                if isinstance(row[name], str):
+                    row[name] = json.loads(row[name])
+        return result
 
     def value(self, sql: str, *params: object) -> Any:
         """The first column of the first row, None without rows."""

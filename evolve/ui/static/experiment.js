@@ -23,8 +23,8 @@
     return FIELDS.every(function (f) { return state.filters[f] === "" || String(node[f]) === state.filters[f]; });
   }
 
-  function time(node) {
-    return Date.parse(node.evaluated_at || node.created_at);
+  function time(node) {  // epoch milliseconds, as the server sends them
+    return node.evaluated_at !== null ? node.evaluated_at : node.created_at;
   }
 
   function compact(value) {
@@ -64,12 +64,32 @@
       });
   }
 
+  // Above this many points a scatter is drawn in ECharts' large mode (one path per status instead of an
+  // element per point: at 8,000 points the plot took 0.6-1 s to draw, now a few ms). The series of one
+  // scatter share its name, so that the legend shows and hides them together.
+  const LARGE_PLOT = 2000;
+
   function drawPlot() {
     const scatter = function (name, field, axis) {
-      return {
-        name: name, type: "scatter", xAxisIndex: axis, yAxisIndex: axis, data: points(field), symbolSize: 9,
-        large: false, progressive: 0, emphasis: { scale: 1.6 }, itemStyle: { color: "#5f6368" },
-      };
+      const data = points(field);
+      if (data.length <= LARGE_PLOT) {
+        return [{
+          name: name, type: "scatter", xAxisIndex: axis, yAxisIndex: axis, data: data, symbolSize: 9,
+          large: false, progressive: 0, emphasis: { scale: 1.6 }, itemStyle: { color: "#5f6368" },
+        }];
+      }
+      const byStatus = new Map();
+      data.forEach(function (p) {
+        const status = state.byId.get(p.id).status;
+        if (!byStatus.has(status)) byStatus.set(status, []);
+        byStatus.get(status).push([p.value[0], p.value[1], p.id]);
+      });
+      return Array.from(byStatus, function (entry) {
+        return {
+          name: name, type: "scatter", xAxisIndex: axis, yAxisIndex: axis, data: entry[1], symbolSize: 5,
+          large: true, largeThreshold: 0, itemStyle: { color: STATUS_COLOURS[entry[0]] || "#5f6368" },
+        };
+      });
     };
     const step = function (name, field, axis) {
       return {
@@ -83,7 +103,7 @@
       tooltip: {
         trigger: "item",
         formatter: function (p) {
-          const node = state.byId.get(p.data.id !== undefined ? p.data.id : p.data[2]);
+          const node = state.byId.get(pointId(p));
           return node ? (p.seriesType === "line" ? "champion " : "") + label(node) : "";
         },
       },
@@ -98,13 +118,17 @@
         { type: "inside", xAxisIndex: [0, 1] }, { type: "slider", xAxisIndex: [0, 1], bottom: 5 },
         { type: "slider", yAxisIndex: 0, right: 5, width: 14, filterMode: "none", showDetail: false },  // scores can span decades
       ],
-      series: [scatter("score", "score", 0), step("champion score", "score", 0),
-        scatter("time (s)", "time_mean", 1), step("champion time", "time_mean", 1)],
+      series: scatter("score", "score", 0).concat([step("champion score", "score", 0)],
+        scatter("time (s)", "time_mean", 1), [step("champion time", "time_mean", 1)]),
     }, { replaceMerge: ["series"] });
   }
 
+  function pointId(p) {  // a point is {value, id}, or [time, value, id] in large mode
+    return p.data && (p.data.id !== undefined ? p.data.id : p.data[2]);
+  }
+
   plot.on("click", function (p) {
-    if (p.seriesType === "scatter" && p.data && p.data.id !== undefined) location.href = "/candidates/" + p.data.id;
+    if (p.seriesType === "scatter" && pointId(p) !== undefined) location.href = "/candidates/" + pointId(p);
   });
 
   // ---------------------------------------------------------------- tree
@@ -154,19 +178,22 @@
       const onPath = path.has(n.id);
       const colour = colours ? (colours.get(n.id) || "#bdc1c6") : (STATUS_COLOURS[n.status] || "#5f6368");
       const dim = matches(n) ? 1 : 0.15;
+      const folded = state.collapsed.has(n.id);
       return {
         name: "#" + n.id, id: n.id, value: n.score,
-        collapsed: state.collapsed.has(n.id),
         symbol: ORIGIN_SYMBOLS[n.origin] || "circle",
         symbolSize: onPath ? 13 : 8,
         itemStyle: {
           color: colour, opacity: dim,
-          borderColor: onPath ? "#fbbc04" : (kids.length && state.collapsed.has(n.id) ? "#202124" : "#ffffff"),
-          borderWidth: onPath ? 3 : (kids.length && state.collapsed.has(n.id) ? 2 : 1),
+          borderColor: onPath ? "#fbbc04" : (kids.length && folded ? "#202124" : "#ffffff"),
+          borderWidth: onPath ? 3 : (kids.length && folded ? 2 : 1),
         },
         lineStyle: onPath ? { color: "#fbbc04", width: 3, opacity: 1 } : { color: "#c0c4c8", width: 1, opacity: dim },
         label: { show: !many || n.status === "champion" || n.parent_id === null, opacity: dim },
-        children: kids.map(item),
+        // A collapsed node's subtree is left out of the chart's data, not handed over folded: at 10,000
+        // candidates ECharts built and styled every hidden node on each draw (0.2-0.6 s); now it gets
+        // the visible ones, and a double-click draws a node's children when it opens.
+        children: folded ? [] : kids.map(item),
       };
     };
     const roots = layout.roots.map(item);
@@ -290,9 +317,13 @@
     return out;
   }
   window.evolveUI = {
-    plot: plot, tree: tree, state: state, load: load,
+    plot: plot, tree: tree, state: state, load: load, drawPlot: function () { drawPlot(); }, drawTree: function () { drawTree(); },
     treeNodes: function () { return drawn(tree, 0); },
     plotPoints: function () { return drawn(plot, 0); },
+    plotCount: function () {  // the points of the score plot, drawn one by one or in large mode
+      return plot.getModel().getSeries().filter(function (s) { return s.name === "score"; })
+        .reduce(function (n, s) { return n + s.getRawData().count(); }, 0);
+    },
   };
 
   load().catch(function (error) {
