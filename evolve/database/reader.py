@@ -73,22 +73,23 @@ class Reader:
 
     # the connection
 
-    def rows(self, sql: str, *params: object) -> list[dict[str, Any]]:
-        """The rows of one query as dicts, JSON columns decoded; `?` placeholders on both backends."""
+    def table(self, sql: str, *params: object) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The column names and rows of one query, as the driver returns them; `?` placeholders on both backends."""
         if self.backend == "postgresql":
             sql = sql.replace("?", "%s")
         with self.translated():
             cursor = self.connection.cursor()
             try:
                 cursor.execute(sql, params)
-                names = [column[0] for column in cursor.description]
-                found = cursor.fetchall()
+                return [column[0] for column in cursor.description], cursor.fetchall()
             finally:
                 cursor.close()
-        decoded = [i for i, name in enumerate(names) if name in JSON_COLUMNS]
+
+    def rows(self, sql: str, *params: object) -> list[dict[str, Any]]:
+        """The rows of one query as dicts, JSON columns decoded."""
+        names, found = self.table(sql, *params)
         result = [dict(zip(names, row)) for row in found]
-        for i in decoded:  # SQLite hands back JSON columns as text, psycopg as values
-            name = names[i]
+        for name in JSON_COLUMNS.intersection(names):  # SQLite hands back JSON columns as text, psycopg as values
             for row in result:
                 if isinstance(row[name], str):
                     row[name] = json.loads(row[name])

@@ -283,6 +283,12 @@
     const reply = await fetch("/api/experiments/" + encodeURIComponent(experiment), { cache: "no-store" });
     if (!reply.ok) throw new Error("the data request answered " + reply.status);
     const data = await reply.json();
+    // Each candidate comes as a row of data.columns (half the bytes of an object each): objects from here on.
+    data.nodes = data.nodes.map(function (row) {
+      const node = {};
+      data.columns.forEach(function (column, i) { node[column] = row[i]; });
+      return node;
+    });
     // Redraw only what changed: a new sample or stage alone changes neither chart.
     const plotKey = JSON.stringify([data.champions.length, data.nodes.map(function (n) {
       return [n.id, n.status, n.score, n.time_mean, n.evaluated_at];
