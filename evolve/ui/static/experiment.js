@@ -16,7 +16,9 @@
   const plot = echarts.init(document.getElementById("plot"));
   const tree = echarts.init(document.getElementById("tree"));
   const panel = document.getElementById("panel");
-  const state = { data: null, byId: new Map(), collapsed: null, filters: {}, colourBy: "status", selected: null };
+  const state = {
+    data: null, byId: new Map(), collapsed: null, filters: {}, colourBy: "status", selected: null, largePlot: 2000,
+  };
   FIELDS.forEach(function (f) { state.filters[f] = ""; });
 
   function matches(node) {
@@ -64,15 +66,14 @@
       });
   }
 
-  // Above this many points a scatter is drawn in ECharts' large mode (one path per status instead of an
-  // element per point: at 8,000 points the plot took 0.6-1 s to draw, now a few ms). The series of one
+  // Above state.largePlot points a scatter is drawn in ECharts' large mode (one path per status instead of
+  // an element per point: at 8,000 points the plot took 0.6-1 s to draw, now a few ms). The series of one
   // scatter share its name, so that the legend shows and hides them together.
-  const LARGE_PLOT = 2000;
 
   function drawPlot() {
     const scatter = function (name, field, axis) {
       const data = points(field);
-      if (data.length <= LARGE_PLOT) {
+      if (data.length <= state.largePlot) {
         return [{
           name: name, type: "scatter", xAxisIndex: axis, yAxisIndex: axis, data: data, symbolSize: 9,
           large: false, progressive: 0, emphasis: { scale: 1.6 }, itemStyle: { color: "#5f6368" },
