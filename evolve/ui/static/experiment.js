@@ -281,7 +281,9 @@
   });
 
   async function load() {
-    const reply = await fetch("/api/experiments/" + encodeURIComponent(experiment), { cache: "no-store" });
+    const first = window.evolveFirstData;  // started by experiment-data.js, before ECharts loaded
+    window.evolveFirstData = null;
+    const reply = await (first || fetch("/api/experiments/" + encodeURIComponent(experiment), { cache: "no-store" }));
     if (!reply.ok) throw new Error("the data request answered " + reply.status);
     const data = await reply.json();
     // Each candidate comes as a row of data.columns (half the bytes of an object each): objects from here on.
