@@ -97,7 +97,7 @@ def main() -> None:
                 "window.evolveUI.load().then(() => done(performance.now() - t));")
             print(f"one live redraw (fetch + plot + tree): {redraw / 1000:.2f} s")
             drawn = driver.execute_script("return window.evolveUI.treeNodes().length")
-            points = driver.execute_script("return window.evolveUI.plotPoints().length")
+            points = driver.execute_script("return window.evolveUI.plotCount()")
             print(f"tree draws {drawn} nodes (the rest collapsed off the champion's path); plot draws {points} points")
             expand = driver.execute_async_script(
                 "const done = arguments[0]; const t = performance.now();"

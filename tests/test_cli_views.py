@@ -99,13 +99,15 @@ def test_help_shows_defaults_and_readable_types():
 
 def test_help_and_inspection_commands_import_only_what_they_need(lineage, tmp_path):  # noqa: F811
     """Start-up (bench/cli_startup.py): help loads no database or numerics; the inspection
-    commands load SQLAlchemy but not numpy, Alembic, torch, scipy or openai."""
+    commands read through the DB-API driver (evolve/database/reader.py): no SQLAlchemy, no ORM
+    models, no Store, and none of numpy, Alembic, torch, scipy or openai."""
     url, ids = lineage
     if not url.startswith("sqlite"):
         pytest.skip("one backend is enough for the imports")
     probe = (
         "import json, sys\nfrom typer.testing import CliRunner\nfrom evolve.cli.app import app\n"
-        "heavy = ('torch', 'scipy', 'openai', 'numpy', 'alembic', 'sqlalchemy')\n"
+        "heavy = ('torch', 'scipy', 'openai', 'numpy', 'alembic', 'sqlalchemy', 'evolve.database.models',\n"
+        "         'evolve.database.store', 'evolve.database.connection', 'psycopg')\n"
         "report = []\n"
         "for args in json.loads(sys.argv[1]):\n"
         "    code = CliRunner().invoke(app, args).exit_code\n"
@@ -115,12 +117,29 @@ def test_help_and_inspection_commands_import_only_what_they_need(lineage, tmp_pa
     helps = [["--help"], ["start", "--help"]]
     views = [["experiments", "--db", url], ["lineage", "--db", url], ["show", str(ids["child"]), "--db", url],
              ["top", "--db", url], ["status", "--db", url], ["diff", str(ids["seed"]), str(ids["child"]), "--db", url],
+             ["experiments", "--db", url, "--json"], ["show", str(ids["child"]), "--db", url, "--json"],
              ["config", "show"]]
     out = subprocess.run([sys.executable, "-c", probe, json.dumps(helps + views)], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert [code for _, code, _ in report] == [0] * len(report), report
-    assert all(loaded == [] for _, _, loaded in report[: len(helps)]), report
-    assert report[-1][2] == ["sqlalchemy"], report  # the views before it loaded SQLAlchemy, and nothing heavier
+    assert all(loaded == [] for _, _, loaded in report), report  # the views before the last loaded none of them either
+
+
+def test_views_read_without_sqlalchemy_and_say_what_is_wrong(tmp_path):
+    """The light read path keeps the Store's messages: a missing file, a file that is no database, an empty one,
+    an unsupported URL (each one line, exit 1, nothing created)."""
+    missing = tmp_path / "none.db"
+    result = invoke("experiments", "--db", f"sqlite:///{missing}")
+    assert result.exit_code == 1 and f"there is no database at {missing}" in result.output and not missing.exists()
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    assert "is not an SQLite database" in invoke("top", "--db", f"sqlite:///{junk}").output
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "empty.db").close()
+    assert "is empty: run a search first" in invoke("status", "--db", f"sqlite:///{tmp_path / 'empty.db'}").output
+    result = invoke("lineage", "--db", "mysql://u@h/db")
+    assert result.exit_code == 1 and "database 'mysql' is not supported" in result.output
 
 
 def test_workers_default_to_one_thread_and_the_environment_follows(tmp_path):

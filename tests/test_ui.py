@@ -140,6 +140,26 @@ def test_plot_has_one_point_per_scored_candidate(browser, server, filled):
     assert scored and sorted(points) == sorted(scored)
 
 
+def test_a_large_plot_keeps_every_point_its_tooltip_and_its_link(browser, server, filled):
+    """Above 2,000 points the plot is drawn in ECharts' large mode (bench/ui_tree.py: 10,000 candidates);
+    here the threshold is lowered so that the small search's plot takes that path."""
+    open_experiment(browser, server, filled["experiment"])
+    scored = [c for c in candidates(filled["url"], filled["experiment"]) if c.score is not None and math.isfinite(c.score)]
+    browser.execute_script("window.evolveUI.state.largePlot = 0; window.evolveUI.drawPlot()")
+    assert browser.execute_script("return window.evolveUI.plotCount()") == len(scored)
+    assert browser.execute_script("return window.evolveUI.plot.getOption().series.every(s => s.type !== 'scatter' || s.large)")
+    browser.execute_script("document.getElementById('plot').scrollIntoView({block: 'center'})")
+    target = min(scored, key=lambda c: c.score)  # the lowest point, the one least likely to overlap another
+    x, y = browser.execute_script(
+        "const n = window.evolveUI.state.byId.get(arguments[0]); const r = document.getElementById('plot').getBoundingClientRect();"
+        "const p = window.evolveUI.plot.convertToPixel({gridIndex: 0}, [n.evaluated_at ?? n.created_at, n.score]);"
+        "return [r.left + p[0], r.top + p[1]]", target.id)
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(round(x), round(y)).click()
+    actions.perform()
+    wait(browser, lambda d: d.current_url.endswith(f"/candidates/{target.id}"), message="clicking a large-mode point did not open it")
+
+
 def click_tree_node(browser, candidate_id: int) -> None:
     """A real pointer click where the chart drew the node (chart coordinates from the page's own ECharts)."""
     browser.execute_script("document.getElementById('tree').scrollIntoView({block: 'center'})")

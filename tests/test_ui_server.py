@@ -52,9 +52,11 @@ def test_queries_read_both_backends_and_never_write(database_url):  # noqa: F811
         assert row.llm_usd == pytest.approx(0.25) and row.budget_usd == 2.0 and row.seed_set == "baseline"
         assert row.overview.champion.id == ids["child"] and row.overview.counts == {"champion": 1, "evaluated": 1, "rejected": 1}
         data = queries.experiment_data(store, ids["experiment"])
-        assert [n.id for n in data.nodes] == [ids["seed"], ids["child"], ids["llm"]]
-        assert data.champion_path == [ids["child"], ids["seed"]] and len(data.champions) == 2
-        assert all(n.created_at.tzinfo is not None for n in data.nodes)
+        nodes = [dict(zip(data["columns"], row)) for row in data["nodes"]]
+        assert [n["id"] for n in nodes] == [ids["seed"], ids["child"], ids["llm"]]
+        assert data["champion_path"] == [ids["child"], ids["seed"]] and len(data["champions"]) == 2
+        stored = queries.utc(store.candidate(ids["seed"]).created_at).timestamp() * 1000  # epoch ms, read as UTC
+        assert isinstance(nodes[0]["created_at"], int) and abs(nodes[0]["created_at"] - stored) < 2
         page = queries.candidate_page(store, ids["child"], database_url)
         [first, promoted] = queries.candidate_page(store, ids["seed"], database_url).promotions
         assert first.change.incumbent_id is None and promoted.role == "incumbent"

@@ -7,8 +7,9 @@ import is the CLI's one on-demand import, and the reason is start-up time: `evol
 work import, at their tops, what they need. What those cost, each imported on its own on the
 development machine (2 CPUs, `time python -c "import X"`; docs/BENCHMARKS.md, "CLI start-up"):
 torch 1.25 s, scipy.stats 0.75 s, openai 0.5 s, alembic 0.4 s, sqlalchemy 0.25 s, numpy 0.15 s.
-The inspection commands (experiments, lineage, show, top, status, diff) pay for SQLAlchemy only;
-bench/cli_startup.py measures every command and the heavy modules it loads.
+The inspection commands (experiments, lineage, show, top, status, diff) import none of these: they
+read through the DB-API driver (evolve/database/reader.py); bench/cli_startup.py measures every
+command and the heavy modules it loads.
 
 This module imports nothing heavier than typer: the defaults its options show (DEFAULT_URL, the
 score's defaults) come from modules that import nothing.

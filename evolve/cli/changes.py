@@ -9,8 +9,13 @@ plugs in here.
 
 import difflib
 import re
+from typing import TYPE_CHECKING
 
-from evolve.database import CandidateInfo, Store
+from evolve.database import CandidateInfo
+
+if TYPE_CHECKING:
+    from evolve.database.reader import Reader
+    from evolve.database.store import Store
 
 TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|[A-Za-z_][A-Za-z_0-9]*|-?\d+\.?\d*(?:e-?\d+)?|\S")
 LABEL = re.compile(r"^[\"']?[A-Za-z_][A-Za-z_0-9]*[\"']?$")
@@ -81,7 +86,7 @@ def shorten(text: str, width: int = WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def promotion_outcomes(store: Store, experiment_id: int) -> dict[int, str]:
+def promotion_outcomes(store: "Store | Reader", experiment_id: int) -> dict[int, str]:
     """candidate id -> 'first champion', 'promoted over #3', or 'not promoted' (measured against the
     champion but not confirmed); candidates never re-measured are absent."""
     outcomes: dict[int, str] = {}

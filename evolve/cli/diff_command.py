@@ -1,15 +1,20 @@
 """`evolve diff A B`: what differs between the full component sets of any two candidates.
 The options and their help are declared in evolve/cli/app.py."""
 
+from typing import TYPE_CHECKING
+
 from components import COMPONENT_NAMES
 from evaluator.component_set import ComponentSet
 from evolve.cli.inspect_commands import console, opened, print_json
 from evolve.cli.output import fail
-from evolve.database import Store
 from evolve.database.serialize import unified_diff
 
+if TYPE_CHECKING:
+    from evolve.database.reader import Reader
+    from evolve.database.store import Store
 
-def set_diffs(store: Store, a: int, b: int, component: str | None = None) -> dict[str, str]:
+
+def set_diffs(store: "Store | Reader", a: int, b: int, component: str | None = None) -> dict[str, str]:
     """component -> unified diff from A's set to B's, for each component that differs."""
     sets = {}
     for candidate_id in (a, b):

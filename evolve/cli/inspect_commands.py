@@ -21,8 +21,9 @@ from rich.tree import Tree
 from evolve.cli import output
 from evolve.cli.changes import candidate_change, promotion_outcomes, source_before
 from evolve.cli.ranking import ranked
-from evolve.database import CandidateInfo, DatabaseError, Store
-from evolve.database.decisions import DecisionInfo, decisions
+from evolve.database import CandidateInfo, DatabaseError
+from evolve.database.reader import Reader
+from evolve.database.records import DecisionInfo
 
 
 def console() -> Console:
@@ -35,11 +36,12 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def opened(url: str) -> Iterator[Store]:
-    """The existing database at url; a DatabaseError opening or using it becomes one message and exit 1."""
+def opened(url: str) -> Iterator[Reader]:
+    """The existing database at url, read-only through the DB-API driver (reader.py: no SQLAlchemy, for start-up
+    time); a DatabaseError opening or using it becomes one message and exit 1."""
     try:
-        with Store.open(url, create=False) as store:
-            yield store
+        with Reader.open(url) as reader:
+            yield reader
     except DatabaseError as e:
         fail(str(e))
 
@@ -181,7 +183,7 @@ def show(*, candidate: int, db: str, as_json: bool) -> None:
 
     with opened(db) as store:
         detail = store.detail(candidate)
-        compared = decisions(store, candidate_id=candidate)
+        compared = store.decisions(candidate_id=candidate)
         outcomes = store.proposals_from(candidate)
     if as_json:
         print_json({**detail.model_dump(mode="json"), "promotion_decisions": [d.model_dump(mode="json") for d in compared],

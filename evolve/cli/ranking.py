@@ -6,10 +6,16 @@ it champion (it lost its paired comparison, or it was only screened), and the pe
 apart from the time, so that "score -1000.6" reads as "0.6 s, and 1000 s for missing the target".
 """
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
-from evolve.database import CandidateInfo, Store
-from evolve.database.decisions import lost_comparisons
+from evolve.database import CandidateInfo
+from evolve.database.reader import reading
+
+if TYPE_CHECKING:
+    from evolve.database.reader import Reader
+    from evolve.database.store import Store
 
 
 class RankedCandidate(BaseModel):
@@ -27,10 +33,11 @@ def penalty_of(c: CandidateInfo) -> float | None:
     return -c.score - c.time_mean
 
 
-def ranked(store: Store, experiment_id: int, k: int) -> list[RankedCandidate]:
-    champion = store.current_champion(experiment_id)
-    lost = lost_comparisons(store, experiment_id)
-    others = [c for c in store.top(experiment_id, k + 1) if champion is None or c.id != champion.id]
+def ranked(store: "Store | Reader", experiment_id: int, k: int) -> list[RankedCandidate]:
+    with reading(store) as reader:
+        champion = reader.current_champion(experiment_id)
+        lost = reader.lost_comparisons(experiment_id)
+        others = [c for c in reader.top(experiment_id, k + 1) if champion is None or c.id != champion.id]
     ordered = ([champion] if champion is not None else []) + others
     rows = []
     for rank, c in enumerate(ordered[:k], 1):

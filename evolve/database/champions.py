@@ -7,12 +7,12 @@ evaluated candidate); the change and its statistics are kept, so the history can
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evolve.database.errors import DatabaseError
-from evolve.database.models import Candidate, ChampionChange, Experiment
-from evolve.database.records import CandidateInfo, ChampionInfo, ExperimentInfo, ExperimentOverview
+from evolve.database.models import Candidate, ChampionChange
+from evolve.database.records import CandidateInfo, ChampionInfo, ExperimentOverview
 from evolve.database.serialize import json_safe
 
 
@@ -54,43 +54,14 @@ class ChampionHistory:
         return ChampionInfo.model_validate(change)
 
     def current_champion(self, experiment_id: int) -> CandidateInfo | None:
-        with self.db.session() as session:
-            change = session.scalar(
-                select(ChampionChange)
-                .where(ChampionChange.experiment_id == experiment_id)
-                .order_by(ChampionChange.id.desc())
-                .limit(1)
-            )
-            return None if change is None else CandidateInfo.model_validate(session.get(Candidate, change.candidate_id))
+        with self.db.reader() as reader:
+            return reader.current_champion(experiment_id)
 
     def champion_history(self, experiment_id: int) -> list[ChampionInfo]:
-        query = select(ChampionChange).where(ChampionChange.experiment_id == experiment_id).order_by(ChampionChange.id)
-        with self.db.session() as session:
-            return [ChampionInfo.model_validate(c) for c in session.scalars(query)]
+        with self.db.reader() as reader:
+            return reader.champion_history(experiment_id)
 
     def overview(self) -> list[ExperimentOverview]:
         """Each experiment with its candidates counted by status, best score and champion."""
-        lines = []
-        with self.db.session() as session:
-            counts: dict[int, dict[str, int]] = {}
-            for experiment_id, status, count in session.execute(
-                select(Candidate.experiment_id, Candidate.status, func.count()).group_by(Candidate.experiment_id, Candidate.status)
-            ):
-                counts.setdefault(experiment_id, {})[status] = count
-            best = {
-                experiment_id: score
-                for experiment_id, score in session.execute(
-                    select(Candidate.experiment_id, func.max(Candidate.score)).group_by(Candidate.experiment_id)
-                )
-            }
-            experiments = [ExperimentInfo.model_validate(e) for e in session.scalars(select(Experiment).order_by(Experiment.id))]
-        for experiment in experiments:
-            lines.append(
-                ExperimentOverview(
-                    experiment=experiment,
-                    counts=counts.get(experiment.id, {}),
-                    best_score=best.get(experiment.id),
-                    champion=self.current_champion(experiment.id),
-                )
-            )
-        return lines
+        with self.db.reader() as reader:
+            return reader.overview()

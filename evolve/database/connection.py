@@ -9,6 +9,7 @@ psycopg 3.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -16,34 +17,20 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from evolve.database.errors import DatabaseError
+from evolve.database.location import URL_EXAMPLES, locate
+from evolve.database.location import explain as explain_text
 
-URL_EXAMPLES = "sqlite:///evolve.db or postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE"
+if TYPE_CHECKING:
+    from evolve.database.reader import Reader
 
 
 def parse_url(url: str) -> URL:
-    """A supported SQLAlchemy URL; plain postgresql:// means psycopg 3, the driver we ship."""
+    """A supported SQLAlchemy URL (location.py's rules and messages)."""
+    location = locate(url)
     try:
-        parsed = make_url(url)
+        return make_url(location.url)
     except sa_exc.ArgumentError:
         raise DatabaseError(f"{url!r} is not a database URL: pass --db {URL_EXAMPLES}") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if parsed.drivername != "sqlite":
-            raise DatabaseError(f"SQLite driver {parsed.drivername!r} is not supported: use sqlite:///PATH")
-        if not parsed.database or parsed.database == ":memory:":
-            raise DatabaseError(
-                "an in-memory SQLite database cannot be shared by the search's processes: use sqlite:///PATH/evolve.db"
-            )
-    elif backend == "postgresql":
-        if parsed.drivername != "postgresql+psycopg":
-            raise DatabaseError(
-                f"PostgreSQL driver {parsed.drivername!r} is not supported: use postgresql+psycopg://, which is installed"
-            )
-    else:
-        raise DatabaseError(f"database {backend!r} is not supported: use {URL_EXAMPLES}")
-    return parsed
 
 
 def describe(url: URL) -> str:
@@ -87,30 +74,10 @@ def install_sqlite_settings(engine: Engine, busy_timeout: float) -> None:
 
 
 def explain(error: sa_exc.DBAPIError, url: URL, busy_timeout: float) -> DatabaseError:
-    """One message naming what went wrong with the database and what to do about it."""
+    """One message naming what went wrong with the database and what to do about it (location.py)."""
     original = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-    where = describe(url)
-    if url.get_backend_name() == "sqlite":
-        if "locked" in original or "busy" in original:
-            return DatabaseError(
-                f"the {where} is locked: another process held it for more than {busy_timeout:g} s. "
-                "Wait for that process (a running search?) to finish or stop it, or pass another --db"
-            )
-        if "unable to open" in original:
-            return DatabaseError(
-                f"cannot open the {where}: check that its folder exists and is writable, or pass another --db"
-            )
-        if "not a database" in original:
-            return DatabaseError(f"the {where} is not an SQLite database: pass the path of an evolve database with --db")
-        if "readonly" in original:
-            return DatabaseError(f"the {where} is read-only: make it writable or pass another --db")
-    elif isinstance(error, sa_exc.OperationalError):
-        return DatabaseError(
-            f"cannot use the database at {where}: {original}. "
-            "Check that the server is running and the host, port, user, password and database name are right, "
-            "or pass another --db"
-        )
-    return DatabaseError(f"database error on {where}: {original}")
+    return explain_text(original, url.get_backend_name(), describe(url), busy_timeout,
+                        isinstance(error, sa_exc.OperationalError))
 
 
 class Database:
@@ -175,6 +142,18 @@ class Database:
             if self.backend == "sqlite" and "not a database" in str(e.orig):
                 raise explain(e, self.url, self.busy_timeout) from e
             raise
+
+    @contextmanager
+    def reader(self) -> Iterator["Reader"]:
+        """The shared plain-SQL reads (reader.py) on a connection of this engine's pool."""
+        from evolve.database.reader import Reader
+
+        with self.translate_errors():
+            connection = self.engine.raw_connection()
+        try:
+            yield Reader(connection, self.backend, self.describe(), self.busy_timeout)
+        finally:
+            connection.close()  # back to the pool, its transaction rolled back
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -14,33 +14,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from evaluator.settings import ScoreSettings
 from evolve.database.models import Calibration, Candidate, PromotionDecisionRow, Sample
-from evolve.database.records import StoredSample
+from evolve.database.reader import reading
+from evolve.database.records import DecisionInfo, StoredSample
 from evolve.database.store import NotFound, Store, json_safe, set_summary
 
 if TYPE_CHECKING:
     from evaluator.promotion_policy.rule import PromotionDecision
 
 RECORD_STAGES = ("timed", "confirm")
-
-
-class DecisionInfo(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    experiment_id: int
-    candidate_id: int
-    incumbent_id: int
-    attempt: int | None
-    promoted: bool
-    alpha_spent: float
-    min_gain_seconds: float | None
-    reason: str
-    decision: dict[str, Any]
-    created_at: datetime
 
 
 class CalibrationInfo(BaseModel):
@@ -75,14 +60,9 @@ def record_decision(store: Store, experiment_id: int, candidate_id: int, incumbe
 
 
 def decisions(store: Store, experiment_id: int | None = None, candidate_id: int | None = None) -> list[DecisionInfo]:
-    """An experiment's decisions, or those a candidate took part in (on either side), oldest first."""
-    query = select(PromotionDecisionRow).order_by(PromotionDecisionRow.id)
-    if experiment_id is not None:
-        query = query.where(PromotionDecisionRow.experiment_id == experiment_id)
-    if candidate_id is not None:
-        query = query.where(or_(PromotionDecisionRow.candidate_id == candidate_id, PromotionDecisionRow.incumbent_id == candidate_id))
-    with store.db.session() as session:
-        return [DecisionInfo.model_validate(row) for row in session.scalars(query)]
+    """An experiment's decisions, or those a candidate took part in (on either side), oldest first (reader.py)."""
+    with reading(store) as reader:
+        return reader.decisions(experiment_id, candidate_id)
 
 
 def attempts_made(store: Store, experiment_id: int) -> int:
@@ -95,11 +75,9 @@ def attempts_made(store: Store, experiment_id: int) -> int:
 
 
 def lost_comparisons(store: Store, experiment_id: int) -> dict[int, DecisionInfo]:
-    """Candidates whose latest paired comparison did not promote them, with that decision."""
-    latest: dict[int, DecisionInfo] = {}
-    for d in decisions(store, experiment_id):
-        latest[d.candidate_id] = d
-    return {cid: d for cid, d in latest.items() if not d.promoted}
+    """Candidates whose latest paired comparison did not promote them, with that decision (reader.py)."""
+    with reading(store) as reader:
+        return reader.lost_comparisons(experiment_id)
 
 
 def record_samples_of(store: Store, candidate_id: int, skip: int = 0) -> list[StoredSample]:

@@ -17,14 +17,15 @@ from sqlalchemy import Connection, inspect, text
 
 from evolve.database.connection import Database
 from evolve.database.errors import DatabaseError
+from evolve.database.reader import HEAD_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest revision in migrations/versions; tests/test_database.py checks it against Alembic's head.
-HEAD_REVISION = "0005"
+# HEAD_REVISION (reader.py, which reads without SQLAlchemy): the newest revision in migrations/versions;
+# tests/test_database.py checks it against Alembic's head.
 # Any constant: serializes first-use creation and upgrades between processes on PostgreSQL.
 POSTGRES_LOCK_KEY = 7_349_115_402
 

@@ -201,3 +201,21 @@ class ExperimentOverview(BaseModel):
     counts: dict[str, int] = Field(description="candidates by status")
     best_score: float | None
     champion: CandidateInfo | None
+
+
+class DecisionInfo(BaseModel):
+    """One stored paired comparison (decisions.py writes them)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    experiment_id: int
+    candidate_id: int
+    incumbent_id: int
+    attempt: int | None
+    promoted: bool
+    alpha_spent: float
+    min_gain_seconds: float | None
+    reason: str
+    decision: dict[str, Any]
+    created_at: datetime

@@ -53,15 +53,8 @@ class SearchState:
     def seed_sources(self, experiment_id: int, *, required: bool = True) -> dict[str, str]:
         """Component -> module text of the set the experiment started from; empty, when not
         `required`, for an experiment created without one (views of databases made before)."""
-        query = select(SeedComponent).where(SeedComponent.experiment_id == experiment_id).order_by(SeedComponent.id)
-        with self.db.session() as session:
-            sources = {row.component: row.source for row in session.scalars(query)}
-        if not sources and required:
-            raise DatabaseError(
-                f"experiment {experiment_id} has no stored seed set: it was created without one (Store.create_experiment "
-                "takes seed_sources); start the search again with `evolve start`"
-            )
-        return sources
+        with self.db.reader() as reader:
+            return reader.seed_sources(experiment_id, required=required)
 
     def store_seed_sources(self, experiment_id: int, sources: Mapping[str, str]) -> bool:
         """Record the seed set of an experiment created without one; False when one is stored already."""
@@ -141,9 +134,8 @@ class SearchState:
 
     def proposals_from(self, parent_id: int) -> dict[str, int]:
         """What came of the proposals made from this parent, by outcome (new, duplicate, near-copy, unusable)."""
-        query = select(Proposal.outcome, func.count()).where(Proposal.parent_id == parent_id).group_by(Proposal.outcome)
-        with self.db.session() as session:
-            return dict(session.execute(query).all())
+        with self.db.reader() as reader:
+            return reader.proposals_from(parent_id)
 
     def proposal_outcomes_by_parent(self, experiment_id: int) -> list[tuple[int, str, int]]:
         """(parent id, outcome, count) of every proposal of the experiment: the loop counts on in memory."""

@@ -7,15 +7,19 @@ process that runs it (the live panel has them), so from here a running job shows
 
 from collections import Counter
 from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
-from evolve.database.models import Candidate, ChampionChange, LLMCall, StageResult
+from evolve.database.reader import Reader, marks, reading
 from evolve.database.records import ExperimentInfo
-from evolve.database.store import Store
+
+if TYPE_CHECKING:
+    from evolve.database.store import Store
 
 FINISHED = ("evaluated", "champion", "rejected", "failed")
+DEVICE_STAGES = ("smoke", "timed", "profile")  # the cascade stages that run on the device (search_state.py)
 
 
 class ClaimedJob(BaseModel):
@@ -49,36 +53,23 @@ class ExperimentStatus(BaseModel):
     last_activity: datetime | None
 
 
-def experiment_status(store: Store, experiment: ExperimentInfo) -> ExperimentStatus:
-    """One experiment's progress, spending and champion history, in a handful of queries."""
-    with store.db.session() as session:
-        rows = session.execute(
-            select(Candidate.id, Candidate.component, Candidate.origin, Candidate.status, Candidate.verdict,
-                   Candidate.generation, Candidate.claimed_by, Candidate.claimed_at, Candidate.evaluated_at,
-                   Candidate.time_mean, Candidate.accuracy_mean, Candidate.created_at)
-            .where(Candidate.experiment_id == experiment.id)
-            .order_by(Candidate.id)
-        ).all()
-        stage_seconds = dict(session.execute(
-            select(StageResult.candidate_id, func.sum(StageResult.seconds))
-            .join(Candidate, Candidate.id == StageResult.candidate_id)
-            .where(Candidate.experiment_id == experiment.id)
-            .group_by(StageResult.candidate_id)
-        ).all())
-        device_seconds = session.scalar(
-            select(func.coalesce(func.sum(StageResult.seconds), 0.0))
-            .join(Candidate, Candidate.id == StageResult.candidate_id)
-            .where(Candidate.experiment_id == experiment.id, StageResult.stage.in_(("smoke", "timed", "profile")))
-        )
-        usd, tokens_in, tokens_out, last_call = session.execute(
-            select(func.coalesce(func.sum(LLMCall.cost), 0.0), func.coalesce(func.sum(LLMCall.tokens_in), 0),
-                   func.coalesce(func.sum(LLMCall.tokens_out), 0), func.max(LLMCall.created_at))
-            .where(LLMCall.experiment_id == experiment.id)
-        ).one()
-        changes = session.scalars(
-            select(ChampionChange).where(ChampionChange.experiment_id == experiment.id).order_by(ChampionChange.id)
-        ).all()
-        changes = [(c.candidate_id, c.incumbent_id, c.statistics or {}, c.created_at) for c in changes]
+def experiment_status(store: "Store | Reader", experiment: ExperimentInfo) -> ExperimentStatus:
+    """One experiment's progress, spending and champion history, in a handful of queries (plain SQL: reader.py)."""
+    with reading(store) as reader:
+        rows = [SimpleNamespace(**row) for row in reader.rows(
+            "SELECT id, component, origin, status, verdict, generation, claimed_by, claimed_at, evaluated_at, time_mean, "
+            "accuracy_mean, created_at FROM candidates WHERE experiment_id = ? ORDER BY id", experiment.id)]
+        stage_seconds = {row["candidate_id"]: row["seconds"] for row in reader.rows(
+            "SELECT s.candidate_id, sum(s.seconds) AS seconds FROM stage_results s JOIN candidates c ON c.id = s.candidate_id "
+            "WHERE c.experiment_id = ? GROUP BY s.candidate_id", experiment.id)}
+        device_seconds = reader.value(
+            "SELECT coalesce(sum(s.seconds), 0.0) FROM stage_results s JOIN candidates c ON c.id = s.candidate_id "
+            f"WHERE c.experiment_id = ? AND s.stage IN ({marks(DEVICE_STAGES)})", experiment.id, *DEVICE_STAGES)
+        usd, tokens_in, tokens_out, last_call = reader.rows(
+            "SELECT coalesce(sum(cost), 0.0) AS usd, coalesce(sum(tokens_in), 0) AS tokens_in, "
+            "coalesce(sum(tokens_out), 0) AS tokens_out, max(created_at) AS last_call FROM llm_calls WHERE experiment_id = ?",
+            experiment.id)[0].values()
+        changes = [(c.candidate_id, c.incumbent_id, c.statistics or {}, c.created_at) for c in reader.champion_history(experiment.id)]
     by_id = {r.id: r for r in rows}
     counts = Counter(r.status for r in rows)
     rejections = Counter(r.verdict or r.status for r in rows if r.status in ("rejected", "failed"))
@@ -88,8 +79,10 @@ def experiment_status(store: Store, experiment: ExperimentInfo) -> ExperimentSta
     ]
     promotion_seconds = [float(s["seconds"]) for _, incumbent, s, _ in changes
                          if incumbent is not None and isinstance(s.get("seconds"), (int, float))]
+    # Datetimes come back as text from SQLite (one format, so the latest sorts last) and as datetimes from PostgreSQL.
     times = [t for r in rows for t in (r.created_at, r.claimed_at, r.evaluated_at) if t is not None]
-    times += [last_call] if last_call else []
+    latest = max(times, default=None)
+    latest = [stored_time(t) for t in (latest, last_call) if t is not None]
     return ExperimentStatus(
         experiment=experiment,
         counts=dict(counts),
@@ -105,8 +98,13 @@ def experiment_status(store: Store, experiment: ExperimentInfo) -> ExperimentSta
         tokens=int(tokens_in or 0) + int(tokens_out or 0),
         evaluation_seconds=[float(stage_seconds[r.id]) for r in rows if r.status in FINISHED and r.id in stage_seconds],
         promotion_seconds=promotion_seconds,
-        last_activity=max((aware(t) for t in times), default=None),
+        last_activity=max(latest, default=None),
     )
+
+
+def stored_time(value: datetime | str) -> datetime:
+    """A stored time as an aware datetime (SQLite: text; both: UTC when naive)."""
+    return aware(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def aware(moment: datetime) -> datetime:

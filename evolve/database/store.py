@@ -28,7 +28,6 @@ from evolve.database.models import (
     Candidate,
     Experiment,
     LLMCall,
-    Sample,
     SeedComponent,
     StageResult,
     utcnow,
@@ -138,22 +137,12 @@ class Store(CandidateWrites, SearchState, ChampionHistory):
 
     def experiment(self, name: str | None = None) -> ExperimentInfo:
         """The experiment of that name (or numeric id); the most recent one when None."""
-        with self.db.session() as session:
-            if name is None:
-                experiment = session.scalar(select(Experiment).order_by(Experiment.id.desc()).limit(1))
-                if experiment is None:
-                    raise NotFound(f"the {self.db.describe()} holds no experiment yet: run a search first")
-                return ExperimentInfo.model_validate(experiment)
-            experiment = session.scalar(select(Experiment).where(Experiment.name == name))
-            if experiment is None and name.isdigit():
-                experiment = session.get(Experiment, int(name))
-            if experiment is None:
-                raise NotFound(f"no experiment named {name!r} in the {self.db.describe()}: `evolve experiments` lists them")
-            return ExperimentInfo.model_validate(experiment)
+        with self.db.reader() as reader:
+            return reader.experiment(name)
 
     def experiments(self) -> list[ExperimentInfo]:
-        with self.db.session() as session:
-            return [ExperimentInfo.model_validate(e) for e in session.scalars(select(Experiment).order_by(Experiment.id))]
+        with self.db.reader() as reader:
+            return reader.experiments()
 
     def set_experiment_status(self, experiment_id: int, status: str) -> None:
         if status not in EXPERIMENT_STATUSES:
@@ -166,8 +155,8 @@ class Store(CandidateWrites, SearchState, ChampionHistory):
     # candidates (their writes: candidate_writes.py)
 
     def candidate(self, candidate_id: int) -> CandidateInfo:
-        with self.db.session() as session:
-            return CandidateInfo.model_validate(self._get(session, Candidate, candidate_id))
+        with self.db.reader() as reader:
+            return reader.candidate(candidate_id)
 
     def prompt_material(
         self, ids: Sequence[int], source_ids: Sequence[int], stages_of: int | None
@@ -183,83 +172,41 @@ class Store(CandidateWrites, SearchState, ChampionHistory):
         return candidates, texts, stages
 
     def stages(self, candidate_id: int) -> list[StageVerdict]:
-        query = select(StageResult).where(StageResult.candidate_id == candidate_id).order_by(StageResult.position)
-        with self.db.session() as session:
-            return [StageVerdict(stage=s.stage, status=s.status, message=s.message, seconds=s.seconds) for s in session.scalars(query)]
+        with self.db.reader() as reader:
+            return reader.stages(candidate_id)
 
     def component_set_sources(self, candidate_id: int) -> dict[str, str]:
-        """The candidate's whole set: its experiment's stored seed set with, for each component,
-        the most recent change along its ancestry."""
-        chain = self.ancestry(candidate_id)
-        sources = self.seed_sources(chain[0].experiment_id)
-        for ancestor in reversed(chain):
-            if ancestor.origin != "seed":
-                sources[ancestor.component] = ancestor.source
-        return sources
+        """The candidate's whole set: its stored seed set with the latest change along its ancestry (reader.py)."""
+        with self.db.reader() as reader:
+            return reader.component_set_sources(candidate_id)
 
     def candidates(self, experiment_id: int, status: str | Sequence[str] | None = None) -> list[CandidateInfo]:
-        query = select(Candidate).where(Candidate.experiment_id == experiment_id).order_by(Candidate.id)
-        if status is not None:
-            query = query.where(Candidate.status.in_([status] if isinstance(status, str) else list(status)))
-        with self.db.session() as session:
-            return [CandidateInfo.model_validate(c) for c in session.scalars(query)]
+        with self.db.reader() as reader:
+            return reader.candidates(experiment_id, status)
 
     def top(self, experiment_id: int, k: int = 10) -> list[CandidateInfo]:
         """The k best scored candidates, best first."""
-        query = (
-            select(Candidate)
-            .where(Candidate.experiment_id == experiment_id, Candidate.score.is_not(None))
-            .order_by(Candidate.score.desc(), Candidate.id)
-            .limit(k)
-        )
-        with self.db.session() as session:
-            return [CandidateInfo.model_validate(c) for c in session.scalars(query)]
+        with self.db.reader() as reader:
+            return reader.top(experiment_id, k)
 
     def samples(self, candidate_id: int, stages: Sequence[str] | None = None, skip: int = 0) -> list[StoredSample]:
-        """The candidate's samples in the order they were stored; `skip`: the first ones, read before (samples are
-        only ever added)."""
-        query = select(Sample).where(Sample.candidate_id == candidate_id).order_by(Sample.id)
-        if stages is not None:
-            query = query.where(Sample.stage.in_(list(stages)))
-        if skip:
-            query = query.offset(skip)
-        with self.db.session() as session:
-            return [StoredSample.model_validate(s) for s in session.scalars(query)]
+        """The candidate's samples in the order they were stored; `skip`: the first ones, read before."""
+        with self.db.reader() as reader:
+            return reader.samples(candidate_id, stages, skip)
 
     def samples_by_candidate(self, experiment_id: int, stages: Sequence[str] = ("timed",)) -> dict[int, list[StoredSample]]:
         """Every raw sample of an experiment's candidates, for rescoring without training."""
-        query = (
-            select(Sample)
-            .join(Candidate, Sample.candidate_id == Candidate.id)
-            .where(Candidate.experiment_id == experiment_id, Sample.stage.in_(list(stages)))
-            .order_by(Sample.id)
-        )
-        grouped: dict[int, list[StoredSample]] = {}
-        with self.db.session() as session:
-            for sample in session.scalars(query):
-                grouped.setdefault(sample.candidate_id, []).append(StoredSample.model_validate(sample))
-        return grouped
+        with self.db.reader() as reader:
+            return reader.samples_by_candidate(experiment_id, stages)
 
     def detail(self, candidate_id: int) -> CandidateDetail:
-        with self.db.session() as session:
-            candidate = self._get(session, Candidate, candidate_id)
-            return CandidateDetail(
-                candidate=CandidateInfo.model_validate(candidate),
-                stages=[StageVerdict(stage=s.stage, status=s.status, message=s.message, seconds=s.seconds) for s in candidate.stages],
-                samples=[StoredSample.model_validate(s) for s in candidate.samples],
-                llm_call=LLMCallInfo.model_validate(candidate.llm_call) if candidate.llm_call else None,
-            )
+        with self.db.reader() as reader:
+            return reader.detail(candidate_id)
 
     def ancestry(self, candidate_id: int) -> list[CandidateInfo]:
         """The candidate and its first parents back to the seed, the candidate first."""
-        chain: list[CandidateInfo] = []
-        with self.db.session() as session:
-            current: int | None = candidate_id
-            while current is not None:
-                candidate = self._get(session, Candidate, current)
-                chain.append(CandidateInfo.model_validate(candidate))
-                current = candidate.parent_id
-        return chain
+        with self.db.reader() as reader:
+            return reader.ancestry(candidate_id)
 
     # LLM calls
 
@@ -272,8 +219,8 @@ class Store(CandidateWrites, SearchState, ChampionHistory):
             return call.id
 
     def llm_call(self, call_id: int) -> LLMCallInfo:
-        with self.db.session() as session:
-            return LLMCallInfo.model_validate(self._get(session, LLMCall, call_id))
+        with self.db.reader() as reader:
+            return reader.llm_call(call_id)
 
     # helpers
 

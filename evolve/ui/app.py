@@ -5,6 +5,7 @@ from this server's /static only, so even a string that escaped escaping could no
 header must name this machine, which defeats DNS-rebinding pages reading the database.
 """
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,7 +92,7 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = ("127.0.0.1", "localh
     def experiment_data(request: Request) -> Response:
         experiment = store.experiment(request.path_params["name"])
         data = queries.experiment_data(store, experiment.id)
-        return Response(data.model_dump_json(), media_type="application/json")
+        return Response(json.dumps(data, separators=(",", ":"), allow_nan=False), media_type="application/json")
 
     def version(request: Request) -> Response:
         return JSONResponse({"version": queries.fingerprint(store, **scoped(str(request.query_params)))})

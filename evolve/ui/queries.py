@@ -7,20 +7,23 @@ hold yet (a decision that did not promote, change descriptions) comes back as No
 say "not recorded".
 """
 
+import math
 import shlex
 import sqlite3
 from datetime import datetime, timezone
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import case, create_engine, event, func, or_, select, true
 from sqlalchemy.engine import URL
-from sqlalchemy.pool import QueuePool
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from evolve.database.connection import Database, parse_url, sqlite_path
 from evolve.database.errors import DatabaseError
 from evolve.database.migrate import check_schema
 from evolve.database.models import FINISHED_STATUSES, Candidate, ChampionChange, Experiment, Sample, StageResult
+from evolve.database.reader import reading
 from evolve.database.records import CandidateDetail, ChampionInfo, ExperimentOverview, StoredSample
 from evolve.database.store import Store
 
@@ -99,14 +102,6 @@ class Node(BaseModel):
     evaluated_at: datetime | None
 
 
-class ExperimentData(BaseModel):
-    """The experiment page's live data: every candidate as a node, and the champion history."""
-
-    nodes: list[Node]
-    champions: list[ChampionInfo]
-    champion_path: list[int]
-
-
 class Promotion(BaseModel):
     """A paired comparison this candidate took part in, with both sides' confirm samples."""
 
@@ -158,40 +153,66 @@ def experiments(store: Store) -> list[ExperimentRow]:
     return rows
 
 
-NODE_COLUMNS = (
-    Candidate.id, Candidate.parent_id, Candidate.second_parent_id, Candidate.component, Candidate.origin, Candidate.status,
-    Candidate.island, Candidate.generation, Candidate.score, Candidate.time_mean, Candidate.accuracy_mean, Candidate.verdict,
-    Candidate.created_at, Candidate.evaluated_at,
-)
+TIMES = ("created_at", "evaluated_at")
+
+
+def epoch_ms(column: str, backend: str) -> str:
+    """SQL for a stored time in milliseconds since the epoch (to the millisecond), computed by the database
+    (SQLite keeps UTC text, PostgreSQL timestamps with their zone)."""
+    if backend == "sqlite":
+        return f"CAST(round((julianday({column}) - 2440587.5) * 86400000.0) AS INTEGER) AS {column}"
+    return f"CAST(round(extract(epoch from {column}) * 1000) AS BIGINT) AS {column}"
+
+
+def node_table(store: Store, experiment_id: int, parent_id: int | None = None,
+               times_in_ms: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Light rows (no source, no diff), column names and tuples as the driver returns them, in plain SQL
+    (reader.py): at 10,000 candidates the ORM and a pydantic model per row took 0.4 s of every poll, this
+    a few tens of ms. `times_in_ms`: created_at and evaluated_at as epoch milliseconds."""
+    with reading(store) as reader:
+        columns = ", ".join(epoch_ms(name, reader.backend) if times_in_ms and name in TIMES else name for name in Node.model_fields)
+        sql = f"SELECT {columns} FROM candidates WHERE experiment_id = ?"
+        params: list[int] = [experiment_id]
+        if parent_id is not None:
+            sql, params = sql + " AND parent_id = ?", params + [parent_id]
+        return reader.table(sql + " ORDER BY id", *params)
 
 
 def nodes(store: Store, experiment_id: int, parent_id: int | None = None) -> list[Node]:
-    """Light rows (no source, no diff), so that thousands of candidates stay cheap to poll."""
-    query = select(*NODE_COLUMNS).where(Candidate.experiment_id == experiment_id).order_by(Candidate.id)
-    if parent_id is not None:
-        query = query.where(Candidate.parent_id == parent_id)
-    with store.db.session() as session:
-        rows = session.execute(query).all()
+    """The candidates as Node records (the candidate page's children)."""
+    names, rows = node_table(store, experiment_id, parent_id)
     result = []
     for row in rows:
-        values = row._asdict()
-        values["created_at"], values["evaluated_at"] = utc(values["created_at"]), utc(values["evaluated_at"])
-        result.append(Node(**values))
+        node = Node.model_validate(dict(zip(names, row)))
+        node.created_at, node.evaluated_at = utc(node.created_at), utc(node.evaluated_at)
+        result.append(node)
     return result
 
 
-def experiment_data(store: Store, experiment_id: int) -> ExperimentData:
-    everyone = nodes(store, experiment_id)
+def finite_row(row: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
+    """The row with infinite numbers (a single run's bound) as null, which strict JSON can carry."""
+    if all(not isinstance(v, float) or math.isfinite(v) for v in row):
+        return row
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in row]
+
+
+def experiment_data(store: Store, experiment_id: int) -> dict[str, Any]:
+    """The experiment page's live data, JSON-ready: every candidate as a row of `columns` (times in epoch
+    milliseconds, infinite numbers as null; rows rather than objects halve the response, 1.5 MB at
+    10,000 candidates), the champion history and the champion's path."""
+    names, rows = node_table(store, experiment_id, times_in_ms=True)
+    rows = [finite_row(row) for row in rows]
     champions = store.champion_history(experiment_id)
-    for change in champions:
-        change.created_at = utc(change.created_at)
-    by_id = {n.id: n for n in everyone}
+    at, parent = names.index("id"), names.index("parent_id")
+    parents = {row[at]: row[parent] for row in rows}
     path: list[int] = []
     current = champions[-1].candidate_id if champions else None
-    while current is not None and current in by_id and current not in path:
+    while current is not None and current in parents and current not in path:
         path.append(current)
-        current = by_id[current].parent_id
-    return ExperimentData(nodes=everyone, champions=champions, champion_path=path)
+        current = parents[current]
+    for change in champions:
+        change.created_at = utc(change.created_at)
+    return {"columns": names, "nodes": rows, "champions": [c.model_dump(mode="json") for c in champions], "champion_path": path}
 
 
 def fingerprint(store: Store, experiment_id: int | None = None, candidate_id: int | None = None) -> str:
