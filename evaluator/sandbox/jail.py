@@ -68,6 +68,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -129,6 +130,7 @@ SYSTEM_READABLE = (
     "/proc", "/sys",
 )
 SYSTEM_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+JAIL_MARKS = "EVOLVE_JAIL_MARKS"  # CLOCK_MONOTONIC seconds when jailing began and ended, for the worker to report
 PROJECT_PACKAGES = ("evaluator", "components")  # what the worker imports from the project
 
 
@@ -426,9 +428,11 @@ def forget_libc() -> None:
 def main() -> None:
     """`python -m evaluator.sandbox.jail POLICY_JSON|unjailed IN_FD OUT_FD`: jail, then run the worker."""
     policy_text, worker_args = sys.argv[1], sys.argv[2:]
+    started = time.monotonic()
     if policy_text != "unjailed":
         restrict_self(JailPolicy.model_validate_json(policy_text))
     forget_libc()
+    os.environ[JAIL_MARKS] = f"{started},{time.monotonic()}"  # the worker reports them (bench/device_budget.py)
     sys.argv = ["evaluator.sandbox.worker", *worker_args]
     runpy.run_module("evaluator.sandbox.worker", run_name="__main__", alter_sys=True)
 

@@ -57,6 +57,17 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}{where}"
 
 
+def setup_marks() -> dict[str, float]:
+    """CLOCK_MONOTONIC seconds of this worker's start, which the parent's clock shares: when jailing
+    began and ended (evaluator/sandbox/jail.py) and when the setup began. Read by bench/device_budget.py
+    only, never trusted for a score."""
+    jail_started, _, jailed = os.environ.get("EVOLVE_JAIL_MARKS", "").partition(",")
+    marks = {"setup_started": time.monotonic()}
+    if jailed:
+        marks.update(jail_started=float(jail_started), jailed=float(jailed))
+    return marks
+
+
 class WorkerSession:
     # stage -> the messages allowed in it
     ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -91,15 +102,18 @@ class WorkerSession:
                     raise
 
     def on_setup(self, message: dict, payload: bytes) -> None:
+        marks = setup_marks()
         Guard(writable_dirs=message["writable_dirs"]).install()
         torch.set_num_threads(message.get("threads", torch.get_num_threads()))
+        marks["device_started"] = time.monotonic()
         if message["device"].startswith("cuda"):  # the GPU's share of a memory limit; RLIMIT_AS covers CPU workers
             torch.cuda.set_per_process_memory_fraction(message["gpu_memory_fraction"], torch.device(message["device"]))
+        marks["device_ready"] = time.monotonic()
         self.component_set = ComponentSet(sources=message["sources"])
         self.settings = message
         self.device = torch.device(message["device"])
         self.stage = "ready"
-        self.reply({"type": "ready"})
+        self.reply({"type": "ready", "marks": marks})
 
     def on_contracts(self, message: dict, payload: bytes) -> None:
         results = {}
