@@ -41,7 +41,23 @@ sys.path.insert(0, str(ROOT))  # this checkout's evaluator and components, also 
 
 STEPS = ("data", "eval", "comparison", "promotion", "search")
 # Seconds each step may take at most on the GPU; unused time is left to the steps after it.
-BUDGETS = {"data": 45.0, "eval": 110.0, "comparison": 170.0, "promotion": 95.0, "search": 120.0}
+BUDGETS = {"data": 45.0, "eval": 130.0, "comparison": 170.0, "promotion": 210.0, "search": 150.0}
+# Seconds each step is expected to take with the defaults, by device: printed as the plan before the
+# first step, and a step is not started when less time is left than its estimate (it could not finish).
+# GPU: no step has been measured on one yet; from docs/BENCHMARKS.md ("One timed run per worker"):
+# 20-60 s a sample with compile (a fresh worker: CUDA, a cold compile, the warm-up, one run), 5-10 s
+# without; taken as 40 s and 8 s, and 5 s a CPU contract worker. eval: contracts + 2 compiled samples;
+# promotion: 2 pairs = 4 compiled samples; search (no compile): the seed's and one child's evaluation
+# (2 samples each), maybe 2 pairs, the CLI and export --verify; comparison: its least useful share,
+# it stops itself at its deadline and gets what the later steps' estimates leave.
+# CPU: the --dry-run preset, measured on the 2-core machine (docs/BENCHMARKS.md, "The first real GPU run").
+ESTIMATES = {
+    "cuda": {"data": 20.0, "eval": 85.0, "comparison": 60.0, "promotion": 165.0, "search": 110.0},
+    "cpu": {"data": 2.0, "eval": 45.0, "comparison": 40.0, "promotion": 50.0, "search": 120.0},
+}
+ELASTIC = {"comparison"}  # ends itself at its own deadline, so it may take the time the others leave
+DRY_RUN = {"device": "cpu", "data": "synthetic", "synthetic_size": (300, 100), "target": 0.2, "rounds": 2}
+TINY = ["epochs=1", "width1=8", "width2=8", "width3=8", "batch_size=50", "tta_batch_size=50", "whiten_init_images=100"]
 EXPORT_RESERVE = 40.0  # of the search step's time, kept for `evolve export --verify`
 KILL_GRACE = 5.0  # seconds between SIGINT and SIGKILL when a deadline passes
 CLOCK_GOAL = 0.01  # the parent's clock and the CUDA events should agree within 1%
@@ -226,7 +242,7 @@ def step_search(args: argparse.Namespace, limit: float) -> StepResult:
     name = "gpu-check"
     search = [sys.executable, "-m", "evolve", "start", "--components", "baseline", "--component", "hyperparams",
               "--device", args.device, "--data", str(args.npz), "--db", db, "--name", name, "--generations", "1",
-              "--set", "candidates_per_generation=2", "--set", f"cascade.runs={args.eval_runs}",
+              "--set", "candidates_per_generation=1", "--set", "harness.compile=false", "--set", f"cascade.runs={args.eval_runs}",
               "--set", "cascade.min_runs=2", "--set", f"promotion.pairs={args.pairs}", "--set", f"score.target={args.target}",
               *[item for kv in args.overrides for item in ("--set", f"harness.hyperparams.{kv}")]]
     script = args.workdir / "speedrun_export.py"
@@ -261,10 +277,10 @@ def environment() -> dict:
     }
 
 
-def print_table(results: list[StepResult], total: float, limit: float) -> None:
-    print(f"\n{'step':12s}{'status':>9s}{'seconds':>10s}{'budget':>9s}  result")
+def print_table(results: list[StepResult], total: float, limit: float, estimates: dict[str, float]) -> None:
+    print(f"\n{'step':12s}{'status':>9s}{'seconds':>10s}{'estimate':>10s}{'budget':>9s}  result")
     for r in results:
-        print(f"{r.step:12s}{r.status:>9s}{r.seconds:10.1f}{r.budget:9.0f}  {r.summary}")
+        print(f"{r.step:12s}{r.status:>9s}{r.seconds:10.1f}{estimates[r.step]:10.0f}{r.budget:9.0f}  {r.summary}")
     comparison = next((r for r in results if r.step == "comparison" and r.result.get("contestants")), None)
     if comparison:
         base = comparison.result.get("ratio_base")
@@ -274,12 +290,39 @@ def print_table(results: list[StepResult], total: float, limit: float) -> None:
             print(f"{row['name']:18s}{row['runs']:5d}{row['time_mean']:10.4f} ± {row['time_std']:.4f}"
                   f"{100 * row['accuracy_mean']:9.2f} ± {100 * row['accuracy_std']:.2f}"
                   f"{100 * row['accuracy_lower_bound']:13.2f}{ratio:>20s}")
-    print(f"\ntotal {total:.1f} s of {limit:.0f} s")
+    print(f"\ntotal {total:.1f} s of {limit:.0f} s ({100 * total / limit:.0f}%)")
+
+
+def plan(args: argparse.Namespace, budgets: dict[str, float]) -> dict[str, float]:
+    """Each step's expected seconds on this device, printed up front with the sum against the deadline."""
+    estimates = {step: 0.0 if step in args.skip else ESTIMATES[args.device][step] for step in STEPS}
+    print(f"{'step':12s}{'estimate':>10s}{'budget':>9s}{'ends by':>9s}")
+    ends = 0.0
+    for step in STEPS:
+        ends += estimates[step]
+        print(f"{step:12s}{estimates[step]:10.0f}{budgets[step]:9.0f}{ends:9.0f}" + ("  (skipped)" if step in args.skip else ""))
+    total = sum(estimates.values())
+    print(f"estimated {total:.0f} s of {args.total_seconds:.0f} s ({100 * total / args.total_seconds:.0f}%)", flush=True)
+    return estimates
+
+
+def step_limit(step: str, left: float, budget: float, estimates: dict[str, float]) -> tuple[float, str]:
+    """The step's deadline, or why it is not started: less time left than it needs cannot finish it.
+    An elastic step gets what the later steps' estimates leave, at least its own estimate."""
+    if left < max(2.0, estimates[step]):
+        return 0.0, f"not started: needs about {estimates[step]:.0f} s, {left:.0f} s left"
+    if step in ELASTIC:
+        later = sum(estimates[s] for s in STEPS[STEPS.index(step) + 1:])
+        return min(budget, max(estimates[step], left - later)), ""
+    return min(budget, left), ""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON results (created)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="the CPU check of every step: --device cpu --data synthetic --synthetic-size 300,100, a tiny "
+                             "network (--set " + " ".join(TINY) + " unless --set is given), --target 0.2 --rounds 2")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--data", default="jpeg", choices=["jpeg", "synthetic"], help="the shared JPEG pack, or synthetic (dry run)")
     parser.add_argument("--jpeg-pack", type=Path, default=ROOT / ".data" / "cifar10_jpeg75.npz")
@@ -291,11 +334,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--total-seconds", type=float, default=470.0, help="the whole stops itself before this")
     parser.add_argument("--budget", action="append", default=[], metavar="STEP=SECONDS", help="a step's own deadline")
     parser.add_argument("--skip", action="append", default=[], choices=STEPS, help="leave a step out (repeatable)")
-    parser.add_argument("--eval-runs", type=int, default=5, help="timed runs of the baseline's evaluation and of search candidates")
+    parser.add_argument("--eval-runs", type=int, default=2, help="timed runs of the baseline's evaluation and of search candidates")
     parser.add_argument("--rounds", type=int, default=50, help="most comparison rounds (the deadline usually ends them first)")
     parser.add_argument("--contestants", default="frontier,record,cifar10_speedrun,baseline,airbench94_muon", help="round order")
     parser.add_argument("--optional", default="baseline,airbench94_muon", help="contestants that join only if time allows")
-    parser.add_argument("--pairs", type=int, default=3,
+    parser.add_argument("--pairs", type=int, default=2,
                         help="paired runs of the promotion step (each sets up and warms up two fresh workers, compile included)")
     parser.add_argument("--target", type=float, default=0.94, help="accuracy target of the scores")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -303,7 +346,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--promotion-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--npz", type=Path, default=None, help=argparse.SUPPRESS)
+    if parser.parse_known_args(argv)[0].dry_run:
+        parser.set_defaults(**DRY_RUN)
     args = parser.parse_args(argv)
+    if args.dry_run and not args.overrides:
+        args.overrides = list(TINY)
     if args.data == "synthetic" and args.device == "cuda" and not args.promotion_only:
         parser.error("--data synthetic is for CPU dry runs: add --device cpu")
     for item in args.budget:
@@ -324,13 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         return promotion_only(args)
     budgets = {**BUDGETS, **{s: float(v) for s, _, v in (b.partition("=") for b in args.budget)}}
     deadline = started + args.total_seconds
-    summary = {"environment": environment(), "arguments": sys.argv[1:] if argv is None else argv, "steps": {}}
+    estimates = plan(args, budgets)
+    summary = {"environment": environment(), "arguments": sys.argv[1:] if argv is None else argv, "estimates": estimates,
+               "steps": {}}
     results: list[StepResult] = []
     for step in STEPS:
-        left = deadline - time.perf_counter()
-        limit = min(budgets[step], left)
-        if step in args.skip or limit < 2:
-            result = StepResult(step, "skipped", summary="--skip" if step in args.skip else f"no time left ({left:.0f} s)")
+        limit, refusal = step_limit(step, deadline - time.perf_counter(), budgets[step], estimates)
+        if step in args.skip or refusal:
+            result = StepResult(step, "skipped", summary="--skip" if step in args.skip else refusal)
         elif step != "data" and not args.npz.exists():
             result = StepResult(step, "skipped", summary="no data: the data step failed")
         else:
@@ -348,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / f"{step}.json").write_text(json.dumps(record, indent=2, default=str))
         summary["total_seconds"] = time.perf_counter() - started
         (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print_table(results, time.perf_counter() - started, args.total_seconds)
+    print_table(results, time.perf_counter() - started, args.total_seconds, estimates)
     return 0 if all(r.status in ("ok", "skipped") for r in results) else 1
 
 

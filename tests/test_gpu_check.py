@@ -51,3 +51,30 @@ def test_unknown_budget_step_is_refused_with_the_steps(tmp_path, capsys):
         gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--data", "synthetic", "--budget", "train=5"])
     assert exit_info.value.code == 2
     assert "expected STEP=SECONDS with STEP one of data, eval, comparison, promotion, search" in capsys.readouterr().err
+
+
+def test_dry_run_preset_and_a_step_that_cannot_finish_before_the_deadline_is_not_started(tmp_path, capsys):
+    gpu_check = load_gpu_check()
+    args = gpu_check.parse_args(["--dry-run", "--out", str(tmp_path / "out")])
+    assert (args.device, args.data, args.synthetic_size, args.rounds, args.overrides) == ("cpu", "synthetic", (300, 100), 2, gpu_check.TINY)
+    assert gpu_check.parse_args(["--dry-run", "--out", str(tmp_path), "--set", "epochs=2"]).overrides == ["epochs=2"]
+
+    out = tmp_path / "out"
+    assert gpu_check.main(["--dry-run", "--out", str(out), "--workdir", str(tmp_path / "work"), "--total-seconds", "30"]) == 0
+    printed = capsys.readouterr().out
+    assert "estimate" in printed and "estimated " in printed  # the plan, before the first step
+    steps = json.loads((out / "summary.json").read_text())["steps"]
+    assert steps["data"]["status"] == "ok"
+    needs = gpu_check.ESTIMATES["cpu"]["eval"]
+    assert steps["eval"]["status"] == "skipped" and steps["eval"]["summary"].startswith(f"not started: needs about {needs:.0f} s")
+    assert all(steps[name]["status"] == "skipped" for name in ("comparison", "promotion", "search"))
+
+
+def test_an_elastic_step_gets_what_the_later_steps_leave():
+    gpu_check = load_gpu_check()
+    estimates = {"data": 1.0, "eval": 10.0, "comparison": 20.0, "promotion": 30.0, "search": 40.0}
+    assert gpu_check.step_limit("comparison", 200.0, 170.0, estimates) == (130.0, "")
+    assert gpu_check.step_limit("comparison", 75.0, 170.0, estimates) == (20.0, "")  # its own estimate at least
+    assert gpu_check.step_limit("promotion", 100.0, 95.0, estimates) == (95.0, "")
+    limit, refusal = gpu_check.step_limit("search", 39.0, 120.0, estimates)
+    assert limit == 0.0 and refusal == "not started: needs about 40 s, 39 s left"
