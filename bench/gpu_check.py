@@ -7,22 +7,27 @@ Steps, in order (each a child process in its own process group, killed when its 
    smoke and timed stages, and the parent's clock against the CUDA-event time of every run;
 3. comparison: bench/speedrun_comparison.py, interleaved rounds of frontier, record and
    cifar10_speedrun.py, then baseline and airbench94_muon.py if the deadline leaves time;
-4. promotion: evaluator.promotion.confirm_promotion of record against baseline (two fresh workers a pair);
+4. promotion: evaluator.promotion.confirm_promotion of record against baseline (two fresh workers a pair),
+   its time split into phases by bench/device_budget.py (process start, imports, compile, timed runs...);
 5. search: a short `evolve start` with the built-in mutator, then `evolve export --verify`.
 
 Every step writes its JSON under --out as soon as it ends (data.json, eval.json, comparison.json,
 promotion.json, search.json; summary.json holds them all), so a run cut short keeps what it has.
 The whole stops itself before --total-seconds (470 by default, under the 8 minutes one device
-call may spend on it). Steps use only public entry points (the evolve CLI, the bench script,
+call may spend on it). Before the first step it prints each step's estimate (ESTIMATES, by
+device) against the deadline; a step is not started when less time is left than its estimate,
+and the comparison, which ends itself at its deadline, gets what the later steps' estimates
+leave. Steps use only public entry points (the evolve CLI, the bench scripts,
 confirm_promotion), so that changes inside evaluator/ and evolve/ do not break this script.
 
 On the GPU machine (docs/BENCHMARKS.md has the preparation and the exact device call):
 
     python bench/gpu_check.py --out $OUT/gpu_check
 
-A CPU dry run of the same steps (tests/test_gpu_check.py runs a smaller one):
+A CPU dry run of the same steps, a tiny network on synthetic data (tests/test_gpu_check.py runs a
+smaller one):
 
-    python bench/gpu_check.py --device cpu --data synthetic --out /tmp/gpu_check --set epochs=1
+    python bench/gpu_check.py --dry-run --out /tmp/gc/out --workdir /tmp/gc/work
 """
 
 import argparse
@@ -209,6 +214,9 @@ def step_promotion(args: argparse.Namespace, limit: float) -> StepResult:
     command = [sys.executable, "bench/gpu_check.py", "--promotion-only", "--device", args.device, "--npz", str(args.npz),
                "--pairs", str(args.pairs), "--target", str(args.target), "--workdir", str(args.workdir),
                "--out", str(args.out), *overrides(args)]
+    budget_file = args.workdir / "promotion_budget.json"
+    for stale in (out, budget_file):  # an earlier run's, in the same --workdir
+        stale.unlink(missing_ok=True)
     run = run_bounded(command, limit, args.workdir / "promotion.log")
     if run.returncode is None or not out.exists():
         status = "timeout" if run.returncode is None else "failed"
@@ -216,12 +224,16 @@ def step_promotion(args: argparse.Namespace, limit: float) -> StepResult:
     decision = json.loads(out.read_text())
     measured = decision.get("pairs", 0) >= args.pairs and not decision.get("reason", "").startswith("the paired re-measurement failed")
     summary = f"record vs baseline: {'promoted' if decision.get('promoted') else 'not promoted'} after {decision.get('pairs')} pairs: {decision.get('reason', '')[:160]}"
+    if budget_file.exists():  # bench/device_budget.py's phases of this promotion
+        decision["budget"] = json.loads(budget_file.read_text())
+        summary += f"; timed runs {100 * decision['budget']['timed_share']:.0f}% of its {decision['budget']['wall_s']:.0f} s"
     return StepResult("promotion", "ok" if measured else "failed", summary=summary, result=decision, commands=[command],
                       log_tail=tail(run.stderr))
 
 
 def promotion_only(args: argparse.Namespace) -> int:
     """Child of the promotion step: the paired rule through its public entry point, as the loop calls it."""
+    from bench.device_budget import measure, report
     from evaluator.component_set import ComponentSet
     from evaluator.data import load_npz
     from evaluator.promotion import PromotionSettings, confirm_promotion
@@ -229,11 +241,13 @@ def promotion_only(args: argparse.Namespace) -> int:
     from evolve.cli.arguments import parse_overrides
 
     harness = HarnessSettings(device=args.device, data=str(args.npz), hyperparams=parse_overrides(args.overrides))
-    decision = confirm_promotion(
-        ComponentSet.shipped("record"), ComponentSet.shipped("baseline"), load_npz(args.npz), harness,
+    dataset = load_npz(args.npz)
+    budget, decision = measure(lambda: confirm_promotion(  # its time, phase by phase (issue 28, part 1)
+        ComponentSet.shipped("record"), ComponentSet.shipped("baseline"), dataset, harness,
         ScoreSettings(target=args.target), PromotionSettings(pairs=args.pairs),
-    )
+    ))
     (args.workdir / "promotion_decision.json").write_text(decision.model_dump_json(indent=2))
+    (args.workdir / "promotion_budget.json").write_text(json.dumps(report("promotion", budget, 2 * decision.pairs), indent=2))
     return 0
 
 
