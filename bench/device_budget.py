@@ -219,6 +219,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=2, help="pairs of the promotion")
     parser.add_argument("--candidate", default="baseline", help="evaluated set (its tta module as the change); promotion candidate")
     parser.add_argument("--incumbent", default="baseline", help="the promotion's champion")
+    parser.add_argument("--what", default="both", choices=["both", "evaluation", "promotion"],
+                        help="what to measure (bench/gpu_check.py's promotion step measures a promotion already)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="leave the profiled run out")
     parser.add_argument("--target", type=float, default=0.1, help="accuracy target (low on synthetic data: no early stop)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -238,17 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     score = ScoreSettings(target=args.target)
     limits = WorkerLimits(setup_seconds=600, warmup_seconds=600, run_seconds=600)
     candidate, incumbent = ComponentSet.shipped(args.candidate), ComponentSet.shipped(args.incumbent)
-    settings = CascadeSettings(runs=args.runs, min_runs=max(2, args.runs), profile=args.profile, limits=limits)
-    evaluation_budget, evaluation = measure(
-        lambda: cascade.evaluate_candidate(candidate, ["tta"], dataset, harness, score, settings))
-    if evaluation.status != "evaluated":
-        raise SystemExit(f"the evaluation did not complete: {evaluation.status}: {[s.message for s in evaluation.stages]}")
-    promotion_budget, decision = measure(lambda: confirm_promotion(
-        candidate, incumbent, dataset, harness, score, PromotionSettings(pairs=args.pairs, power=0, limits=limits)))
-    if decision.pairs < args.pairs:
-        raise SystemExit(f"the promotion measured {decision.pairs} of {args.pairs} pairs: {decision.reason}")
-    rows = [report("evaluation", evaluation_budget, len(evaluation.samples)),
-            report("promotion", promotion_budget, 2 * decision.pairs)]
+    rows = []
+    if args.what in ("both", "evaluation"):
+        settings = CascadeSettings(runs=args.runs, min_runs=max(2, args.runs), profile=args.profile, limits=limits)
+        budget, evaluation = measure(lambda: cascade.evaluate_candidate(candidate, ["tta"], dataset, harness, score, settings))
+        if evaluation.status != "evaluated":
+            raise SystemExit(f"the evaluation did not complete: {evaluation.status}: {[s.message for s in evaluation.stages]}")
+        rows.append(report("evaluation", budget, len(evaluation.samples)))
+    if args.what in ("both", "promotion"):
+        budget, decision = measure(lambda: confirm_promotion(
+            candidate, incumbent, dataset, harness, score, PromotionSettings(pairs=args.pairs, power=0, limits=limits)))
+        if decision.pairs < args.pairs:
+            raise SystemExit(f"the promotion measured {decision.pairs} of {args.pairs} pairs: {decision.reason}")
+        rows.append(report("promotion", budget, 2 * decision.pairs))
     print_table(rows)
     print(json.dumps({"device": args.device, "data": args.data, "overrides": args.overrides, "runs": args.runs,
                       "pairs": args.pairs, "candidate": args.candidate, "incumbent": args.incumbent, "budgets": rows}))
