@@ -9,7 +9,8 @@ Steps, in order (each a child process in its own process group, killed when its 
    cifar10_speedrun.py, then baseline and airbench94_muon.py if the deadline leaves time;
 4. promotion: evaluator.promotion.confirm_promotion of record against baseline (two fresh workers a pair),
    its time split into phases by bench/device_budget.py (process start, imports, compile, timed runs...);
-5. search: a short `evolve start` with the built-in mutator, then `evolve export` of its champion
+5. search: a short `evolve start` with the built-in mutator (one child, no compile, no paired
+   comparison: the promotion step measures one), then `evolve export` of its champion
    (not --verify: that check runs on the CPU whatever the device, minutes of a device session, and
    tests/test_export.py makes it wherever the tests run).
 
@@ -55,18 +56,22 @@ BUDGETS = {"data": 45.0, "eval": 130.0, "comparison": 170.0, "promotion": 210.0,
 # 20-60 s a sample with compile (a fresh worker: CUDA, a cold compile, the warm-up, one run), 5-10 s
 # without; taken as 40 s and 8 s, and 5 s a CPU contract worker. eval: contracts + 2 compiled samples;
 # promotion: 2 pairs = 4 compiled samples; search (no compile): the seed's and one child's evaluation
-# (contracts + 2 samples each), maybe 2 pairs, the CLI and the export; comparison: its least useful
+# (contracts + 2 samples each), the CLI and the export; comparison: its least useful
 # share: it stops itself at its deadline and gets what the later steps' estimates leave.
 # CPU: the --dry-run preset as measured on the 2-core machine under load (docs/BENCHMARKS.md, "The first
 # real GPU run"), about 12-15 s a sandboxed worker there.
 ESTIMATES = {
-    "cuda": {"data": 20.0, "eval": 85.0, "comparison": 60.0, "promotion": 165.0, "search": 90.0},
-    "cpu": {"data": 2.0, "eval": 40.0, "comparison": 40.0, "promotion": 90.0, "search": 130.0},
+    "cuda": {"data": 20.0, "eval": 85.0, "comparison": 60.0, "promotion": 165.0, "search": 60.0},
+    "cpu": {"data": 2.0, "eval": 45.0, "comparison": 35.0, "promotion": 85.0, "search": 130.0},
 }
 ELASTIC = {"comparison"}  # ends itself at its own deadline, so it may take the time the others leave
-DRY_RUN = {"device": "cpu", "data": "synthetic", "synthetic_size": (300, 100), "target": 0.2, "rounds": 2}
+DRY_RUN = {"device": "cpu", "data": "synthetic", "synthetic_size": (300, 100), "target": 0.2, "rounds": 2,
+           "contestants": "frontier,cifar10_speedrun", "optional": ""}  # one of ours, one reference (skipped without .refs)
 TINY = ["epochs=1", "width1=8", "width2=8", "width3=8", "batch_size=50", "tta_batch_size=50", "whiten_init_images=100"]
-EXPORT_RESERVE = 15.0  # of the search step's time, kept for `evolve export` of its champion
+EXPORT_RESERVE = 30.0  # of the search step's time, kept for `evolve export` of its champion
+# The search step's loop compares no child with its champion (the gate wants this gain): a comparison
+# takes at least 3 pairs at the first attempt's alpha, 6 fresh workers, and the promotion step measures one.
+NO_PROMOTION_GAIN = 1e9
 KILL_GRACE = 5.0  # seconds between SIGINT and SIGKILL when a deadline passes
 CLOCK_GOAL = 0.01  # the parent's clock and the CUDA events should agree within 1%
 
@@ -261,6 +266,7 @@ def step_search(args: argparse.Namespace, limit: float) -> StepResult:
     search = [sys.executable, "-m", "evolve", "start", "--components", "baseline", "--component", "hyperparams",
               "--device", args.device, "--data", str(args.npz), "--db", db, "--name", name, "--generations", "1",
               "--set", "candidates_per_generation=1", "--set", "harness.compile=false", "--set", f"cascade.runs={args.eval_runs}",
+              "--set", f"promotion.min_gain_seconds={NO_PROMOTION_GAIN:g}",
               "--set", "cascade.min_runs=2", "--set", f"promotion.pairs={args.pairs}", "--set", f"score.target={args.target}",
               *[item for kv in args.overrides for item in ("--set", f"harness.hyperparams.{kv}")]]
     script = args.workdir / "speedrun_export.py"
@@ -340,7 +346,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON results (created)")
     parser.add_argument("--dry-run", action="store_true",
                         help="the CPU check of every step: --device cpu --data synthetic --synthetic-size 300,100, a tiny "
-                             "network (--set " + " ".join(TINY) + " unless --set is given), --target 0.2 --rounds 2")
+                             "network (--set " + " ".join(TINY) + " unless --set is given), --target 0.2 --rounds 2 "
+                             "--contestants frontier,cifar10_speedrun --optional ''")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--data", default="jpeg", choices=["jpeg", "synthetic"], help="the shared JPEG pack, or synthetic (dry run)")
     parser.add_argument("--jpeg-pack", type=Path, default=ROOT / ".data" / "cifar10_jpeg75.npz")
