@@ -11,9 +11,10 @@ CLOCK_MONOTONIC marks its "ready" answer carries (evaluator/sandbox/worker.py `s
   jail            Landlock and seccomp (evaluator/sandbox/jail.py)
   imports         torch and the evaluator in the worker
   device init     the CUDA memory limit, which initialises CUDA (nothing on the CPU)
-  setup           the guard, loading the components, the answer
-  compile         the warm-up's excess over one timed run of the same worker: compilation, autotuning,
-                  first-touch allocation (on the CPU, no compile: first-call costs only)
+  setup           the guard, the torch threads, the answer
+  compile         the warm-up's excess over one timed run of the same worker: loading the components,
+                  building the network, compilation, autotuning, first-touch allocation (on the CPU,
+                  no compile: the rest only)
   warm-up run     the rest of the warm-up, one run's worth on random data
   timed runs      the parent's clock of the scored runs
   run data        the parent's untimed work around a run: the sealed data file, the logits, the accuracy
