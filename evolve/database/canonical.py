@@ -3,6 +3,7 @@ formatting or docstrings count as duplicates and are evaluated once."""
 
 import ast
 import hashlib
+import threading
 from collections import OrderedDict
 
 from evaluator.python_parse import parse_python
@@ -34,18 +35,21 @@ def canonical_source(source: str, tree: ast.AST | None = None) -> str:
 
 
 _HASHES: OrderedDict[str, str] = OrderedDict()  # the loop hashes whole sets: their unchanged modules again and again
+_HASHES_LOCK = threading.Lock()  # the mutator hashes in the proposal threads: a look-up must not race an eviction
 CACHED_HASHES = 4096
 
 
 def source_hash(source: str, tree: ast.AST | None = None, canonical: str | None = None) -> str:
     """sha256 of the canonical source (remembered for the last CACHED_HASHES sources seen);
     `canonical`: canonical_source(source), when the caller has it already."""
-    digest = _HASHES.get(source)
-    if digest is None:
-        digest = hashlib.sha256((canonical if canonical is not None else canonical_source(source, tree)).encode()).hexdigest()
+    with _HASHES_LOCK:
+        digest = _HASHES.get(source)
+        if digest is not None:
+            _HASHES.move_to_end(source)
+            return digest
+    digest = hashlib.sha256((canonical if canonical is not None else canonical_source(source, tree)).encode()).hexdigest()
+    with _HASHES_LOCK:
         _HASHES[source] = digest
-        if len(_HASHES) > CACHED_HASHES:
+        while len(_HASHES) > CACHED_HASHES:
             _HASHES.popitem(last=False)
-    else:
-        _HASHES.move_to_end(source)
     return digest
