@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
+from evaluator.rank_test import EXACT_RANK_TEST_LIMIT, rank_test_pvalue  # noqa: F401 (re-exported: its callers import it here)
 from evaluator.results import RunSample, Summary
 from evaluator.score_defaults import (  # re-exported: the statistics's defaults
     DEFAULT_ACCURACY_STD_FLOOR,
@@ -133,17 +134,3 @@ def summarize_with(samples: Sequence[RunSample], score_settings) -> Summary:
     """summarize() with the fields of a ScoreSettings (evaluator/settings.py)."""
     s = score_settings
     return summarize(samples, s.confidence, s.target, s.penalty_base, s.reference_runs, s.accuracy_std_floor)
-
-
-EXACT_RANK_TEST_LIMIT = 2_000  # n1 * n2 above which the rank test uses the normal approximation
-
-
-def rank_test_pvalue(x: Sequence[float], y: Sequence[float]) -> float:
-    """One-sided Mann-Whitney p-value of "x is not stochastically greater than y".
-
-    scipy's exact distribution (its default for a small sample without ties) costs time that
-    grows with the product of the sizes, and a champion compared a hundred times holds thousands
-    of runs; beyond EXACT_RANK_TEST_LIMIT the normal approximation with tie and continuity
-    corrections is used instead: with one side that large it is accurate to the third decimal."""
-    method = "auto" if len(x) * len(y) <= EXACT_RANK_TEST_LIMIT else "asymptotic"
-    return float(stats.mannwhitneyu(x, y, alternative="greater", method=method).pvalue)

@@ -3,18 +3,11 @@ formatting or docstrings count as duplicates and are evaluated once."""
 
 import ast
 import hashlib
+import threading
 from collections import OrderedDict
+
 from evaluator.python_parse import parse_python
-
-
-def strip_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:] or [ast.Pass()]
-    return tree
+from evolve.database.normal_form import normal_forms, strip_docstrings
 
 
 def canonical_tree(source: str) -> ast.AST | None:
@@ -27,8 +20,12 @@ def canonical_tree(source: str) -> ast.AST | None:
 
 def canonical_source(source: str, tree: ast.AST | None = None) -> str:
     """The code as Python sees it; unparsable text (rejected later) with whitespace normalised.
-    `tree`: canonical_tree(source), when the caller has it already (it is not changed)."""
-    tree = canonical_tree(source) if tree is None else tree
+    `tree`: canonical_tree(source), when the caller has it already (it is not changed). Without
+    it, the text comes from the forms of its statements where it can (normal_form.py)."""
+    if tree is None:
+        if (forms := normal_forms(source)) is not None:
+            return forms.canonical
+        tree = canonical_tree(source)
     if tree is not None:
         try:
             return ast.unparse(tree)
@@ -38,17 +35,21 @@ def canonical_source(source: str, tree: ast.AST | None = None) -> str:
 
 
 _HASHES: OrderedDict[str, str] = OrderedDict()  # the loop hashes whole sets: their unchanged modules again and again
+_HASHES_LOCK = threading.Lock()  # the mutator hashes in the proposal threads: a look-up must not race an eviction
 CACHED_HASHES = 4096
 
 
-def source_hash(source: str, tree: ast.AST | None = None) -> str:
-    """sha256 of the canonical source (remembered for the last CACHED_HASHES sources seen)."""
-    digest = _HASHES.get(source)
-    if digest is None:
-        digest = hashlib.sha256(canonical_source(source, tree).encode()).hexdigest()
+def source_hash(source: str, tree: ast.AST | None = None, canonical: str | None = None) -> str:
+    """sha256 of the canonical source (remembered for the last CACHED_HASHES sources seen);
+    `canonical`: canonical_source(source), when the caller has it already."""
+    with _HASHES_LOCK:
+        digest = _HASHES.get(source)
+        if digest is not None:
+            _HASHES.move_to_end(source)
+            return digest
+    digest = hashlib.sha256((canonical if canonical is not None else canonical_source(source, tree)).encode()).hexdigest()
+    with _HASHES_LOCK:
         _HASHES[source] = digest
-        if len(_HASHES) > CACHED_HASHES:
+        while len(_HASHES) > CACHED_HASHES:
             _HASHES.popitem(last=False)
-    else:
-        _HASHES.move_to_end(source)
     return digest

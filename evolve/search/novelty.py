@@ -33,6 +33,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from evolve.database.canonical import canonical_tree, source_hash
+from evolve.database.normal_form import Renamer, normal_forms
 
 
 def context_key(sources: dict[str, str], component: str) -> str:
@@ -41,48 +42,21 @@ def context_key(sources: dict[str, str], component: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-class _Renamer(ast.NodeTransformer):
-    """Function parameters and names bound inside functions -> v0, v1, ... per function."""
-
-    def __init__(self) -> None:
-        self.scopes: list[dict[str, str]] = []
-
-    def _local(self, name: str) -> str:
-        scope = self.scopes[-1]
-        if name not in scope:
-            scope[name] = f"v{len(scope)}"
-        return scope[name]
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
-        self.scopes.append({})
-        for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs, node.args.vararg, node.args.kwarg]:
-            if arg is not None:
-                arg.arg = self._local(arg.arg)
-        for child in ast.walk(node):  # names bound in the function are local to it
-            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store) and child is not node:
-                self._local(child.id)
-        self.generic_visit(node)
-        self.scopes.pop()
-        return node
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if self.scopes and node.id in self.scopes[-1]:
-            node.id = self.scopes[-1][node.id]
-        return node
-
-
 @lru_cache(maxsize=2048)
 def normalised_text(source: str) -> str | None:
     """The module with docstrings dropped and locals renamed, unparsed; None when unparsable. Its
-    canonical hash (the identity's part, canonical.py) comes from the same parse."""
+    canonical hash (the identity's part, canonical.py) comes from the same parse: from the forms of
+    its statements where they apply (normal_form.py), else from the whole tree."""
+    forms = normal_forms(source)
+    if forms is not None:
+        source_hash(source, canonical=forms.canonical)
+        return forms.renamed
     tree = canonical_tree(source)
     if tree is None:
         return None
     source_hash(source, tree)
     try:
-        return ast.unparse(_Renamer().visit(tree))
+        return ast.unparse(Renamer().visit(tree))
     except (ValueError, RecursionError):
         return None
 

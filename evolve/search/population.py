@@ -32,9 +32,9 @@ from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.stats import rankdata
 
 from evolve.config import PopulationSettings
+from evolve.search.ranks import average_ranks
 
 CandidateId = int | str
 
@@ -116,7 +116,7 @@ def select_parent_from(pool: list[Individual], rng: np.random.Generator, setting
     if settings.parent_selection == "best":
         return pool[0]
     pool = softmax_head(pool, settings.selection_temperature)
-    ranks = rankdata([-i.score for i in pool], method="average") - 1
+    ranks = average_ranks([-i.score for i in pool]) - 1
     weights = np.exp(-ranks / settings.selection_temperature)
     return pool[int(rng.choice(len(pool), p=weights / weights.sum()))]
 
