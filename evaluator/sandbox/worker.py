@@ -19,7 +19,9 @@ The conversation, in order (the worker refuses a message out of turn):
   setup {sources, ...}          -> ready       components loaded; no data exists in this process
   contracts {components}        -> contracts   (contract workers only)
   behaviour {hyperparams}       -> behaviour   the components' outputs on fixed probes (contract workers)
-  warmup {seed, num_train, num_test} -> warm   one run on random data (compiles; the smoke test)
+  warmup {seed, num_train, num_test, batches} -> warm   one run on random data (compiles; the smoke
+                                   test); `batches`: a short one (harness.py `warm_up_size`). A smoke
+                                   worker warms up twice, short then full, and is never sent "go"
   go {nonce, seed, layout} + the run's data descriptor on DATA
                                 -> logits {nonce} + float32 payload: the one timed run. The
                                    parent's clock runs from before it hands over the descriptor
@@ -62,7 +64,7 @@ class WorkerSession:
     ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
         "new": ("setup",),
         "ready": ("contracts", "behaviour", "warmup"),
-        "warm": ("go", "profile"),
+        "warm": ("go", "profile", "warmup"),  # a smoke worker warms up twice (evaluator/runs.py prepare_set)
         "done": (),
     }
 
@@ -117,8 +119,11 @@ class WorkerSession:
 
     def on_warmup(self, message: dict, payload: bytes) -> None:
         start = time.perf_counter()
-        self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
-        self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]))
+        if self.speedrun is None:  # built and compiled once; a second warm-up reuses it
+            self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
+        batches = message.get("batches")
+        self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]),
+                              batches=None if batches is None else int(batches))
         self.stage = "warm"
         # the worker's clock of its warm-up; the parent times the warm-up itself (runs.py warm_up_worker)
         self.reply({"type": "warm", "seconds": time.perf_counter() - start})
