@@ -41,11 +41,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from evaluator.behaviour import fingerprints
 from evaluator.component_set import ComponentSet
-from evaluator.contracts import run_contract
 from evaluator.harness import Speedrun, checked_logits
-from evaluator.profiling import profile_run
 from evaluator.sandbox import protocol
 from evaluator.sandbox.guard import Guard
 from evaluator.sandbox.run_data import ARRAYS, RunDataLayout, map_run_data
@@ -103,7 +100,11 @@ class WorkerSession:
         self.stage = "ready"
         self.reply({"type": "ready"})
 
+    # The contract, behaviour and profile stages import their modules when asked: a worker that makes
+    # a timed run needs none of them, and every scored sample starts a worker (issue 28).
     def on_contracts(self, message: dict, payload: bytes) -> None:
+        from evaluator.contracts import run_contract
+
         results = {}
         for name in message["components"]:
             start = time.perf_counter()
@@ -115,6 +116,8 @@ class WorkerSession:
         self.reply({"type": "contracts", "results": results})
 
     def on_behaviour(self, message: dict, payload: bytes) -> None:
+        from evaluator.behaviour import fingerprints
+
         self.reply({"type": "behaviour", "fingerprints": fingerprints(self.component_set, message["hyperparams"])})
 
     def on_warmup(self, message: dict, payload: bytes) -> None:
@@ -158,6 +161,8 @@ class WorkerSession:
         self.reply(header, logits.tobytes())
 
     def on_profile(self, message: dict, payload: bytes) -> None:
+        from evaluator.profiling import profile_run
+
         self.stage = "done"
         train_images, train_labels, test_images = self.run_data(message)
         summary = profile_run(self.speedrun, train_images, train_labels, test_images, int(message["seed"]))
