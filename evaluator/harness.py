@@ -83,10 +83,23 @@ class Speedrun:
     def warm_up(self, num_train: int, num_test: int, seed: int = 0, batches: int | None = None) -> None:
         """Untimed, before any real data is in the process: one run on random images and labels
         (compiles, autotunes, allocates; the smoke test of a candidate). With `batches`, on
-        `warm_up_size` training images only: every epoch of the schedule, a few steps each."""
+        `warm_up_size` training images only: every epoch of the schedule, a few steps each, after
+        the run's full-size steps before training (`_full_size_inputs`)."""
+        if batches is not None:
+            self._full_size_inputs(num_train, seed)
         size = num_train if batches is None else warm_up_size(num_train, int(self.hp["batch_size"]), batches)
         images, labels, test_images = training.random_data(size, num_test, seed, self.device)
         checked_logits(self.predictions(images, labels, test_images, seed), len(test_images))
+
+    def _full_size_inputs(self, num_train: int, seed: int) -> None:
+        """Preprocess, whitening init and batch stream once on random data of the run's size: the
+        allocator, oneDNN's per-shape kernels and cuDNN's autotuner then know the run's full-size
+        shapes, which a short warm-up's training set does not have (the run resets the network)."""
+        images, labels, _ = training.random_data(num_train, 0, seed, self.device)
+        reset_torch_flags(self.device)
+        inputs = self.modules["augmentation"].preprocess(images, dict(self.hp))
+        self.model.init_whiten(inputs)
+        self.modules["augmentation"].BatchStream(inputs, labels, dict(self.hp))
 
     def run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> RunOutput:
         """One timed speedrun on data already on the device; for trusted in-process use."""
