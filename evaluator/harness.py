@@ -92,14 +92,15 @@ class Speedrun:
         checked_logits(self.predictions(images, labels, test_images, seed), len(test_images))
 
     def _full_size_inputs(self, num_train: int, seed: int) -> None:
-        """Preprocess, whitening init and batch stream once on random data of the run's size: the
+        """Preprocess, whitening init and an epoch's first batch once on random data of the run's size: the
         allocator, oneDNN's per-shape kernels and cuDNN's autotuner then know the run's full-size
         shapes, which a short warm-up's training set does not have (the run resets the network)."""
         images, labels, _ = training.random_data(num_train, 0, seed, self.device)
         reset_torch_flags(self.device)
         inputs = self.modules["augmentation"].preprocess(images, dict(self.hp))
         self.model.init_whiten(inputs)
-        self.modules["augmentation"].BatchStream(inputs, labels, dict(self.hp))
+        for _ in self.modules["augmentation"].BatchStream(inputs, labels, dict(self.hp)):
+            break  # an epoch's full-size work (crop, flip, order) and its first batch
 
     def run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> RunOutput:
         """One timed speedrun on data already on the device; for trusted in-process use."""
