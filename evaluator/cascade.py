@@ -6,7 +6,7 @@
    is known (ParentBehaviour) and the changed component behaves exactly like the parent's, the
    `behaviour` stage rejects it: the change cannot matter, and no device time is spent on it.
 3. smoke: in a sandboxed worker on the evaluation device that never gets real data, the untimed
-   warm-ups: a short one and one full run on random data that must train and predict (it also
+   warm-ups: a short one (with compile) and one full run on random data that must train and predict (it also
    compiles, into the set's compile cache that later workers get a copy of: evaluator/runs.py
    `prepare_set`, evaluator/sandbox/compile_cache.py).
 4. timed: up to N runs, each in a fresh worker that gets a copy of that cache, makes a short warm-up

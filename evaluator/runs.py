@@ -7,7 +7,7 @@ worker process that makes exactly one timed run on real data and is then killed
 (`fresh_run`):
 
 0. `prepare_set`, once per set and host (and once per evaluation as the cascade's smoke test): a
-   smoke worker makes the warm-ups only, a short one and then a full run on random data, and is
+   smoke worker makes the warm-ups only, a short one (with compile) and then a full run on random data, and is
    killed without ever being sent "go": no real data enters it. The parent then copies its private
    compile cache into the set's cache folder (evaluator/sandbox/compile_cache.py), finished from
    then on and never written again.
@@ -130,8 +130,8 @@ def warm_up_worker(worker: SandboxedWorker, component_set: ComponentSet, dataset
 
 def prepare_set(component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits,
                 gpu: int | None = None, warm_up_seed: int | None = None, smoke: bool = True) -> CompileCache:
-    """The set's smoke worker: warms up on random data, the short warm-up of a timed worker and then
-    a full run (the smoke test), and is killed without ever being sent "go", so no real data enters
+    """The set's smoke worker: warms up on random data, the short warm-up of a timed worker (with
+    compile) and then a full run (the smoke test), and is killed without ever being sent "go", so no real data enters
     it. Where the set's compile cache is not finished, the parent copies the dead worker's cache
     into it (compile_cache.py); later workers of the set get a copy. `smoke` False (a promotion,
     a baseline): nothing runs where the cache is finished. A WorkerFailure propagates."""
@@ -149,12 +149,13 @@ def prepare_set(component_set: ComponentSet, dataset: Dataset, harness: HarnessS
 def smoke_worker(component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits,
                  gpu: int | None, warm_up_seed: int | None, fill: CompileCache | None = None,
                  seeded: CompileCache | None = None) -> None:
-    """Warm-ups only, in the order a timed worker makes them (so the cache holds what it loads);
-    with `fill`, the dead worker's cache is harvested into it."""
+    """Warm-ups only, in the order a timed worker makes them (so the cache holds what it loads; without
+    compile there is nothing to cache and the short one is left out); with `fill`, the dead worker's
+    cache is harvested into it."""
     seed = fresh_seed() if warm_up_seed is None else warm_up_seed
     with SandboxedWorker(limits, harness.device, gpu, cache=seeded) as worker:
         set_up_worker(worker, component_set, harness)
-        if harness.warmup_batches is not None:
+        if harness.warmup_batches is not None and harness.effective_compile():
             warm_up(worker, dataset, seed, harness.warmup_batches)
         full_seconds = warm_up(worker, dataset, seed, None)
         worker.kill()  # returns once every process of its namespace is gone: nothing writes any more

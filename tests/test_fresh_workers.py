@@ -64,7 +64,8 @@ def test_no_real_data_reaches_a_worker_before_its_clock_starts(baseline_set, dat
         assert worker_events[-1][1] > dataset.train_images.nbytes  # the data travels with the clock running
     # The smoke worker, whose compile cache every later worker gets a copy of, never got "go" nor any data.
     assert len(harvested) == 1 and harvested[0] not in [w for w, e in by_worker.items() if e in timed]
-    assert [kind for kind, _ in by_worker[harvested[0]]] == ["setup", "warmup", "warmup"]
+    short = ["warmup"] if HARNESS.effective_compile() else []  # the short warm-up fills the cache only with compile
+    assert [kind for kind, _ in by_worker[harvested[0]]] == ["setup", *short, "warmup"]
     assert all(size == 0 for kind, size in by_worker[harvested[0]] if kind != "setup")
 
 

@@ -21,7 +21,7 @@ The conversation, in order (the worker refuses a message out of turn):
   behaviour {hyperparams}       -> behaviour   the components' outputs on fixed probes (contract workers)
   warmup {seed, num_train, num_test, batches} -> warm   one run on random data (compiles; the smoke
                                    test); `batches`: a short one (harness.py `warm_up_size`). A smoke
-                                   worker warms up twice, short then full, and is never sent "go"
+                                   worker warms up short (with compile) then full, and is never sent "go"
   go {nonce, seed, layout} + the run's data descriptor on DATA
                                 -> logits {nonce} + float32 payload: the one timed run. The
                                    parent's clock runs from before it hands over the descriptor
