@@ -56,6 +56,10 @@ def test_the_copy_follows_no_link_and_opens_no_fifo(tmp_path):
     found = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*"))
     assert found == ["inductor", "inductor/ab", "inductor/ab/kernel.py"]
     assert copied == len("compiled")
+    # the worker's whole cache folder replaced by a link to the parent's secrets, or removed: nothing copied
+    (tmp_path / "linked-cache").symlink_to(tmp_path, target_is_directory=True)
+    assert copy_tree(tmp_path / "linked-cache", tmp_path / "copy-2") == 0 and not any((tmp_path / "copy-2").iterdir())
+    assert copy_tree(tmp_path / "removed", tmp_path / "copy-3") == 0
 
 
 def finished_cache(root: Path, key: str, size: int = 10) -> CompileCache:

@@ -18,8 +18,8 @@ set share what one of them compiled, without giving any worker a path to a share
    A finished folder is never written again.
 
 The copies move regular files and folders only, opened without following links: a link or FIFO
-the smoke worker planted is not followed, so it cannot make the parent copy a file the worker
-could not read (the dataset cache) or block on a pipe. The folders live under the dataset cache
+the smoke worker planted (its whole `cache/` replaced by a link included) is not followed, so it
+cannot make the parent copy a file the worker could not read (the dataset cache) or block on a pipe. The folders live under the dataset cache
 folder (`cache_dir()/compile`), which no worker may read. Finished folders beyond
 `WorkerLimits.compile_cache_bytes` are removed, least recently seeded first.
 """
@@ -99,8 +99,13 @@ class CompileCache:
 
 
 def copy_tree(source: Path, target: Path) -> int:
-    """Copy regular files and folders beneath source; never follows a link. Returns bytes copied."""
+    """Copy regular files and folders beneath source; never follows a link. Returns bytes copied.
+
+    A `source` that is a link (a worker may replace its own `cache/` by one to the dataset cache) or
+    no folder at all (it removed it) is copied as an empty folder."""
     target.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink() or not source.is_dir():
+        return 0
     copied = 0
     with os.scandir(source) as entries:
         for entry in entries:
