@@ -5,12 +5,10 @@
    measures every component's behavioural fingerprint (behaviour.py); when the candidate's parent
    is known (ParentBehaviour) and the changed component behaves exactly like the parent's, the
    `behaviour` stage rejects it: the change cannot matter, and no device time is spent on it.
-3. smoke: in a sandboxed worker on the evaluation device that never gets real data, the untimed
-   warm-ups: a short one (with compile) and one full run on random data that must train and predict (it also
-   compiles, into the set's compile cache that later workers get a copy of: evaluator/runs.py
-   `prepare_set`, evaluator/sandbox/compile_cache.py).
-4. timed: up to N runs, each in a fresh worker that gets a copy of that cache, makes a short warm-up
-   on random data (`HarnessSettings.warmup_batches`) and that one run, timed by the parent from handing over the data to the receipt
+3. smoke: in a sandboxed worker on the evaluation device, the untimed warm-up: one full run on
+   random data that must train and predict (it also compiles, so it is never wasted).
+4. timed: up to N runs, each in a fresh worker that warms up and makes that one run (the smoke
+   test's worker makes the first), timed by the parent from handing over the data to the receipt
    of the logits (evaluator/runs.py `scored_runs`, the loop of every scored sample, on the seeds
    `evolve baseline` uses for the same --seed), so no run's state reaches another's sample.
    After `min_runs`, stop early when the candidate is clearly failing the
@@ -30,12 +28,11 @@ from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.early_stop import early_stop
 from evaluator.results import Evaluation, StageVerdict
-from evaluator.runs import fresh_profile, prepare_set, scored_runs, worker_setup
+from evaluator.runs import fresh_profile, scored_runs, worker_setup
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import CascadeSettings, HarnessSettings, ScoreSettings
 from evaluator.static_check import check_source
 from evaluator.statistics import summarize_with
-from evaluator.training import evaluation_seeds
 
 # Called as report(stage, run, runs) when a stage (or a timed run, numbered from 1) begins, for live views.
 StageReport = Callable[[str, int | None, int | None], None]
@@ -133,21 +130,20 @@ def timed_runs(
     component_set, dataset, harness, score, cascade, champion_times, evaluation: Evaluation, gpu: int | None,
     report: StageReport = no_report,
 ) -> None:
-    """The smoke and timed stages: the set's smoke worker (`prepare_set`: warm-ups only, it fills the
-    set's compile cache), then `scored_runs` of the candidate alone, stopped early when it is
-    clearly failing or slower (`early_stop`)."""
+    """The smoke and timed stages: `scored_runs` of the candidate alone, stopped early when it is
+    clearly failing or slower (`early_stop`); the first worker's warm-up is the smoke test."""
     stage_start = time.perf_counter()
     stage = "smoke"
 
     def on_warm(run: int, side: str) -> None:  # the worker is warm: its timed run begins
+        nonlocal stage, stage_start
+        if stage == "smoke":
+            evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
+            stage, stage_start = "timed", time.perf_counter()
         report("timed", run + 1, cascade.runs)
 
     try:
         report("smoke", None, None)
-        warm_up_seed, _ = evaluation_seeds(harness.seed, cascade.runs)
-        prepare_set(component_set, dataset, harness, cascade.limits, gpu, warm_up_seed, smoke=True)
-        evaluation.stages.append(StageVerdict(stage="smoke", status="passed", seconds=time.perf_counter() - stage_start))
-        stage, stage_start = "timed", time.perf_counter()
         stop_reason = ""
         for _, sample in scored_runs({"candidate": component_set}, dataset, harness, cascade.limits, cascade.runs,
                                      evaluation.flags, clock_tolerance=cascade.clock_tolerance, gpu=gpu, on_warm=on_warm):

@@ -80,27 +80,11 @@ class Speedrun:
         self.model, self.orthogonalize = training.build_model(self.modules, self.hp, self.device, compile)
         self._trained_snapshot: list[tuple[str, int, torch.Tensor, torch.Tensor]] = []
 
-    def warm_up(self, num_train: int, num_test: int, seed: int = 0, batches: int | None = None) -> None:
+    def warm_up(self, num_train: int, num_test: int, seed: int = 0) -> None:
         """Untimed, before any real data is in the process: one run on random images and labels
-        (compiles, autotunes, allocates; the smoke test of a candidate). With `batches`, on
-        `warm_up_size` training images only: every epoch of the schedule, a few steps each, after
-        the run's full-size steps before training (`_full_size_inputs`)."""
-        if batches is not None:
-            self._full_size_inputs(num_train, seed)
-        size = num_train if batches is None else warm_up_size(num_train, int(self.hp["batch_size"]), batches)
-        images, labels, test_images = training.random_data(size, num_test, seed, self.device)
+        (compiles, autotunes, allocates; the smoke test of a candidate)."""
+        images, labels, test_images = training.random_data(num_train, num_test, seed, self.device)
         checked_logits(self.predictions(images, labels, test_images, seed), len(test_images))
-
-    def _full_size_inputs(self, num_train: int, seed: int) -> None:
-        """Preprocess, whitening init and an epoch's first batch once on random data of the run's size: the
-        allocator, oneDNN's per-shape kernels and cuDNN's autotuner then know the run's full-size
-        shapes, which a short warm-up's training set does not have (the run resets the network)."""
-        images, labels, _ = training.random_data(num_train, 0, seed, self.device)
-        reset_torch_flags(self.device)
-        inputs = self.modules["augmentation"].preprocess(images, dict(self.hp))
-        self.model.init_whiten(inputs)
-        for _ in self.modules["augmentation"].BatchStream(inputs, labels, dict(self.hp)):
-            break  # an epoch's full-size work (crop, flip, order) and its first batch
 
     def run(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, seed: int) -> RunOutput:
         """One timed speedrun on data already on the device; for trusted in-process use."""
@@ -140,12 +124,6 @@ class Speedrun:
                 )
         if set(now) != {name for name, *_ in self._trained_snapshot}:
             raise HarnessError("prediction changed the model's parameters or buffers: test-time augmentation may not")
-
-
-def warm_up_size(num_train: int, batch_size: int, batches: int) -> int:
-    """Training images of a short warm-up: `batches` full batches per epoch and the real set's
-    remainder, so that every batch shape of the run (a last partial one too) is seen."""
-    return min(num_train, batches * batch_size + num_train % batch_size)
 
 
 def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:

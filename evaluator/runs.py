@@ -6,16 +6,8 @@ are measured the same way and their numbers compare. Every scored sample comes f
 worker process that makes exactly one timed run on real data and is then killed
 (`fresh_run`):
 
-0. `prepare_set`, once per set and host (and once per evaluation as the cascade's smoke test): a
-   smoke worker makes the warm-ups only, a short one (with compile) and then a full run on random data, and is
-   killed without ever being sent "go": no real data enters it. The parent then copies its private
-   compile cache into the set's cache folder (evaluator/sandbox/compile_cache.py), finished from
-   then on and never written again.
-1. `warm_up_worker`: a fresh worker, its folder seeded with a copy of that folder (the shared
-   folder itself is in no rule of its Landlock policy), sets up and warms up on random data: a
-   short run (`HarnessSettings.warmup_batches` batches per epoch, every epoch of the schedule)
-   that loads the compiled code from the cache, autotunes and allocates. No real image or label
-   is in the process yet. Candidate and incumbent of a promotion pair go through the same steps.
+1. `warm_up_worker`: set up, then one untimed run on random data (the smoke test; it compiles).
+   No real image or label is in the process yet.
 2. `timed_sample`: the parent builds the run's data (the training set in the run's order, the
    test images in a fresh order only it knows; never the test labels) as a sealed memory file
    (evaluator/sandbox/run_data.py), starts its clock, hands the file over with "go" and a fresh
@@ -53,15 +45,14 @@ from evaluator.component_set import ComponentSet
 from evaluator.data import Dataset
 from evaluator.harness import DeviceData, RunOutput, Speedrun, accuracy
 from evaluator.results import ProfileSummary, RunSample
-from evaluator.sandbox.compile_cache import CompileCache, cache_key, evict
 from evaluator.sandbox.run_data import RunDataLayout, sealed_run_data
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, WorkerFailure, WorkerLimits
 from evaluator.settings import HarnessSettings
 from evaluator.training import evaluation_seeds, training_order
 
 __all__ = [
-    "device_description", "fresh_profile", "fresh_run", "fresh_seed", "iter_speedruns", "logits_from", "prepare_set",
-    "run_speedruns", "scored_runs", "side_order", "timed_sample", "warm_up_worker", "worker_setup",
+    "device_description", "fresh_profile", "fresh_run", "fresh_seed", "iter_speedruns", "logits_from", "run_speedruns",
+    "scored_runs", "side_order", "timed_sample", "warm_up_worker", "worker_setup",
 ]
 
 
@@ -82,85 +73,32 @@ def device_description(device: torch.device) -> tuple[str, str | None]:
     return name, driver
 
 
-def compiled_fields(component_set: ComponentSet, device: str, compile: bool, overrides: dict, threads: int) -> dict:
-    """The setup fields the compiled code depends on: the compile cache's key (compile_cache.py)."""
-    return {"sources": component_set.sources, "device": device, "compile": compile, "hyperparams": overrides, "threads": threads}
-
-
 def worker_setup(component_set: ComponentSet, device: str, compile: bool, overrides: dict, worker: SandboxedWorker) -> dict:
     return {
         "type": "setup",
-        **compiled_fields(component_set, device, compile, overrides, worker.limits.threads),
+        "sources": component_set.sources,
+        "device": device,
+        "compile": compile,
+        "hyperparams": overrides,
+        "threads": worker.limits.threads,
         "gpu_memory_fraction": worker.limits.gpu_memory_fraction,
         "writable_dirs": [str(worker.workdir), worker.env_cache_dir],
     }
 
 
-def set_cache(component_set: ComponentSet, harness: HarnessSettings, limits: WorkerLimits) -> CompileCache:
-    """The compile cache folder of this set under these settings (one per set: compile_cache.py)."""
-    fields = compiled_fields(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), limits.threads)
-    return CompileCache(cache_key(fields))
-
-
-def set_up_worker(worker: SandboxedWorker, component_set: ComponentSet, harness: HarnessSettings) -> None:
-    setup = worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker)
-    worker.request(setup, "ready", worker.limits.setup_seconds)
-
-
-def warm_up(worker: SandboxedWorker, dataset: Dataset, seed: int, batches: int | None) -> float:
-    """One warm-up on random data (`batches`: a short one, harness.py `warm_up_size`); the parent's
-    clock of it, request to answer (never a score). The worker's own "seconds" is not read."""
-    warmup = {"type": "warmup", "seed": seed, "num_train": len(dataset.train_labels), "num_test": len(dataset.test_images),
-              "batches": batches}
-    started = time.perf_counter()
-    worker.request(warmup, "warm", worker.limits.warmup_seconds)
-    return time.perf_counter() - started
-
-
 def warm_up_worker(worker: SandboxedWorker, component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings,
-                   warm_up_seed: int | None = None, batches: int | None = None) -> None:
-    """Set up an entered worker and warm it up on random data (a full run unless `batches`)."""
-    set_up_worker(worker, component_set, harness)
-    seconds = warm_up(worker, dataset, fresh_seed() if warm_up_seed is None else warm_up_seed, batches)
-    # The timed run's limit follows the warm-up (WorkerLimits.run_limit); after a short one, the
-    # set's full warm-up (the one that filled its compile cache), whichever is longer.
-    full = worker.cache.full_warmup_seconds() if worker.cache is not None else 0.0
-    worker.warmup_seconds = max(seconds, full)
-
-
-def prepare_set(component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits,
-                gpu: int | None = None, warm_up_seed: int | None = None, smoke: bool = True) -> CompileCache:
-    """The set's smoke worker: warms up on random data, the short warm-up of a timed worker (with
-    compile) and then a full run (the smoke test), and is killed without ever being sent "go", so no real data enters
-    it. Where the set's compile cache is not finished, the parent copies the dead worker's cache
-    into it (compile_cache.py); later workers of the set get a copy. `smoke` False (a promotion,
-    a baseline): nothing runs where the cache is finished. A WorkerFailure propagates."""
-    cache = set_cache(component_set, harness, limits)
-    with cache.locked():  # one filler per host and set; other slots wait, then find it finished
-        if not cache.finished():
-            smoke_worker(component_set, dataset, harness, limits, gpu, warm_up_seed, fill=cache)
-            evict(limits.compile_cache_bytes, keep=cache.folder.name)
-            return cache
-    if smoke:
-        smoke_worker(component_set, dataset, harness, limits, gpu, warm_up_seed, seeded=cache)
-    return cache
-
-
-def smoke_worker(component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits,
-                 gpu: int | None, warm_up_seed: int | None, fill: CompileCache | None = None,
-                 seeded: CompileCache | None = None) -> None:
-    """Warm-ups only, in the order a timed worker makes them (so the cache holds what it loads; without
-    compile there is nothing to cache and the short one is left out); with `fill`, the dead worker's
-    cache is harvested into it."""
-    seed = fresh_seed() if warm_up_seed is None else warm_up_seed
-    with SandboxedWorker(limits, harness.device, gpu, cache=seeded) as worker:
-        set_up_worker(worker, component_set, harness)
-        if harness.warmup_batches is not None and harness.effective_compile():
-            warm_up(worker, dataset, seed, harness.warmup_batches)
-        full_seconds = warm_up(worker, dataset, seed, None)
-        worker.kill()  # returns once every process of its namespace is gone: nothing writes any more
-        if fill is not None:
-            fill.harvest(worker.workdir / "cache", full_seconds)
+                   warm_up_seed: int | None = None) -> None:
+    """Set up an entered worker and warm it up on random data of the dataset's size (the smoke test)."""
+    limits = worker.limits
+    worker.request(worker_setup(component_set, harness.device, harness.effective_compile(), harness.effective_overrides(), worker),
+                   "ready", limits.setup_seconds)
+    warmup = {"type": "warmup", "seed": fresh_seed() if warm_up_seed is None else warm_up_seed,
+              "num_train": len(dataset.train_labels), "num_test": len(dataset.test_images)}
+    started = time.perf_counter()
+    worker.request(warmup, "warm", limits.warmup_seconds)
+    # The parent's clock of the warm-up, request to answer (never a score): the timed run's limit
+    # follows it (WorkerLimits.run_limit). The worker's own "seconds" in its answer is not read.
+    worker.warmup_seconds = time.perf_counter() - started
 
 
 def logits_from(answer: dict, payload: bytes, num_test: int) -> np.ndarray:
@@ -220,14 +158,11 @@ def fresh_run(
     flags: list[str], clock_tolerance: float = 0.05, gpu: int | None = None, warm_up_seed: int | None = None,
     on_warm: Callable[[], None] = lambda: None,
 ) -> RunSample:
-    """One scored sample: a fresh worker with a copy of the set's compile cache, warmed up on random
-    data (a short warm-up: `HarnessSettings.warmup_batches`), one timed run, killed. The set's
-    smoke worker runs first where its cache is not finished (`prepare_set`).
+    """One scored sample: a fresh worker, warmed up on random data, one timed run, killed.
 
     `on_warm` is called between the warm-up and the timed run (the cascade's smoke verdict)."""
-    cache = prepare_set(component_set, dataset, harness, limits, gpu, warm_up_seed, smoke=False)
-    with SandboxedWorker(limits, harness.device, gpu, cache=cache) as worker:
-        warm_up_worker(worker, component_set, dataset, harness, warm_up_seed, harness.warmup_batches)
+    with SandboxedWorker(limits, harness.device, gpu) as worker:
+        warm_up_worker(worker, component_set, dataset, harness, warm_up_seed)
         on_warm()
         return timed_sample(worker, run, seed, dataset, clock_tolerance, flags)
 
@@ -235,9 +170,8 @@ def fresh_run(
 def fresh_profile(component_set: ComponentSet, dataset: Dataset, harness: HarnessSettings, limits: WorkerLimits,
                   gpu: int | None = None) -> ProfileSummary:
     """An untimed, profiled run in a worker of its own (it informs the next proposal, never a score)."""
-    cache = prepare_set(component_set, dataset, harness, limits, gpu, smoke=False)
-    with SandboxedWorker(limits, harness.device, gpu, cache=cache) as worker:
-        warm_up_worker(worker, component_set, dataset, harness, batches=harness.warmup_batches)
+    with SandboxedWorker(limits, harness.device, gpu) as worker:
+        warm_up_worker(worker, component_set, dataset, harness)
         seed = fresh_seed()
         fd, layout = run_data_file(dataset, seed, np.arange(len(dataset.test_images)))
         try:

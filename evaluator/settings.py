@@ -36,14 +36,6 @@ class HarnessSettings(BaseModel):
         default_factory=dict, description="overrides of HYPERPARAMS keys, applied after the scale's"
     )
     seed: int | None = Field(None, description="base seed of the runs; default: fresh random seeds")
-    warmup_batches: int | None = Field(
-        2, ge=1, description="batches per epoch of the warm-up of a worker that makes a timed run: random training data of "
-        "this many batches (plus the real set's remainder), for every epoch of the schedule, and a full-size random test "
-        "set, so that each compiled graph and step-dependent switch (a layer frozen after some epochs) is loaded from the "
-        "set's compile cache and autotuned before the clock runs, at a fraction of a run's steps; the set's smoke worker "
-        "makes this short warm-up and then a full run (evaluator/runs.py `prepare_set`). None: every worker warms up with "
-        "a full run (issue 25's cost)"
-    )
 
     @field_validator("data")
     @classmethod

@@ -42,13 +42,3 @@ def baseline_set() -> ComponentSet:
 def shipped_set(request) -> ComponentSet:
     """Each shipped component set in turn: the tests that take it run once per set."""
     return ComponentSet.shipped(request.param)
-
-
-@pytest.fixture(autouse=True)
-def private_compile_caches(tmp_path_factory, monkeypatch):
-    """Each test's compile caches in a folder of its own (evaluator/sandbox/compile_cache.py), not the user's."""
-    from evaluator.sandbox import compile_cache
-
-    root = tmp_path_factory.mktemp("compile-caches")
-    monkeypatch.setattr(compile_cache, "cache_root", lambda: root)
-    return root

@@ -1,6 +1,5 @@
 """One timed run per worker (issue 25): the real data arrives only with the clock running, and the
-worker is gone once its logits are in; the smoke worker that fills the set's compile cache never
-gets real data at all (issue 28)."""
+worker is gone once its logits are in."""
 
 import os
 import signal
@@ -13,7 +12,6 @@ import pytest
 import evaluator.runs as runs_module
 from evaluator.cascade import evaluate_candidate
 from evaluator.data import synthetic_dataset
-from evaluator.sandbox.compile_cache import CompileCache
 from evaluator.sandbox.sandboxed_worker import SandboxedWorker, child_pids
 from tests.test_redteam import CASCADE, HARNESS, SCORE
 
@@ -47,9 +45,6 @@ def test_no_real_data_reaches_a_worker_before_its_clock_starts(baseline_set, dat
         events.append((str(w.workdir), header["type"], len(payload))), real_send(w, header, payload))[1])
     monkeypatch.setattr(SandboxedWorker, "send_descriptor", lambda w, fd: (
         events.append((str(w.workdir), "descriptor", os.fstat(fd).st_size)), real_descriptor(w, fd))[1])
-    harvested, real_harvest = [], CompileCache.harvest
-    monkeypatch.setattr(CompileCache, "harvest", lambda cache, worker_cache, seconds: (
-        harvested.append(str(worker_cache.parent)), real_harvest(cache, worker_cache, seconds))[1])
     evaluation = evaluate_candidate(baseline_set, ["tta"], dataset, HARNESS, SCORE, CASCADE)
     assert evaluation.status == "evaluated", evaluation.stages
     by_worker: dict[str, list[tuple]] = {}
@@ -62,11 +57,6 @@ def test_no_real_data_reaches_a_worker_before_its_clock_starts(baseline_set, dat
         assert kinds == ["setup", "warmup", "go", "descriptor"], kinds  # one run, then nothing
         assert all(size == 0 for kind, size in worker_events if kind not in ("descriptor", "setup"))  # no data payload
         assert worker_events[-1][1] > dataset.train_images.nbytes  # the data travels with the clock running
-    # The smoke worker, whose compile cache every later worker gets a copy of, never got "go" nor any data.
-    assert len(harvested) == 1 and harvested[0] not in [w for w, e in by_worker.items() if e in timed]
-    short = ["warmup"] if HARNESS.effective_compile() else []  # the short warm-up fills the cache only with compile
-    assert [kind for kind, _ in by_worker[harvested[0]]] == ["setup", *short, "warmup"]
-    assert all(size == 0 for kind, size in by_worker[harvested[0]] if kind != "setup")
 
 
 def test_the_worker_is_gone_once_its_logits_are_in(baseline_set, dataset, monkeypatch):

@@ -8,7 +8,6 @@ from typing import ClassVar
 
 import pytest
 
-import evaluator.cascade as cascade_module
 import evaluator.runs as runs_module
 from evaluator.cascade import timed_runs
 from evaluator.data import synthetic_dataset
@@ -60,12 +59,6 @@ class Recorder:
     @property
     def warm_up_seeds(self) -> set[int | None]:
         return {warm for *_, warm in self.calls}
-
-
-@pytest.fixture(autouse=True)
-def no_smoke_worker(monkeypatch):
-    """`fresh_run` is replaced here: the cascade's smoke worker (`prepare_set`) is not run either."""
-    monkeypatch.setattr(cascade_module, "prepare_set", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
@@ -173,14 +166,6 @@ def test_the_screening_stops_early_and_reports_its_stages(baseline_set, dataset,
     assert [(v.stage, v.status) for v in evaluation.stages] == [("smoke", "passed"), ("timed", "stopped")]
     assert evaluation.stages[-1].message == "stopped after 2 runs: accuracy clearly below the target 0.5000"
     assert reports == [("smoke", None, None), ("timed", 1, 5), ("timed", 2, 5)] and len(failing.calls) == 2
-    monkeypatch.setattr(runs_module, "fresh_run", Recorder(fail_at=0))  # the first timed worker fails: the smoke had passed
-    evaluation = screen(baseline_set, dataset, harness(5), runs=5)
-    assert evaluation.status == "failed" and [(v.stage, v.message) for v in evaluation.stages] == [
-        ("smoke", ""), ("timed", "broken on purpose")]
-
-    def broken_smoke(*args, **kwargs):
-        raise WorkerFailure("broken on purpose", "error")
-
-    monkeypatch.setattr(cascade_module, "prepare_set", broken_smoke)  # the set's smoke worker fails
+    monkeypatch.setattr(runs_module, "fresh_run", Recorder(fail_at=0))
     evaluation = screen(baseline_set, dataset, harness(5), runs=5)
     assert evaluation.status == "failed" and [(v.stage, v.message) for v in evaluation.stages] == [("smoke", "broken on purpose")]

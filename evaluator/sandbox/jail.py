@@ -12,8 +12,7 @@ of links, so that the repository root and the user's data file beside it stay un
 even listable), the system's libraries, compiler toolchain and headers, /proc and /sys; read,
 write and ioctl on a few device files (/dev/null..., /dev/nvidia* for CUDA); everything inside the
 worker's own folder. Everything else is refused: the dataset cache, the user's --data file, other
-workers' folders, the component sets' compile caches (a worker gets a copy of its own set's in its
-folder, made by the parent before it starts: compile_cache.py). With ABI >= 4 TCP bind and connect are refused (no port is allowed), with
+workers' folders. With ABI >= 4 TCP bind and connect are refused (no port is allowed), with
 ABI >= 6 signals and abstract unix sockets may not leave the worker's domain.
 
 Processes: the worker runs as PID 1 of its own PID namespace (`unshare --pid --fork
@@ -32,10 +31,6 @@ inside; nothing rests on the audit hook (guard.py) or the static check, which ar
 channels, and what closes each (tests/test_jail_channels.py runs hostile native code against them):
   files outside the worker's folder (labels, the dataset cache, other workers' folders, the repository):
       Landlock's file rules (`worker_policy`); mounting is refused to a Landlock domain
-  compiled artefacts from one worker to the next (a poisoned kernel, state carried between runs): the
-      sets' compile caches are in no rule; the parent fills a set's only from a dead smoke worker that
-      never received real data, copies regular files only (no link followed), and copies it only into
-      workers of the same sources (compile_cache.py; tests/test_compile_cache.py)
   TCP to the host or the world:       Landlock (ABI >= 4, no port allowed) and an empty network namespace
   unix sockets (a docker or database socket at a path, which Landlock does not govern), netlink,
   packet, vsock and every other family but IPv4/IPv6:  seccomp refuses socket(2) (EACCES);

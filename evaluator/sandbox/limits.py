@@ -35,10 +35,6 @@ class WorkerLimits(BaseModel):
     gpu_memory_fraction: float = Field(
         0.45, gt=0, le=1, description="share of the GPU's memory a CUDA worker may allocate (two fit for paired runs)"
     )
-    compile_cache_bytes: int = Field(
-        32 << 30, description="most bytes of finished compile caches kept on this host (evaluator/sandbox/compile_cache.py); "
-        "beyond it the least recently used sets' caches are removed"
-    )
     isolate_network: bool = Field(True, description="start the worker in an empty network namespace where the OS allows")
     unjailed_trusted_code: bool = Field(
         False,

@@ -6,8 +6,7 @@ and then runs evaluator.sandbox.worker. It starts as PID 1 of its own PID namesp
 reaches every process it started, `setsid` or not), in its own IPC namespace and in an empty
 network namespace, in its own process group,
 with a scrubbed environment (no API keys or credentials), a private folder that is its HOME,
-TMPDIR and compile cache (seeded, for a worker that makes a timed run, with a copy of its set's
-finished cache: evaluator/sandbox/compile_cache.py), limits on address space (CPU only: CUDA reserves more than any sane
+TMPDIR and compile cache, limits on address space (CPU only: CUDA reserves more than any sane
 limit), on the size of one file and of the whole folder (so flooding a file or the disk ends it),
 on process count, and a wall-clock limit per message. The parent alone holds the test labels and
 the authoritative clock, and treats the worker as compromised: everything it promises holds
@@ -32,7 +31,6 @@ from pathlib import Path
 
 from evaluator.data import cache_dir
 from evaluator.sandbox import jail, protocol
-from evaluator.sandbox.compile_cache import CompileCache
 from evaluator.sandbox.limits import WorkerLimits
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -171,16 +169,15 @@ def folder_usage(folder: Path, most_entries: int) -> tuple[int, int]:
 class SandboxedWorker:
     """One worker process for one candidate; use as a context manager."""
 
-    def __init__(self, limits: WorkerLimits, device: str, gpu: int | None = None, cache: CompileCache | None = None):
+    def __init__(self, limits: WorkerLimits, device: str, gpu: int | None = None):
         self.limits = limits
-        self.cache = cache  # a finished compile cache of the worker's set, copied into its folder before it starts
         self.warmup_seconds: float | None = None  # measured by the cascade's warm-up; the run limit follows it
         self.device = device
         self.gpu = gpu  # the one GPU the worker sees (CUDA_VISIBLE_DEVICES), None: what the parent sees
         self._tmp = tempfile.TemporaryDirectory(prefix="evolve-worker-")
         self.workdir = Path(self._tmp.name) / "work"  # the worker's only writable folder
         self.packages = Path(self._tmp.name) / "packages"  # links to the project's packages, read-only
-        self.env_cache_dir = str(self.workdir / "cache")  # private: a copy of the set's finished cache at most
+        self.env_cache_dir = str(self.workdir / "cache")  # private: no compile cache is shared between workers
         self.process: subprocess.Popen | None = None
         self.network_isolated = False
         self.pid_namespace = False
@@ -193,8 +190,6 @@ class SandboxedWorker:
         check_jail(limits)
         for folder in (self.workdir / "tmp", self.workdir / "cache"):
             folder.mkdir(parents=True)
-        if self.cache is not None:  # the worker gets a copy: the shared folder is in no rule of its policy
-            self.cache.seed_into(self.workdir / "cache")
         jail.link_packages(self.packages)
         namespaces = jail.namespaces(limits.isolate_network)
         if namespaces is not None:

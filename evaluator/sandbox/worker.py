@@ -19,9 +19,7 @@ The conversation, in order (the worker refuses a message out of turn):
   setup {sources, ...}          -> ready       components loaded; no data exists in this process
   contracts {components}        -> contracts   (contract workers only)
   behaviour {hyperparams}       -> behaviour   the components' outputs on fixed probes (contract workers)
-  warmup {seed, num_train, num_test, batches} -> warm   one run on random data (compiles; the smoke
-                                   test); `batches`: a short one (harness.py `warm_up_size`). A smoke
-                                   worker warms up short (with compile) then full, and is never sent "go"
+  warmup {seed, num_train, num_test} -> warm   one run on random data (compiles; the smoke test)
   go {nonce, seed, layout} + the run's data descriptor on DATA
                                 -> logits {nonce} + float32 payload: the one timed run. The
                                    parent's clock runs from before it hands over the descriptor
@@ -41,8 +39,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from evaluator.behaviour import fingerprints
 from evaluator.component_set import ComponentSet
+from evaluator.contracts import run_contract
 from evaluator.harness import Speedrun, checked_logits
+from evaluator.profiling import profile_run
 from evaluator.sandbox import protocol
 from evaluator.sandbox.guard import Guard
 from evaluator.sandbox.run_data import ARRAYS, RunDataLayout, map_run_data
@@ -72,7 +73,7 @@ class WorkerSession:
     ALLOWED: ClassVar[dict[str, tuple[str, ...]]] = {
         "new": ("setup",),
         "ready": ("contracts", "behaviour", "warmup"),
-        "warm": ("go", "profile", "warmup"),  # a smoke worker warms up twice (evaluator/runs.py prepare_set)
+        "warm": ("go", "profile"),
         "done": (),
     }
 
@@ -114,11 +115,7 @@ class WorkerSession:
         self.stage = "ready"
         self.reply({"type": "ready", "marks": marks})
 
-    # The contract, behaviour and profile stages import their modules when asked: a worker that makes
-    # a timed run needs none of them, and every scored sample starts a worker (issue 28).
     def on_contracts(self, message: dict, payload: bytes) -> None:
-        from evaluator.contracts import run_contract
-
         results = {}
         for name in message["components"]:
             start = time.perf_counter()
@@ -130,17 +127,12 @@ class WorkerSession:
         self.reply({"type": "contracts", "results": results})
 
     def on_behaviour(self, message: dict, payload: bytes) -> None:
-        from evaluator.behaviour import fingerprints
-
         self.reply({"type": "behaviour", "fingerprints": fingerprints(self.component_set, message["hyperparams"])})
 
     def on_warmup(self, message: dict, payload: bytes) -> None:
         start = time.perf_counter()
-        if self.speedrun is None:  # built and compiled once; a second warm-up reuses it
-            self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
-        batches = message.get("batches")
-        self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]),
-                              batches=None if batches is None else int(batches))
+        self.speedrun = Speedrun(self.component_set, self.settings["device"], self.settings["compile"], self.settings["hyperparams"])
+        self.speedrun.warm_up(int(message["num_train"]), int(message["num_test"]), seed=int(message["seed"]))
         self.stage = "warm"
         # the worker's clock of its warm-up; the parent times the warm-up itself (runs.py warm_up_worker)
         self.reply({"type": "warm", "seconds": time.perf_counter() - start})
@@ -175,8 +167,6 @@ class WorkerSession:
         self.reply(header, logits.tobytes())
 
     def on_profile(self, message: dict, payload: bytes) -> None:
-        from evaluator.profiling import profile_run
-
         self.stage = "done"
         train_images, train_labels, test_images = self.run_data(message)
         summary = profile_run(self.speedrun, train_images, train_labels, test_images, int(message["seed"]))
